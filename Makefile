@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tvmdeploy-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps demo test test-fast clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Cross compiler and qemu for the ARM profile and the emulated board (apt-get; root on Debian/Ubuntu).
+system-deps:
+	bash tools/install_system_deps.sh
+
+demo: setup
+	bash tools/demo.sh
+
+test: setup system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the emulated board and multi-minute suites.
+test-fast: setup
+	$(PY) -m pytest -m "not rpc and not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,157 @@
+"""Build an artifact: ONNX -> Relax -> compiled library for a profile, manifest, and parity with ONNX Runtime."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvmdeploy.compile import cross
+from tvmdeploy.compile.frontend import import_onnx
+from tvmdeploy.compile.pipeline import compile_relax
+from tvmdeploy.compile.verify import DEFAULT_ATOL, ParityReport, check_parity
+from tvmdeploy.runtime import tvm_api
+from tvmdeploy.runtime.artifact import (
+    LIBRARY_FILE,
+    ONNX_FILE,
+    Manifest,
+    TensorSpec,
+    sha256_file,
+    write_manifest,
+)
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.loader import LocalModule
+from tvmdeploy.runtime.preprocess import PreprocessConfig
+from tvmdeploy.targets import TargetProfile
+
+
+@dataclass
+class BuildResult:
+    artifact_dir: Path
+    manifest: Manifest
+    parity: ParityReport | None  # None when the library cannot run here (other arch, no GPU)
+    parity_skipped_reason: str = ""
+
+
+def database_sha256(folder: Path) -> str:
+    """One hash over a tuning database folder (its JSON files, by relative name and content)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    if not files:
+        raise TvmDeployError(f"{folder} holds no MetaSchedule database (*.json files)")
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _can_run_here(profile: TargetProfile) -> tuple[bool, str]:
+    if profile.device == "cuda":
+        dev = tvm_api.device("cuda")
+        return (True, "") if tvm_api.device_exists(dev) else (False, "no CUDA device on this machine")
+    if not profile.runs_on_this_machine:
+        return False, f"the library is for {profile.arch} {profile.name}; verify it on the device (run/bench over RPC)"
+    return True, ""
+
+
+def _replace_dir(staging: Path, out_dir: Path) -> None:
+    """Swap the finished build into place; a failed build never destroys the previous artifact."""
+    if out_dir.exists():
+        if not (out_dir / "manifest.json").is_file() and any(out_dir.iterdir()):
+            raise TvmDeployError(f"{out_dir} exists and is not an artifact folder; refusing to overwrite it")
+        backup = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(backup, ignore_errors=True)
+        out_dir.rename(backup)
+        staging.rename(out_dir)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+def build_artifact(
+    onnx_path: Path,
+    profile: TargetProfile,
+    out_dir: Path,
+    *,
+    tuning_log: Path | None = None,
+    input_shape: list[int] | None = None,
+    batch: int | None = None,
+    verify: bool = True,
+    atol: float = DEFAULT_ATOL,
+) -> BuildResult:
+    """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json)."""
+    onnx_path = Path(onnx_path)
+    out_dir = Path(out_dir)
+    if tuning_log is not None and not Path(tuning_log).is_dir():
+        raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
+    mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
+    compiled = compile_relax(mod, profile, database_dir=Path(tuning_log) if tuning_log else None)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        library = staging / LIBRARY_FILE
+        cross.export_library(compiled.executable, library, profile)
+        shutil.copyfile(onnx_path, staging / ONNX_FILE)
+        num_classes = _output_classes(info)
+        manifest = Manifest(
+            model_name=info.model_name,
+            model_sha256=info.sha256,
+            weights=info.weights,
+            labels=info.labels,
+            profile=profile.name,
+            device=profile.device,
+            arch=profile.arch,
+            cpu_flags=list(profile.cpu_flags),
+            threads=profile.threads,
+            target=profile.target,
+            tvm_version=tvm_api.tvm_version(),
+            input=TensorSpec(info.input_name, info.input_shape, info.input_dtype),
+            output=TensorSpec(info.output_name, [info.input_shape[0], num_classes], "float32"),
+            preprocess=PreprocessConfig().to_dict(),
+            library_sha256=sha256_file(library),
+            tuning=(
+                {
+                    "database": str(tuning_log),
+                    "database_sha256": database_sha256(Path(tuning_log)),
+                    "tasks_total": compiled.tasks_total,
+                    "tasks_from_database": compiled.tasks_from_database,
+                }
+                if tuning_log
+                else None
+            ),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_manifest(staging, manifest)
+
+        parity, reason = None, ""
+        runnable, reason = _can_run_here(profile)
+        if verify and runnable:
+            module = LocalModule(staging)
+            parity = check_parity(module.run, onnx_path, info.input_shape, atol=atol, threads=profile.threads)
+            manifest.parity = parity.to_dict()
+            write_manifest(staging, manifest)
+            if not parity.passed:
+                raise TvmDeployError(f"build failed verification: {parity.summary()}")
+        elif not verify:
+            reason = "verification disabled (--no-verify)"
+        if manifest.parity is None:
+            manifest.parity = {"status": "not-run", "reason": reason}
+            write_manifest(staging, manifest)
+        _replace_dir(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(out_dir, manifest, parity, reason)
+
+
+def _output_classes(info) -> int:
+    """Number of classes from the ONNX output's static shape (1000 for ImageNet models)."""
+    import onnx
+
+    model = onnx.load(str(info.path), load_external_data=False)
+    dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    if len(dims) != 2 or dims[1] <= 0:
+        raise TvmDeployError(f"{info.path}: expected a [N, classes] logits output, got shape {dims}")
+    return int(dims[1])

@@ -1,0 +1,1 @@
+"""tvmdeploy runtime: load an artifact locally or over RPC, shared pre/post-processing, timing (no torch, no compiler)."""

@@ -1,0 +1,62 @@
+"""The TVM runtime calls we depend on, in one place: apache-tvm 0.27 names them differently from older releases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _tvm():
+    import tvm  # lazy: `tvmdeploy.runtime` must import on machines without TVM (e.g. for preprocessing only)
+    import tvm.runtime.vm  # noqa: F401  (registers the VM wrapper; needs only libtvm_runtime)
+
+    return tvm
+
+
+def configure_threads(threads: int | None) -> None:
+    """Fix the TVM thread pool size; must run before the first parallel kernel.
+
+    TVM reads these variables when its pool starts. Pinning threads to cores made the whole model
+    about 2x slower on this project's VMs (TVM_NOTES item 5), so binding is off unless the user set it.
+    """
+    if threads:
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("TVM_BIND_THREADS", "0")
+
+
+def tvm_version() -> str:
+    return _tvm().__version__
+
+
+def device(kind: str, index: int = 0, session: Any = None):
+    """A TVM device of `kind` ("cpu"/"cuda"), local or on an RPC session."""
+    if session is not None:
+        return session.cuda(index) if kind == "cuda" else session.cpu(index)
+    tvm = _tvm()
+    return tvm.cuda(index) if kind == "cuda" else tvm.cpu(index)
+
+
+def device_exists(dev) -> bool:
+    return bool(dev.exist)
+
+
+def load_library(path: Path):
+    return _tvm().runtime.load_module(str(path))
+
+
+def virtual_machine(library, dev):
+    return _tvm().runtime.vm.VirtualMachine(library, dev)
+
+
+def to_device(array: np.ndarray, dev):
+    return _tvm().runtime.tensor(np.ascontiguousarray(array), dev)
+
+
+def to_numpy(value) -> np.ndarray:
+    """The VM returns a Tensor for one output and an Array for several; we take the first (the logits)."""
+    if hasattr(value, "numpy"):
+        return value.numpy()
+    return to_numpy(value[0])

@@ -1,0 +1,16 @@
+"""tvmdeploy targets: target profiles as validated plain data."""
+
+from tvmdeploy.targets.profile import (
+    CrossCompiler,
+    TargetProfile,
+    all_profiles,
+    host_cpu_flags,
+    load_profile,
+    profile_from_dict,
+    profile_names,
+)
+
+__all__ = [
+    "CrossCompiler", "TargetProfile", "all_profiles", "host_cpu_flags", "load_profile",
+    "profile_from_dict", "profile_names",
+]

@@ -1,0 +1,1 @@
+"""tvmdeploy tools: the command line and scripts."""

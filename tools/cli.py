@@ -1,0 +1,73 @@
+"""The `tvmdeploy` command line: one sub-command per verb module, thin over the library API."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import importlib
+import sys
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+# Verb name -> module under tvmdeploy.tools that defines `add_arguments(parser)` and `run(args) -> int`.
+# Modules are imported only when their verb runs, so `tvmdeploy zoo` never pays for torch or tvm.
+VERBS: dict[str, tuple[str, str]] = {
+    "zoo": ("verb_zoo", "list the MobileNetV2 variants with params, FLOPs and card accuracy"),
+    "export": ("verb_export", "export a zoo model to ONNX (needs the [export] extra: torch)"),
+    "targets": ("verb_targets", "list the target profiles"),
+    "build": ("verb_build", "compile an ONNX model for a target profile into an artifact folder"),
+    "run": ("verb_run", "classify images with an artifact, locally or over RPC"),
+    "bench": ("verb_bench", "time an artifact against ONNX Runtime"),
+    "tune": ("verb_tune", "tune the convolution kernels with MetaSchedule"),
+    "rpc": ("verb_rpc", "TVM RPC tracker and servers"),
+    "board": ("verb_board", "start or stop the emulated aarch64 board"),
+    "compare": ("verb_compare", "compare latency across targets"),
+    "eval": ("verb_eval", "top-1/top-5 accuracy over an image folder"),
+    "bundle": ("verb_bundle", "pack the runtime-only bundle for a device"),
+}
+
+
+def _load_verb(name: str):
+    return importlib.import_module(f"tvmdeploy.tools.{VERBS[name][0]}")
+
+
+def _available_verbs() -> list[str]:
+    available = []
+    for name, (module, _) in VERBS.items():
+        if importlib.util.find_spec(f"tvmdeploy.tools.{module}") is not None:
+            available.append(name)
+    return available
+
+
+def build_parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tvmdeploy",
+        description="MobileNetV2 from ONNX to tuned, verified native code with Apache TVM.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for name in _available_verbs():
+        verb_parser = sub.add_parser(name, help=VERBS[name][1], description=VERBS[name][1])
+        # Only the chosen verb's module is imported to add its arguments.
+        if name == verb:
+            _load_verb(name).add_arguments(verb_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    try:
+        return int(_load_verb(args.verb).run(args) or 0)
+    except TvmDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Open an artifact where it runs: locally, on an RPC server, or on a board behind a tracker."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+DEFAULT_RPC_TIMEOUT_S = 60.0
+
+
+def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("remote device (TVM RPC)")
+    group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="request a device from this RPC tracker")
+    group.add_argument("--rpc-key", metavar="KEY", help="device key registered with the tracker (e.g. cortex-a72)")
+    group.add_argument("--rpc", metavar="HOST:PORT", help="connect directly to an RPC server")
+    group.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
+                       help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})")
+
+
+def rpc_endpoint(args: argparse.Namespace):
+    """The RpcEndpoint the arguments name, or None for a local run."""
+    if args.rpc and args.rpc_tracker:
+        raise TvmDeployError("use either --rpc HOST:PORT (a server) or --rpc-tracker HOST:PORT --rpc-key KEY, not both")
+    if args.rpc_tracker and not args.rpc_key:
+        raise TvmDeployError("--rpc-tracker needs --rpc-key (the device key, e.g. cortex-a72)")
+    if args.rpc_key and not args.rpc_tracker:
+        raise TvmDeployError("--rpc-key needs --rpc-tracker HOST:PORT")
+    if not (args.rpc or args.rpc_tracker):
+        return None
+    from tvmdeploy.runtime.rpc import RpcEndpoint
+
+    if args.rpc:
+        return RpcEndpoint.server(args.rpc)
+    return RpcEndpoint.tracker(args.rpc_tracker, args.rpc_key)
+
+
+def open_module(artifact_dir: Path, args: argparse.Namespace, threads: int | None = None):
+    """A module with `.manifest`, `.run(x)`, `.run_images(x)`, `.time(x, number, repeat)`, local or remote."""
+    endpoint = rpc_endpoint(args)
+    if endpoint is None:
+        from tvmdeploy.runtime.loader import LocalModule
+
+        return LocalModule(artifact_dir, threads=threads)
+    from tvmdeploy.runtime.rpc import RemoteModule, connect
+
+    session = connect(endpoint, timeout_s=args.rpc_timeout)
+    return RemoteModule(session, artifact_dir)

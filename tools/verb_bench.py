@@ -1,0 +1,74 @@
+"""`tvmdeploy bench`: latency of an artifact against ONNX Runtime measured in the same run on the same threads."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, rpc_endpoint
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
+    parser.add_argument("--threads", type=int, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)")
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per competitor (default 100)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    parser.add_argument("--min-seconds", type=float, default=2.0, help="keep timing until each competitor has this much (default 2)")
+    parser.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime baseline")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_rpc_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tvmdeploy.compile.reference import OrtModel, reference_input
+    from tvmdeploy.runtime.artifact import verify_onnx
+    from tvmdeploy.runtime.timing import LatencyStats, interleaved
+
+    if args.runs < 1 or args.warmup < 0:
+        raise TvmDeployError("--runs must be >= 1 and --warmup >= 0")
+    remote = rpc_endpoint(args) is not None
+    module = open_module(args.artifact, args, threads=args.threads)
+    manifest = module.manifest
+    threads = args.threads or manifest.threads or os.cpu_count() or 1
+    x = reference_input(manifest.input.shape)
+    rows: dict[str, LatencyStats] = {}
+    tvm_name = f"TVM {manifest.profile}" + (" (remote)" if remote else "")
+    if remote:
+        # The device's own timer: network round trips would swamp a few-ms kernel.
+        module.time(x, number=1, repeat=max(1, args.warmup))
+        rows[tvm_name] = LatencyStats.from_samples([s * 1e3 for s in module.time(x, number=1, repeat=args.runs)])
+    competitors = {} if remote else {tvm_name: lambda: module.run(x)}
+    if not args.no_ort:
+        ort = OrtModel(verify_onnx(args.artifact, manifest), threads=threads)
+        competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
+    if competitors:
+        rows.update(interleaved(competitors, warmup=args.warmup, min_runs=args.runs, min_seconds=args.min_seconds))
+    emulated = bool(getattr(module, "emulated", False))
+    baseline = next((s for name, s in rows.items() if name.startswith("ONNX Runtime")), None)
+    tuned = f"tuned ({manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks)" if manifest.tuning else "untuned"
+    if args.json:
+        print(json.dumps({
+            "artifact": str(args.artifact),
+            "model": manifest.model_name,
+            "profile": manifest.profile,
+            "batch": manifest.batch,
+            "threads": threads,
+            "tuning": tuned,
+            "emulated": emulated,
+            "results": {name: {**s.to_dict(), "ratio_to_ort": (s.median_ms / baseline.median_ms) if baseline else None}
+                        for name, s in rows.items()},
+        }, indent=2))
+        return 0
+    print(f"{manifest.model_name}, batch {manifest.batch}, {threads} thread(s), {tuned}")
+    if emulated:
+        print("note: the board is emulated (qemu-user): its timings say nothing about a real Cortex-A")
+    width = max(len(n) for n in rows)
+    print(f"| {'runtime':<{width}} | median ms |   p10 ms |   p90 ms |    n | vs ORT |")
+    print(f"|{'-' * (width + 2)}|----------:|---------:|---------:|-----:|-------:|")
+    for name, s in rows.items():
+        ratio = f"{s.median_ms / baseline.median_ms:5.2f}x" if baseline else "   n/a"
+        print(f"| {name:<{width}} | {s.median_ms:9.3f} | {s.p10_ms:8.3f} | {s.p90_ms:8.3f} | {s.n:4d} | {ratio:>6} |")
+    return 0

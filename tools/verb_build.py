@@ -1,0 +1,60 @@
+"""`tvmdeploy build`: compile an ONNX model for a profile into a verified artifact folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+
+def parse_shape(text: str) -> list[int]:
+    try:
+        dims = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise TvmDeployError(f"--input-shape must look like 1,3,224,224, got '{text}'") from None
+    return dims
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="ONNX file")
+    parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="artifact folder to write")
+    parser.add_argument("--tuning-log", type=Path, help="MetaSchedule database folder to apply")
+    parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
+    parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
+    parser.add_argument("--atol", type=float, default=None, help="parity tolerance on logits (default 1e-4)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity check")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.verify import DEFAULT_ATOL
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(args.profile)
+    start = time.perf_counter()
+    result = build_artifact(
+        args.model,
+        profile,
+        args.output,
+        tuning_log=args.tuning_log,
+        input_shape=args.input_shape,
+        batch=args.batch,
+        verify=not args.no_verify,
+        atol=DEFAULT_ATOL if args.atol is None else args.atol,
+    )
+    manifest = result.manifest
+    print(f"built {manifest.model_name} for {profile.name} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
+    if manifest.tuning:
+        print(f"tuning log: {manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks from {manifest.tuning['database']}")
+    else:
+        print("tuning log: none (untuned kernels; see `tvmdeploy tune`)")
+    if result.parity is not None:
+        print(result.parity.summary())
+    else:
+        print(f"parity: not run here ({result.parity_skipped_reason})")
+    if manifest.weights_are_random:
+        print(f"note: weights are random ({manifest.weights}); predictions and class names are meaningless")
+    return 0

@@ -1,0 +1,1 @@
+"""Shipped MetaSchedule tuning databases, one folder per profile and model key."""
