@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
-    args = parser.parse_args(argv)
     try:
+        # Inside the try: argument types (e.g. --input-shape) raise TvmDeployError too.
+        args = parser.parse_args(argv)
         return int(_load_verb(args.verb).run(args) or 0)
     except TvmDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,78 @@
+"""Build: artifacts for the host pass ONNX Runtime parity; failures keep the previous artifact; bad input is refused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tvmdeploy.compile import reference
+from tvmdeploy.compile.build import build_artifact
+from tvmdeploy.runtime.artifact import LIBRARY_FILE, ONNX_FILE, read_manifest, sha256_file
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.loader import LocalModule
+from tvmdeploy.targets import load_profile
+
+
+@pytest.fixture(scope="module")
+def avx2():
+    return load_profile("x86-avx2")
+
+
+def test_tiny_build_writes_a_complete_manifest(tiny_onnx, tmp_path, avx2):
+    onnx_path = tiny_onnx()
+    result = build_artifact(onnx_path, avx2, tmp_path / "art")
+    manifest = read_manifest(tmp_path / "art")
+    assert manifest.model_sha256 == sha256_file(onnx_path) == sha256_file(tmp_path / "art" / ONNX_FILE)
+    assert manifest.library_sha256 == sha256_file(tmp_path / "art" / LIBRARY_FILE)
+    assert manifest.profile == "x86-avx2" and manifest.target == avx2.target
+    assert manifest.input.shape == [1, 3, 16, 16] and manifest.output.shape == [1, 10]
+    assert manifest.tvm_version.startswith("0.27")
+    assert manifest.preprocess["resize"] == 256 and manifest.preprocess["crop"] == 224
+    assert manifest.parity["status"] == "passed" and manifest.parity["max_abs_diff"] <= 1e-4
+    assert result.parity.passed and manifest.tuning is None
+
+
+def test_batched_build_runs_any_number_of_images(tiny_onnx, tmp_path, avx2):
+    onnx_path = tiny_onnx(input_dims=["N", 3, 16, 16])
+    build_artifact(onnx_path, avx2, tmp_path / "b4", batch=4)
+    module = LocalModule(tmp_path / "b4")
+    images = np.random.default_rng(1).standard_normal((6, 3, 16, 16)).astype(np.float32)
+    ort = reference.OrtModel(onnx_path)
+    np.testing.assert_allclose(module.run_images(images), ort.run(images), atol=1e-4)
+
+
+def test_parity_failure_fails_the_build_and_keeps_the_old_artifact(tiny_onnx, tmp_path, avx2, monkeypatch):
+    onnx_path = tiny_onnx()
+    build_artifact(onnx_path, avx2, tmp_path / "art")
+    before = (tmp_path / "art" / "manifest.json").read_text()
+    # Fault injection: the reference disagrees, as a miscompiled library would.
+    real_run = reference.OrtModel.run
+    monkeypatch.setattr(reference.OrtModel, "run", lambda self, x: real_run(self, x) + 1e-2)
+    with pytest.raises(TvmDeployError, match=r"build failed verification: .*max \|Δ logits\| = 0.01.*FAIL"):
+        build_artifact(onnx_path, avx2, tmp_path / "art")
+    assert (tmp_path / "art" / "manifest.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_an_artifact(tiny_onnx, tmp_path, avx2):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(TvmDeployError, match="not an artifact folder"):
+        build_artifact(tiny_onnx(), avx2, tmp_path / "precious")
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_missing_tuning_log(tiny_onnx, tmp_path, avx2):
+    with pytest.raises(TvmDeployError, match="tuning log folder not found"):
+        build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name", ["ppcls_mobilenetv2_x0_25", "torchvision_mobilenet_v2"])
+def test_mobilenetv2_parity_with_onnxruntime(exported_onnx, tmp_path, avx2, name):
+    result = build_artifact(exported_onnx(name), avx2, tmp_path / name)
+    parity = result.parity
+    assert parity.passed, parity.summary()
+    assert parity.max_abs_diff <= 1e-4 and parity.top5_identical
+    manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+    assert manifest["model_name"] == name and manifest["weights"] == "random:seed=0"
+    assert manifest["output"]["shape"] == [1, 1000]
