@@ -34,6 +34,10 @@ class BuildResult:
     manifest: Manifest
     parity: ParityReport | None  # None when the library cannot run here (other arch, no GPU)
     parity_skipped_reason: str = ""
+    tuning_note: str = ""
+
+
+SHIPPED = "shipped"  # `--tuning-log shipped`: the database under tuning_logs/ whose tasks match this model
 
 
 def database_sha256(folder: Path) -> str:
@@ -75,7 +79,7 @@ def build_artifact(
     profile: TargetProfile,
     out_dir: Path,
     *,
-    tuning_log: Path | None = None,
+    tuning_log: Path | str | None = None,
     input_shape: list[int] | None = None,
     batch: int | None = None,
     verify: bool = True,
@@ -84,9 +88,17 @@ def build_artifact(
     """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json)."""
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    if tuning_log is not None and not Path(tuning_log).is_dir():
+    shipped = tuning_log == SHIPPED
+    if tuning_log is not None and not shipped and not Path(tuning_log).is_dir():
         raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
+    tuning_note = ""
+    if shipped:
+        from tvmdeploy.compile.tuning import find_database  # lazy: pulls in MetaSchedule
+
+        tuning_log = find_database(mod, profile)
+        if tuning_log is None:
+            tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}; building untuned"
     compiled = compile_relax(mod, profile, database_dir=Path(tuning_log) if tuning_log else None)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +155,7 @@ def build_artifact(
         _replace_dir(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(out_dir, manifest, parity, reason)
+    return BuildResult(out_dir, manifest, parity, reason, tuning_note)
 
 
 def _output_classes(info) -> int:

@@ -4,13 +4,12 @@ from tvmdeploy.targets.profile import (
     CrossCompiler,
     TargetProfile,
     all_profiles,
-    host_cpu_flags,
     load_profile,
     profile_from_dict,
     profile_names,
 )
 
 __all__ = [
-    "CrossCompiler", "TargetProfile", "all_profiles", "host_cpu_flags", "load_profile",
+    "CrossCompiler", "TargetProfile", "all_profiles", "load_profile",
     "profile_from_dict", "profile_names",
 ]

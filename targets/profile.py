@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tvmdeploy.runtime.cpu_check import host_cpu_flags, missing_flags
 from tvmdeploy.runtime.errors import TvmDeployError
 
 DEVICES = ("cpu", "cuda")
@@ -59,19 +60,7 @@ class TargetProfile:
         """True when a library built for this profile can execute here, as far as we can tell cheaply."""
         if self.device != "cpu" or self.arch != platform.machine():
             return False
-        return set(self.cpu_flags) <= host_cpu_flags()
-
-
-def host_cpu_flags() -> set[str]:
-    """The CPU feature flags of this machine (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+        return not missing_flags(self.cpu_flags, host_cpu_flags() or set())
 
 
 def _require(data: dict, key: str, kind: type, where: str):

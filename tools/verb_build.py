@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="ONNX file")
     parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="artifact folder to write")
-    parser.add_argument("--tuning-log", type=Path, help="MetaSchedule database folder to apply")
+    parser.add_argument("--tuning-log", metavar="DIR|shipped",
+                        help="MetaSchedule database folder to apply, or 'shipped' for the one under tuning_logs/ matching this model")
     parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
     parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
     parser.add_argument("--atol", type=float, default=None, help="parity tolerance on logits (default 1e-4)")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if manifest.tuning:
         print(f"tuning log: {manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks from {manifest.tuning['database']}")
     else:
-        print("tuning log: none (untuned kernels; see `tvmdeploy tune`)")
+        print(f"tuning log: none ({result.tuning_note or 'untuned kernels'}; see `tvmdeploy tune`)")
     if result.parity is not None:
         print(result.parity.summary())
     else:
