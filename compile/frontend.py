@@ -22,6 +22,7 @@ class OnnxModelInfo:
     input_dtype: str
     output_name: str
     metadata: dict[str, str] = field(default_factory=dict)
+    weights_params: list | None = None  # detached weight tensors, when imported with detach_weights
 
     @property
     def model_name(self) -> str:
@@ -113,8 +114,15 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
     )
 
 
-def import_onnx(path: Path, input_shape: list[int] | None = None, batch: int | None = None):
-    """(Relax IRModule with embedded weights, OnnxModelInfo) for an image-classification ONNX file."""
+def import_onnx(
+    path: Path, input_shape: list[int] | None = None, batch: int | None = None, *, detach_weights: bool = False
+):
+    """(Relax IRModule, OnnxModelInfo) for an image-classification ONNX file.
+
+    Weights are embedded as constants (what the build wants: the library is self-contained and the
+    CPU pipeline can fold weight repacking into them); with `detach_weights` they become trailing
+    parameters of `main` and `info.weights_params` holds their values, in order.
+    """
     from tvmdeploy.compile import tvm_compile_api
 
     model = load_onnx_proto(path)
@@ -126,8 +134,12 @@ def import_onnx(path: Path, input_shape: list[int] | None = None, batch: int | N
             raise TvmDeployError(f"{path}: unsupported ONNX operator(s) for TVM Relax: {', '.join(missing)}")
     try:
         mod = tvm_compile_api.relax_from_onnx(
-            model, {info.input_name: info.input_shape}, {info.input_name: info.input_dtype}
+            model, {info.input_name: info.input_shape}, {info.input_name: info.input_dtype},
+            weights_as_inputs=detach_weights,
         )
     except tvm_compile_api.OpNotImplemented as exc:
         raise TvmDeployError(f"{path}: unsupported ONNX operator: {str(exc).strip().splitlines()[-1]}") from None
+    if detach_weights:
+        mod, params = tvm_compile_api.detach_weights(mod)
+        info.weights_params = list(params.get("main", []))
     return mod, info

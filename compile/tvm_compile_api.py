@@ -9,15 +9,17 @@ from tvm import relax
 OpNotImplemented = tvm.error.OpNotImplemented
 
 
-def relax_from_onnx(model, shape_dict: dict[str, list[int]], dtype_dict: dict[str, str]) -> tvm.IRModule:
-    """Import an ONNX ModelProto into Relax with weights embedded as constants."""
+def relax_from_onnx(
+    model, shape_dict: dict[str, list[int]], dtype_dict: dict[str, str], *, weights_as_inputs: bool = False
+) -> tvm.IRModule:
+    """Import an ONNX ModelProto into Relax, weights embedded as constants or as trailing inputs of `main`."""
     from tvm.relax.frontend.onnx import from_onnx
 
-    return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
+    return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=weights_as_inputs)
 
 
 def detach_weights(mod: tvm.IRModule) -> tuple[tvm.IRModule, dict]:
-    """Split embedded weights out of the module (used when the caller wants them as inputs)."""
+    """Split the weights of a module imported with weights_as_inputs into {function: [tensors]}."""
     return relax.frontend.detach_params(mod)
 
 

@@ -95,3 +95,22 @@ def test_unsupported_operator(tiny_onnx):
     with pytest.raises(TvmDeployError, match="unsupported ONNX operator.*LpNormalization"):
         import_onnx(path)
     assert model.graph.node[0].op_type == "LpNormalization"
+
+
+def test_detached_weights_become_inputs(tiny_onnx):
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.reference import OrtModel
+
+    path = tiny_onnx()
+    mod, info = import_onnx(path, detach_weights=True)
+    assert len(info.weights_params) == 3 and len(mod["main"].params) == 4
+    executable = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    out = vm["main"](tvm.runtime.tensor(x), *info.weights_params).numpy()
+    np.testing.assert_allclose(out, OrtModel(path).run(x), atol=1e-4)
+    embedded, embedded_info = import_onnx(path)
+    assert len(embedded["main"].params) == 1 and embedded_info.weights_params is None
