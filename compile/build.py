@@ -53,8 +53,11 @@ def database_sha256(folder: Path) -> str:
 
 def _can_run_here(profile: TargetProfile) -> tuple[bool, str]:
     if profile.device == "cuda":
-        dev = tvm_api.device("cuda")
-        return (True, "") if tvm_api.device_exists(dev) else (False, "no CUDA device on this machine")
+        try:
+            present = tvm_api.device_exists(tvm_api.device("cuda"))
+        except TvmDeployError as exc:  # no driver: TVM's CUDA runtime library cannot even load
+            return False, f"no usable CUDA device on this machine ({exc})"
+        return (True, "") if present else (False, "no CUDA device on this machine")
     if not profile.runs_on_this_machine:
         return False, f"the library is for {profile.arch} {profile.name}; verify it on the device (run/bench over RPC)"
     return True, ""

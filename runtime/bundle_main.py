@@ -17,34 +17,6 @@ from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
 
-_loaded_runtimes: dict[str, object] = {}
-
-
-def load_device_runtime(device: str) -> None:
-    """Load TVM's CUDA runtime library, which `import tvm` skips in runtime-only mode.
-
-    With TVM_USE_RUNTIME_LIB=1, apache-tvm 0.27 loads only libtvm_runtime.so; the CUDA device API
-    and the CUDA module loader live in libtvm_runtime_cuda.so, next to it. Without this a CUDA
-    artifact fails with "a loader of that name is not registered".
-    """
-    if device != "cuda" or device in _loaded_runtimes:
-        return
-    import tvm_ffi
-    from tvm.base import _LOADED_LIBS
-    from tvm_ffi.libinfo import load_lib_ctypes
-
-    if tvm_ffi.get_global_func("ffi.Module.load_from_bytes.cuda", allow_missing=True) is None:
-        runtime_dir = Path(_LOADED_LIBS["tvm_runtime"]._name).resolve().parent
-        try:
-            _LOADED_LIBS["tvm_runtime_cuda"] = load_lib_ctypes(
-                package="tvm", target_name="tvm_runtime_cuda", extra_lib_paths=[runtime_dir], mode="RTLD_LOCAL"
-            )
-        except (OSError, RuntimeError) as exc:
-            # Usually libcuda.so.1 (the NVIDIA driver) or libcudart.so.13 is missing.
-            raise TvmDeployError(f"cannot load TVM's CUDA runtime (libtvm_runtime_cuda.so): {exc}") from None
-    _loaded_runtimes[device] = True
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tvmdeploy.runtime.bundle_main",
@@ -83,6 +55,8 @@ def classify(args: argparse.Namespace) -> dict:
 
     manifest = read_manifest(args.artifact)
     started = time.perf_counter()
+    from tvmdeploy.runtime.tvm_api import load_device_runtime  # after the numpy/Pillow check above
+
     load_device_runtime(manifest.device)
     module = load_artifact(args.artifact, threads=args.threads)
     loaded = time.perf_counter()

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tvmdeploy.runtime.errors import TvmDeployError
+
 import numpy as np
 
 
@@ -27,6 +29,35 @@ def configure_threads(threads: int | None) -> None:
     os.environ.setdefault("TVM_BIND_THREADS", "0")
 
 
+_loaded_runtimes: dict[str, object] = {}
+
+
+def load_device_runtime(device: str) -> None:
+    """Load TVM's CUDA runtime library, which `import tvm` skips in runtime-only mode.
+
+    With TVM_USE_RUNTIME_LIB=1, apache-tvm 0.27 loads only libtvm_runtime.so; the CUDA device API
+    and the CUDA module loader live in libtvm_runtime_cuda.so, next to it. Without this a CUDA
+    artifact fails with "a loader of that name is not registered".
+    """
+    if device != "cuda" or device in _loaded_runtimes:
+        return
+    _tvm()
+    import tvm_ffi
+    from tvm.base import _LOADED_LIBS
+    from tvm_ffi.libinfo import load_lib_ctypes
+
+    if tvm_ffi.get_global_func("ffi.Module.load_from_bytes.cuda", allow_missing=True) is None:
+        runtime_dir = Path(_LOADED_LIBS["tvm_runtime"]._name).resolve().parent
+        try:
+            _LOADED_LIBS["tvm_runtime_cuda"] = load_lib_ctypes(
+                package="tvm", target_name="tvm_runtime_cuda", extra_lib_paths=[runtime_dir], mode="RTLD_LOCAL"
+            )
+        except (OSError, RuntimeError) as exc:
+            # Usually libcuda.so.1 (the NVIDIA driver) or libcudart.so.13 is missing.
+            raise TvmDeployError(f"cannot load TVM's CUDA runtime (libtvm_runtime_cuda.so): {exc}") from None
+    _loaded_runtimes[device] = True
+
+
 def tvm_version() -> str:
     return _tvm().__version__
 
@@ -36,6 +67,7 @@ def device(kind: str, index: int = 0, session: Any = None):
     if session is not None:
         return session.cuda(index) if kind == "cuda" else session.cpu(index)
     tvm = _tvm()
+    load_device_runtime(kind)
     return tvm.cuda(index) if kind == "cuda" else tvm.cpu(index)
 
 
