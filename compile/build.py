@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tvmdeploy.compile import cross
-from tvmdeploy.compile.frontend import import_onnx
+from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
 from tvmdeploy.compile.pipeline import compile_relax
 from tvmdeploy.compile.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.runtime import tvm_api
@@ -109,11 +109,17 @@ def build_artifact(
     try:
         library = staging / LIBRARY_FILE
         cross.export_library(compiled.executable, library, profile)
-        shutil.copyfile(onnx_path, staging / ONNX_FILE)
+        # The artifact keeps the ONNX it was built from, at the built batch size: ONNX Runtime
+        # (parity here, baselines in bench/compare) rejects a batch-1 export fed 8 images.
+        reference_onnx = staging / ONNX_FILE
+        if info.fixed_batch not in (None, info.input_shape[0]):
+            onnx_with_batch(onnx_path, info.input_shape[0], reference_onnx)
+        else:
+            shutil.copyfile(onnx_path, reference_onnx)
         num_classes = _output_classes(info)
         manifest = Manifest(
             model_name=info.model_name,
-            model_sha256=info.sha256,
+            model_sha256=sha256_file(reference_onnx),
             weights=info.weights,
             labels=info.labels,
             profile=profile.name,
@@ -138,6 +144,7 @@ def build_artifact(
                 else None
             ),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256},
         )
         write_manifest(staging, manifest)
 
@@ -145,7 +152,7 @@ def build_artifact(
         runnable, reason = _can_run_here(profile)
         if verify and runnable:
             module = LocalModule(staging)
-            parity = check_parity(module.run, onnx_path, info.input_shape, atol=atol, threads=profile.threads)
+            parity = check_parity(module.run, reference_onnx, info.input_shape, atol=atol, threads=profile.threads)
             manifest.parity = parity.to_dict()
             write_manifest(staging, manifest)
             if not parity.passed:

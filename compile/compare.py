@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from tvmdeploy.compile.frontend import onnx_with_batch
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.timing import LatencyStats
+from tvmdeploy.runtime.timing import LatencyStats, blocked
 
 KINDS = ("tvm", "onnxruntime", "pytorch")
 BASELINES = ("onnxruntime", "pytorch")
@@ -244,23 +245,6 @@ def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Ca
     return out
 
 
-def onnx_at_batch(source: Path, batch: int, dest: Path) -> Path:
-    """`source` with its input and output batch dimension set to `batch` (exported zoo models fix it at 1)."""
-    import onnx
-
-    model = onnx.load(str(source))
-    for value in list(model.graph.input[:1]) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if dims:
-            dims[0].ClearField("dim_param")
-            dims[0].dim_value = batch
-    # Intermediate shapes recorded at the old batch would contradict the new one.
-    del model.graph.value_info[:]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dest))
-    return dest
-
-
 def batch_onnx(model: Path, batch: int, out_dir: Path) -> Path:
     """`model` itself when it runs at `batch`, else its re-batched copy OUT/<stem>-b<batch>.onnx (made once).
 
@@ -272,7 +256,7 @@ def batch_onnx(model: Path, batch: int, out_dir: Path) -> Path:
         return model
     dest = out_dir / f"{model.stem}-b{batch}.onnx"
     if not dest.is_file() or dest.stat().st_mtime < model.stat().st_mtime:
-        onnx_at_batch(model, batch, dest)
+        onnx_with_batch(model, batch, dest)
     return dest
 
 
@@ -469,45 +453,6 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
         if row.stats is not None and base is not None:
             row.ratio_to_ort = row.stats.median_ms / base.median_ms
     return rows
-
-
-def blocked(
-    fns: dict[str, Callable[[], object]],
-    *,
-    warmup: int,
-    min_runs: int,
-    min_seconds: float,
-    rounds: int = 3,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, LatencyStats]:
-    """Time competitors in alternating blocks A..A B..B C..C, `rounds` times, each block after its own warm-up.
-
-    Alternating call by call (`timing.interleaved`) suits single-threaded code, but ONNX Runtime,
-    OpenMP (PyTorch) and TVM keep their worker threads spinning for a while after each call: on a
-    small machine the next runtime's first calls then fight those spinners. Whole blocks with a
-    warm-up each keep that out of the samples, and several rounds still spread slow drift evenly.
-    """
-    if not fns:
-        raise TvmDeployError("nothing to measure")
-    per_block = max(1, -(-min_runs // rounds))
-    block_warmup = max(2, -(-warmup // rounds)) if warmup else 0
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    spent = {name: 0.0 for name in fns}
-    done = 0
-    while done < rounds or min(spent.values()) < min_seconds:
-        for name, fn in fns.items():
-            for _ in range(block_warmup):
-                fn()
-            for _ in range(per_block):
-                start = clock()
-                fn()
-                elapsed = clock() - start
-                samples[name].append(elapsed * 1e3)
-                spent[name] += elapsed
-        done += 1
-        if done >= 10 * rounds:  # min_seconds unreachable in reasonable time: stop, the runs are enough
-            break
-    return {name: LatencyStats.from_samples(s) for name, s in samples.items()}
 
 
 def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, threads: int):

@@ -23,6 +23,7 @@ class OnnxModelInfo:
     output_name: str
     metadata: dict[str, str] = field(default_factory=dict)
     weights_params: list | None = None  # detached weight tensors, when imported with detach_weights
+    fixed_batch: int | None = None  # the batch the file itself fixes (None: dynamic)
 
     @property
     def model_name(self) -> str:
@@ -84,6 +85,7 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim]
     if len(dims) != 4:
         raise TvmDeployError(f"{path}: input '{graph_input.name}' is {len(dims)}-D; expected a 4-D NCHW image batch")
+    fixed_batch = dims[0]
     if input_shape is not None:
         if len(input_shape) != 4 or any(int(v) <= 0 for v in input_shape):
             raise TvmDeployError(f"--input-shape must be 4 positive integers N,C,H,W, got {input_shape}")
@@ -111,6 +113,7 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
         input_dtype=dtype,
         output_name=model.graph.output[0].name,
         metadata=metadata,
+        fixed_batch=fixed_batch,
     )
 
 
@@ -143,3 +146,20 @@ def import_onnx(
         mod, params = tvm_compile_api.detach_weights(mod)
         info.weights_params = list(params.get("main", []))
     return mod, info
+
+
+def onnx_with_batch(source: Path, batch: int, dest: Path) -> Path:
+    """`source` with its input and output batch dimension set to `batch` (exported zoo models fix it at 1)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    for value in list(model.graph.input[:1]) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = batch
+    # Intermediate shapes recorded at the old batch would contradict the new one.
+    del model.graph.value_info[:]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dest))
+    return dest

@@ -146,3 +146,42 @@ def interleaved(
             spent[i] += elapsed
         rounds += 1
     return {name: LatencyStats.from_samples(s) for name, s in zip(names, samples)}
+
+
+def blocked(
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int,
+    min_runs: int,
+    min_seconds: float,
+    rounds: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, LatencyStats]:
+    """Time competitors in alternating blocks A..A B..B C..C, `rounds` times, each block after its own warm-up.
+
+    Alternating call by call (`timing.interleaved`) suits single-threaded code, but ONNX Runtime,
+    OpenMP (PyTorch) and TVM keep their worker threads spinning for a while after each call: on a
+    small machine the next runtime's first calls then fight those spinners. Whole blocks with a
+    warm-up each keep that out of the samples, and several rounds still spread slow drift evenly.
+    """
+    if not fns:
+        raise TvmDeployError("nothing to measure: no functions given")
+    per_block = max(1, -(-min_runs // rounds))
+    block_warmup = max(2, -(-warmup // rounds)) if warmup else 0
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    spent = {name: 0.0 for name in fns}
+    done = 0
+    while done < rounds or min(spent.values()) < min_seconds:
+        for name, fn in fns.items():
+            for _ in range(block_warmup):
+                fn()
+            for _ in range(per_block):
+                start = clock()
+                fn()
+                elapsed = clock() - start
+                samples[name].append(elapsed * 1e3)
+                spent[name] += elapsed
+        done += 1
+        if done >= 10 * rounds:  # min_seconds unreachable in reasonable time: stop, the runs are enough
+            break
+    return {name: LatencyStats.from_samples(s) for name, s in samples.items()}

@@ -21,5 +21,5 @@ echo
 echo "== classify the bundled sample image"
 $TD run "$OUT/$MODEL-$PROFILE" tools/assets/cat.jpg
 echo
-echo "== latency vs ONNX Runtime (same process, same threads, interleaved)"
+echo "== latency vs ONNX Runtime (same process, same threads, alternating blocks of runs)"
 $TD bench "$OUT/$MODEL-$PROFILE" --threads 2

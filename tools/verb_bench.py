@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.reference import OrtModel, reference_input
     from tvmdeploy.runtime.artifact import verify_onnx
-    from tvmdeploy.runtime.timing import LatencyStats, interleaved
+    from tvmdeploy.runtime.timing import LatencyStats, blocked
 
     if args.runs < 1 or args.warmup < 0:
         raise TvmDeployError("--runs must be >= 1 and --warmup >= 0")
@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         ort = OrtModel(verify_onnx(args.artifact, manifest), threads=threads)
         competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
     if competitors:
-        rows.update(interleaved(competitors, warmup=args.warmup, min_runs=args.runs, min_seconds=args.min_seconds))
+        # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
+        # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.
+        rows.update(blocked(competitors, warmup=args.warmup, min_runs=args.runs, min_seconds=args.min_seconds))
     emulated = bool(getattr(module, "emulated", False))
     baseline = next((s for name, s in rows.items() if name.startswith("ONNX Runtime")), None)
     tuned = f"tuned ({manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks)" if manifest.tuning else "untuned"

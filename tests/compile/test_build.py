@@ -76,3 +76,12 @@ def test_mobilenetv2_parity_with_onnxruntime(exported_onnx, tmp_path, avx2, name
     manifest = json.loads((tmp_path / name / "manifest.json").read_text())
     assert manifest["model_name"] == name and manifest["weights"] == "random:seed=0"
     assert manifest["output"]["shape"] == [1, 1000]
+
+
+def test_batch_override_of_a_batch_one_export(tiny_onnx, tmp_path, avx2):
+    # Zoo exports fix the batch at 1; building for 4 must still verify against ONNX Runtime.
+    result = build_artifact(tiny_onnx(), avx2, tmp_path / "b4", batch=4)
+    assert result.parity.passed and result.manifest.input.shape == [4, 3, 16, 16]
+    ort = reference.OrtModel(tmp_path / "b4" / ONNX_FILE)
+    assert ort.run(np.zeros((4, 3, 16, 16), np.float32)).shape == (4, 10)
+    assert result.manifest.extra["source_onnx_sha256"] != result.manifest.model_sha256

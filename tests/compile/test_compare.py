@@ -8,9 +8,7 @@ import pytest
 from tvmdeploy.compile.compare import (
     CompareConfig,
     RemoteSpec,
-    blocked,
     compare,
-    onnx_at_batch,
     parse_target,
     torch_module,
 )
@@ -54,32 +52,6 @@ def test_existing_path_with_at_sign_is_a_path(tmp_path):
     folder = tmp_path / "odd@name"
     folder.mkdir()
     assert parse_target(str(folder)).remote is None
-
-
-def test_blocked_alternates_whole_blocks_with_warmups():
-    calls = []
-    now = [0.0]
-
-    def fn(name, cost):
-        def call():
-            calls.append(name)
-            now[0] += cost
-
-        return call
-
-    stats = blocked({"a": fn("a", 0.001), "b": fn("b", 0.003)}, warmup=3, min_runs=6, min_seconds=0, clock=lambda: now[0])
-    # 3 rounds; each block: 2 warm-ups + 2 timed runs
-    assert calls == (["a"] * 4 + ["b"] * 4) * 3
-    assert stats["a"].n == 6 and stats["a"].median_ms == pytest.approx(1.0)
-    assert stats["b"].median_ms == pytest.approx(3.0)
-
-
-def test_onnx_at_batch_runs_in_ort(tiny_onnx, tmp_path):
-    from tvmdeploy.compile.reference import OrtModel
-
-    path = onnx_at_batch(tiny_onnx(), 3, tmp_path / "b3.onnx")
-    out = OrtModel(path).run(np.zeros((3, 3, 16, 16), np.float32))
-    assert out.shape == (3, 10)
 
 
 def test_torch_is_skipped_for_a_foreign_onnx(tiny_onnx):

@@ -1,10 +1,11 @@
 """ONNX front end: a good model imports with a static shape; every kind of bad input is a one-line error."""
 
+import numpy as np
 import onnx
 import pytest
 from onnx import helper
 
-from tvmdeploy.compile.frontend import import_onnx, inspect_onnx
+from tvmdeploy.compile.frontend import import_onnx, inspect_onnx, onnx_with_batch
 from tvmdeploy.runtime.errors import TvmDeployError
 
 
@@ -114,3 +115,11 @@ def test_detached_weights_become_inputs(tiny_onnx):
     np.testing.assert_allclose(out, OrtModel(path).run(x), atol=1e-4)
     embedded, embedded_info = import_onnx(path)
     assert len(embedded["main"].params) == 1 and embedded_info.weights_params is None
+
+
+def test_onnx_with_batch_runs_in_ort(tiny_onnx, tmp_path):
+    from tvmdeploy.compile.reference import OrtModel
+
+    path = onnx_with_batch(tiny_onnx(), 3, tmp_path / "b3.onnx")
+    out = OrtModel(path).run(np.zeros((3, 3, 16, 16), np.float32))
+    assert out.shape == (3, 10)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.timing import LatencyStats, interleaved, measure
+from tvmdeploy.runtime.timing import LatencyStats, blocked, interleaved, measure
 
 
 class FakeClock:
@@ -145,3 +145,21 @@ def test_interleaved_rejects_empty_and_non_callable() -> None:
         interleaved({})
     with pytest.raises(TvmDeployError, match="not callable"):
         interleaved({"x": 3})  # type: ignore[dict-item]
+
+
+def test_blocked_alternates_whole_blocks_with_warmups():
+    calls = []
+    now = [0.0]
+
+    def fn(name, cost):
+        def call():
+            calls.append(name)
+            now[0] += cost
+
+        return call
+
+    stats = blocked({"a": fn("a", 0.001), "b": fn("b", 0.003)}, warmup=3, min_runs=6, min_seconds=0, clock=lambda: now[0])
+    # 3 rounds; each block: 2 warm-ups + 2 timed runs
+    assert calls == (["a"] * 4 + ["b"] * 4) * 3
+    assert stats["a"].n == 6 and stats["a"].median_ms == pytest.approx(1.0)
+    assert stats["b"].median_ms == pytest.approx(3.0)

@@ -42,7 +42,7 @@ def test_build_run_bench_on_a_tiny_model(capsys, tmp_path, tiny_onnx_path):
     report = json.loads(out)
     names = list(report["results"])
     assert names[0] == "TVM x86-avx2" and names[1].startswith("ONNX Runtime")
-    assert report["results"][names[0]]["n"] == 5 and report["results"][names[0]]["ratio_to_ort"] > 0
+    assert report["results"][names[0]]["n"] >= 5 and report["results"][names[0]]["ratio_to_ort"] > 0
     code, out, _ = run_cli(capsys, "bench", tmp_path / "art", "--runs", "5", "--warmup", "1", "--min-seconds", "0")
     assert code == 0 and "| TVM x86-avx2" in out and "vs ORT" in out
 
