@@ -13,7 +13,8 @@ DEFAULT_RPC_TIMEOUT_S = 60.0
 def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("remote device (TVM RPC)")
     group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="request a device from this RPC tracker")
-    group.add_argument("--rpc-key", metavar="KEY", help="device key registered with the tracker (e.g. cortex-a72)")
+    group.add_argument("--rpc-key", metavar="KEY",
+                       help="device key (e.g. cortex-a72): the one registered with the tracker, or the key a direct server expects")
     group.add_argument("--rpc", metavar="HOST:PORT", help="connect directly to an RPC server")
     group.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
                        help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})")
@@ -25,14 +26,14 @@ def rpc_endpoint(args: argparse.Namespace):
         raise TvmDeployError("use either --rpc HOST:PORT (a server) or --rpc-tracker HOST:PORT --rpc-key KEY, not both")
     if args.rpc_tracker and not args.rpc_key:
         raise TvmDeployError("--rpc-tracker needs --rpc-key (the device key, e.g. cortex-a72)")
-    if args.rpc_key and not args.rpc_tracker:
-        raise TvmDeployError("--rpc-key needs --rpc-tracker HOST:PORT")
+    if args.rpc_key and not (args.rpc_tracker or args.rpc):
+        raise TvmDeployError("--rpc-key needs --rpc-tracker HOST:PORT or --rpc HOST:PORT")
     if not (args.rpc or args.rpc_tracker):
         return None
     from tvmdeploy.runtime.rpc import RpcEndpoint
 
     if args.rpc:
-        return RpcEndpoint.server(args.rpc)
+        return RpcEndpoint.server(args.rpc, args.rpc_key or "")
     return RpcEndpoint.tracker(args.rpc_tracker, args.rpc_key)
 
 
