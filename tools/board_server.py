@@ -20,7 +20,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9090)
-    parser.add_argument("--port-end", type=int, default=9199)
+    parser.add_argument("--port-end", type=int, default=None, help="end of the port range (default: port + 100)")
     parser.add_argument("--tracker", default="", help="HOST:PORT of the tracker to register with")
     parser.add_argument("--key", default="")
     parser.add_argument("--custom-addr", default=None, help="address to report to the tracker")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     port = server._popen_start_rpc_server(
         args.host,
         args.port,
-        args.port_end,
+        args.port_end if args.port_end and args.port_end > args.port else args.port + 100,
         tracker_addr=tracker,
         key=args.key,
         load_library=args.load_library or None,

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.reference import OrtModel, reference_input
+    from tvmdeploy.compile.verify import compare_logits
     from tvmdeploy.runtime.artifact import verify_onnx
     from tvmdeploy.runtime.timing import LatencyStats, blocked
 
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     remote = rpc_endpoint(args) is not None
     module = open_module(args.artifact, args, threads=args.threads)
     manifest = module.manifest
-    threads = args.threads or manifest.threads or os.cpu_count() or 1
+    # A remote device runs its own thread pool; the host baseline gets the host's cores, not the board's.
+    threads = args.threads or (None if remote else manifest.threads) or os.cpu_count() or 1
     x = reference_input(manifest.input.shape)
     rows: dict[str, LatencyStats] = {}
     tvm_name = f"TVM {manifest.profile}" + (" (remote)" if remote else "")
@@ -41,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
         module.time(x, number=1, repeat=max(1, args.warmup))
         rows[tvm_name] = LatencyStats.from_samples([s * 1e3 for s in module.time(x, number=1, repeat=args.runs)])
     competitors = {} if remote else {tvm_name: lambda: module.run(x)}
+    parity = None
     if not args.no_ort:
         ort = OrtModel(verify_onnx(args.artifact, manifest), threads=threads)
         competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
+        # The same input both sides: a cross-compiled library gets its parity check here, on the device.
+        parity = compare_logits(module.run(x), ort.run(x), manifest.parity.get("atol", 1e-4) if manifest.parity else 1e-4,
+                                f"onnxruntime {ort.version}")
     if competitors:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.
@@ -60,17 +66,21 @@ def run(args: argparse.Namespace) -> int:
             "threads": threads,
             "tuning": tuned,
             "emulated": emulated,
+            "parity": parity.to_dict() if parity else None,
             "results": {name: {**s.to_dict(), "ratio_to_ort": (s.median_ms / baseline.median_ms) if baseline else None}
                         for name, s in rows.items()},
         }, indent=2))
         return 0
-    print(f"{manifest.model_name}, batch {manifest.batch}, {threads} thread(s), {tuned}")
+    where = "TVM on the device's own thread pool, ONNX Runtime on the host with" if remote else "TVM and ONNX Runtime on"
+    print(f"{manifest.model_name}, batch {manifest.batch}, {tuned}; {where} {threads} thread(s)")
+    if parity:
+        print(parity.summary())
     if emulated:
         print("note: the board is emulated (qemu-user): its timings say nothing about a real Cortex-A")
     width = max(len(n) for n in rows)
-    print(f"| {'runtime':<{width}} | median ms |   p10 ms |   p90 ms |    n | vs ORT |")
-    print(f"|{'-' * (width + 2)}|----------:|---------:|---------:|-----:|-------:|")
+    print(f"| {'runtime':<{width}} | median ms |   p10 ms |   p90 ms |     n |  vs ORT |")
+    print(f"|{'-' * (width + 2)}|----------:|---------:|---------:|------:|--------:|")
     for name, s in rows.items():
-        ratio = f"{s.median_ms / baseline.median_ms:5.2f}x" if baseline else "   n/a"
-        print(f"| {name:<{width}} | {s.median_ms:9.3f} | {s.p10_ms:8.3f} | {s.p90_ms:8.3f} | {s.n:4d} | {ratio:>6} |")
+        ratio = f"{s.median_ms / baseline.median_ms:.2f}x" if baseline else "n/a"
+        print(f"| {name:<{width}} | {s.median_ms:9.3f} | {s.p10_ms:8.3f} | {s.p90_ms:8.3f} | {s.n:5d} | {ratio:>7} |")
     return 0
