@@ -1,0 +1,134 @@
+"""The Relax compilation pipeline shared by tuning and build: one place decides how a model is lowered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from tvmdeploy.targets import TargetProfile
+
+# Bump when `prepare` changes what the TIR tasks look like: tuning logs are only valid for the same
+# lowering, so the tuner writes this into the database folder's meta file and the build checks it.
+PIPELINE_VERSION = "nhwc-prepack-1"
+
+# CPU convolutions run in NHWC: depthwise and 1x1 kernels then vectorise along channels, which stay
+# wide (up to 1280) down to the 7x7 layers, where NCHW would vectorise along a 7-wide row.
+CPU_CONV_LAYOUT = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+
+
+@dataclass
+class CompiledModel:
+    executable: tvm.runtime.Executable
+    tasks_total: int = 0
+    tasks_from_database: int = 0
+
+
+def make_target(profile: TargetProfile) -> tvm.target.Target:
+    return tvm.target.Target(profile.target)
+
+
+@relax.expr_functor.mutator
+class _ClipToRelaxOps(relax.PyExprMutator):
+    """Turn the ONNX front end's pre-lowered `call_tir(maximum|minimum, (x, scalar))` back into Relax ops.
+
+    The front end emits Clip (ReLU6) as TOPI prim funcs; ConvertLayout cannot see through them and
+    wraps every ReLU6 in NHWC->NCHW->NHWC transposes, which also blocks fusing it into the conv.
+    """
+
+    _OPS = {"maximum": relax.op.maximum, "minimum": relax.op.minimum}
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if call.op != tvm.ir.Op.get("relax.call_tir") or not isinstance(call.args[0], tvm.ir.GlobalVar):
+            return call
+        name = call.args[0].name_hint.rstrip("0123456789_")
+        args = call.args[1]
+        if name not in self._OPS or not isinstance(args, relax.Tuple) or len(args.fields) != 2:
+            return call
+        scalar = args.fields[1]
+        if not isinstance(scalar, tvm.ir.expr.Constant) or len(scalar.value.shape) != 0:
+            return call
+        return self._OPS[name](args.fields[0], scalar)
+
+
+@tvm.transform.module_pass(opt_level=0, name="ClipToRelaxOps")
+def clip_to_relax_ops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+    for gvar, func in list(mod.functions.items()):
+        if isinstance(func, relax.Function):
+            mod[gvar] = _ClipToRelaxOps().visit_expr(func)
+    return relax.transform.DeadCodeElimination()(mod)
+
+
+def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match)."""
+    cpu = profile.device == "cpu"
+    passes = [
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.FoldConstant(),
+    ]
+    if cpu:
+        passes += [clip_to_relax_ops, relax.transform.ConvertLayout(CPU_CONV_LAYOUT), relax.transform.FoldConstant()]
+    passes += [
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    if cpu:
+        # Weights are constants: MetaSchedule may then choose their memory layout (RewriteLayout),
+        # and the build folds that repacking into the constants once (see `finish`).
+        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
+    with make_target(profile), tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def tuning_tasks(mod: tvm.IRModule, profile: TargetProfile) -> list:
+    """MetaSchedule tasks of an already `prepare`d module (one per distinct fused TIR function)."""
+    from tvm.s_tir import meta_schedule as ms  # lazy: MetaSchedule pulls in a lot
+
+    return list(ms.relax_integration.extract_tasks(mod, make_target(profile)))
+
+
+def _count_covered(tasks: list, database) -> int:
+    """How many tasks the database has a schedule for (the rest keep TVM's default lowering)."""
+    return sum(
+        database.query_tuning_record(task.dispatched[0], task.target, task.task_name) is not None for task in tasks
+    )
+
+
+def compile_relax(
+    mod: tvm.IRModule, profile: TargetProfile, *, database_dir: Path | None = None
+) -> CompiledModel:
+    """Lower and compile a Relax module for the profile, applying a MetaSchedule database if given."""
+    target = make_target(profile)
+    mod = prepare(mod, profile)
+    tasks_total = tasks_from_database = 0
+    if database_dir is not None:
+        from tvmdeploy.compile.tuning_db import open_database  # lazy: only tuned builds need it
+
+        database = open_database(Path(database_dir), readonly=True)
+        tasks = tuning_tasks(mod, profile)
+        tasks_total = len(tasks)
+        tasks_from_database = _count_covered(tasks, database)
+        with target, database, tvm.transform.PassContext(opt_level=3):
+            mod = relax.transform.MetaScheduleApplyDatabase()(mod)
+    if profile.device == "cuda":
+        # Issue 6 (compile/gpu_schedule.py): dlight schedules for the kernels no database entry covered.
+        from tvmdeploy.compile.gpu_schedule import compile_cuda
+
+        return CompiledModel(compile_cuda(mod, target), tasks_total, tasks_from_database)
+    with target, tvm.transform.PassContext(opt_level=3):
+        # Split the weight repacking MetaSchedule chose out of each kernel and fold it into the constants.
+        mod = tvm.transform.Sequential(
+            [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
+        )(mod)
+    return CompiledModel(
+        executable=tvm.compile(mod, target=target),
+        tasks_total=tasks_total,
+        tasks_from_database=tasks_from_database,
+    )

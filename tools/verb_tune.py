@@ -1,0 +1,65 @@
+"""`tvmdeploy tune`: MetaSchedule tuning of a model's kernels into a resumable database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="ONNX file")
+    parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
+    parser.add_argument("--trials", type=int, help="total measured candidates for the selected tasks, earlier runs "
+                        "included (default: the profile's tuning_trials)")
+    parser.add_argument("--ops", default="depthwise,pointwise",
+                        help="task classes to tune: comma list of stem, depthwise, pointwise, dense, other, or all "
+                        "(default: depthwise,pointwise)")
+    parser.add_argument("--resume", action="store_true", help="continue an existing database; nothing measured is repeated")
+    parser.add_argument("--log-dir", type=Path, help="database folder (default: tuning_logs/<profile>/<model-key>/)")
+    parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on a board through this RPC tracker")
+    parser.add_argument("--rpc-key", help="board key at the tracker (default: the profile's rpc_key)")
+    parser.add_argument("--max-trials-per-task", type=int, help="cap per task (default: the scheduler decides)")
+    parser.add_argument("--trials-per-iter", type=int, default=16, help="candidates per task per round (default 16)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip timing the untuned kernels first")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the search")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C: records so far are on disk either way, this also reports them."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tvmdeploy.compile.tuning import print_report, tune
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.targets import load_profile
+
+    for name in ("trials", "max_trials_per_task", "trials_per_iter"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    _stop_on_sigterm()
+    result = tune(
+        args.model,
+        load_profile(args.profile),
+        trials=args.trials,
+        ops=args.ops,
+        resume=args.resume,
+        log_dir=args.log_dir,
+        rpc_tracker=args.rpc_tracker,
+        rpc_key=args.rpc_key,
+        max_trials_per_task=args.max_trials_per_task,
+        trials_per_iter=args.trials_per_iter,
+        measure_baseline=not args.no_baseline,
+        seed=args.seed,
+        progress_bar=not args.no_progress,
+    )
+    print_report(result)
+    print(f"apply with: tvmdeploy build {args.model} --profile {args.profile} --tuning-log {result.folder} -o OUT")
+    return 130 if result.interrupted else 0
