@@ -67,13 +67,31 @@ def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path
 
 
 def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path | None:
-    """The shipped/tuned database folder that matches this (unprepared) module's tasks, if any."""
+    """The tuned database folder for this (unprepared) module under `root/<profile>/`, if any.
+
+    The folder with the module's own key wins; otherwise the one whose recorded workloads cover the
+    most of the module's conv/dense kernels, if at least half (records apply per workload, so a
+    variant that shares most layers still gains from them).
+    """
     from tvmdeploy.compile.pipeline import prepare, tuning_tasks
     from tvmdeploy.compile.tuning_db import RECORD_FILE
 
     infos = describe_tasks(tuning_tasks(prepare(mod, profile), profile))
-    folder = (root or default_logs_root()) / profile.name / model_key(infos)
-    return folder if (folder / RECORD_FILE).exists() else None
+    base = (root or default_logs_root()) / profile.name
+    folder = base / model_key(infos)
+    if (folder / RECORD_FILE).exists():
+        return folder
+    wanted = {i.shash for i in infos if i.op_class != "other"}
+    best, best_cover = None, 0.0
+    for candidate in sorted(base.glob("*/" + META_FILE)) if base.is_dir() and wanted else []:
+        try:
+            known = {t.get("shash") for t in json.loads(candidate.read_text()).get("tasks", [])}
+        except (OSError, ValueError, AttributeError):
+            continue
+        cover = len(wanted & known) / len(wanted)
+        if cover > best_cover and (candidate.parent / RECORD_FILE).exists():
+            best, best_cover = candidate.parent, cover
+    return best if best_cover >= 0.5 else None
 
 
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:
@@ -91,7 +109,8 @@ def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], mod
             "pipeline": PIPELINE_VERSION,
             "key_note": "model_key hashes the tasks' TIR (shapes, layouts, fused ops), never weights",
             "tasks": [
-                {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops}
+                {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops,
+                 "shash": i.shash}
                 for i in infos
             ],
         }
@@ -107,6 +126,11 @@ def _quiet_loggers(folder: Path, names: list[str]) -> list[Any]:
     to the progress bar and the tables."""
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
+    # TVM rebuilds its logging config from the names of its top logger's handlers and crashes on an
+    # unnamed one; a host process (pytest's capture handlers, an app's own) may have left some there.
+    top = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in [h for h in top.handlers if h.get_name() is None]:
+        top.removeHandler(handler)
     loggers = get_loggers_from_work_dir(str(folder), names)
     scheduler_log = logging.FileHandler(folder / "logs" / "scheduler.log")
     scheduler_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -165,19 +189,23 @@ def _pretrain_cost_model(cost_model, contexts, database) -> None:
     """On resume, teach the fresh cost model everything measured before, so search starts informed."""
     from tvm.s_tir import meta_schedule as ms
 
+    batches = []
     for context in contexts:
-        if not database.has_workload(context.mod):
-            continue
-        records = database.get_top_k(database.commit_workload(context.mod), 100000)
-        if not records:
-            continue
-        candidates = [r.as_measure_candidate() for r in records]
-        results = [ms.runner.RunnerResult(run_secs=r.run_secs, error_msg=None) for r in records]
-        try:
-            cost_model.update(context, candidates, results)
-        except Exception as exc:  # an informed start is an optimisation; never fail the run over it
-            print(f"warning: cost model warm start skipped ({type(exc).__name__})", file=sys.stderr)
-            return
+        if database.has_workload(context.mod):
+            records = database.get_top_k(database.commit_workload(context.mod), 100000)
+            if records:
+                batches.append((context, records))
+    try:
+        for number, (context, records) in enumerate(batches):
+            # XGBModel retrains whenever its data grew by a fifth; train once, on the last batch.
+            cost_model.last_train_size = 0 if number == len(batches) - 1 else 10**12
+            cost_model.update(
+                context,
+                [r.as_measure_candidate() for r in records],
+                [ms.runner.RunnerResult(run_secs=r.run_secs, error_msg=None) for r in records],
+            )
+    except Exception as exc:  # an informed start is an optimisation; never fail the run over it
+        print(f"warning: cost model warm start skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
 def tune(
