@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tvmdeploy.compile.mobilenetv2_spec import ArchSpec
+from tvmdeploy.runtime.artifact import sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
@@ -48,14 +48,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("persistent ids are not allowed")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_pdparams(path: Path) -> dict[str, np.ndarray]:

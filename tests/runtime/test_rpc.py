@@ -5,104 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from rpc_processes import Service, free_port
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.rpc import RemoteModule, RpcEndpoint, connect, tracker_summary
 
-CLI = [sys.executable, "-m", "tvmdeploy.tools.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tiny_onnx(path: Path) -> Path:
-    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm, 10 classes: builds in under a second."""
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
-    fc = numpy_helper.from_array(rng.standard_normal((10, 8)).astype(np.float32), "fc")
-    nodes = [
-        helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["r"]),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["f"]),
-        helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=[w, fc],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-class Service:
-    """A `tvmdeploy rpc ...` process in its own process group (stop ends it and the sessions it forked)."""
-
-    def __init__(self, *argv: str):
-        self.proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, text: str, timeout_s: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"service did not print {text!r}: {''.join(self.lines)[-2000:]}")
-
-    def signal(self, signum: int) -> None:
-        os.killpg(self.proc.pid, signum)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with_cont = [signal.SIGCONT, signal.SIGTERM]
-            for signum in with_cont:
-                try:
-                    self.signal(signum)
-                except ProcessLookupError:
-                    break
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(5)
-        try:  # TVM's worker and forked session processes live in the same group
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
 
 @pytest.fixture(scope="module")
-def host_artifact(tmp_path_factory) -> Path:
+def host_artifact(tmp_path_factory, tiny_classifier_factory) -> Path:
     from tvmdeploy.compile.build import build_artifact
     from tvmdeploy.targets import load_profile
 
     folder = tmp_path_factory.mktemp("rpc")
-    build_artifact(tiny_onnx(folder / "tiny.onnx"), load_profile("x86-avx2"), folder / "art")
+    build_artifact(tiny_classifier_factory(folder / "tiny.onnx"), load_profile("x86-avx2"), folder / "art")
     return folder / "art"
 
 

@@ -1,0 +1,71 @@
+"""Test helpers for real RPC services: free loopback ports and `tvmdeploy ...` processes in their own group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CLI = [sys.executable, "-m", "tvmdeploy.tools.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A `tvmdeploy ...` process in its own process group; output collected in the background."""
+
+    def __init__(self, *argv: str):
+        self.proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout_s: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"service did not print {text!r}: {self.output[-2000:]}")
+
+    def signal(self, signum: int) -> None:
+        os.killpg(self.proc.pid, signum)
+
+    def stop(self) -> int | None:
+        """SIGTERM (after SIGCONT, in case a test froze it), SIGKILL if it lingers; the exit status."""
+        if self.proc.poll() is None:
+            for signum in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    self.signal(signum)
+                except ProcessLookupError:
+                    break
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(5)
+        returncode = self.proc.returncode
+        try:  # TVM's worker and forked session processes live in the same group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return returncode
