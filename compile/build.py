@@ -91,7 +91,7 @@ def build_artifact(
     """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json)."""
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    shipped = tuning_log == SHIPPED
+    shipped = tuning_log is not None and str(tuning_log) == SHIPPED
     if tuning_log is not None and not shipped and not Path(tuning_log).is_dir():
         raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)

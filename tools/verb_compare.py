@@ -18,7 +18,10 @@ optionally followed by where it runs:
   NAME                               here (or, for a profile of another arch, its rpc_key via --rpc-tracker)
   NAME@KEY                           device KEY behind --rpc-tracker, e.g. arm-cortex-a72@qemu-aarch64
   NAME@key=KEY,tracker=HOST:PORT     device KEY behind that tracker
-  NAME@rpc=HOST:PORT[,key=KEY]       a directly reachable RPC server (key= if it checks one, as the board does)"""
+  NAME@rpc=HOST:PORT[,key=KEY]       a directly reachable RPC server (key= if it checks one, as the board does)
+  NAME@emulated                      an emulated aarch64 board started for this run and stopped after it"""
+
+EMULATED = "emulated"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,14 +76,8 @@ def make_opener(args: argparse.Namespace):
     def opener(artifact: Path, remote, threads: int):
         rpc_args = argparse.Namespace(rpc=None, rpc_tracker=None, rpc_key=None, rpc_timeout=args.rpc_timeout)
         if remote is not None:
-            if remote.server and remote.key:
-                # A server that checks its key (the emulated board does); module_opener's --rpc sends none.
-                from tvmdeploy.runtime.rpc import RemoteModule, RpcEndpoint, connect
-
-                session = connect(RpcEndpoint.server(remote.server, remote.key), timeout_s=args.rpc_timeout)
-                return RemoteModule(session, artifact)
             if remote.server:
-                rpc_args.rpc = remote.server
+                rpc_args.rpc, rpc_args.rpc_key = remote.server, remote.key
             else:
                 rpc_args.rpc_tracker = remote.tracker or args.rpc_tracker
                 rpc_args.rpc_key = remote.key
@@ -91,11 +88,38 @@ def make_opener(args: argparse.Namespace):
     return opener
 
 
+def _start_emulated_board(targets: list[str]) -> tuple[list[str], str | None]:
+    """Targets with `@emulated` pointed at a board started now (its key, to stop it), or unchanged."""
+    if not any(t.endswith("@" + EMULATED) for t in targets):
+        return targets, None
+    import os
+
+    from tvmdeploy.tools import board
+
+    key = f"compare-{os.getpid()}"
+    server = board.start(key=key)[0]
+    print(f"[compare] started an emulated aarch64 board (key {key}, port {server.port}); it stops when the comparison ends",
+          file=sys.stderr, flush=True)
+    where = f"@rpc=127.0.0.1:{server.port},key={key}"
+    return [t[: -len(EMULATED) - 1] + where if t.endswith("@" + EMULATED) else t for t in targets], key
+
+
 def run(args: argparse.Namespace) -> int:
+    targets, board_key = _start_emulated_board(list(args.targets))
+    try:
+        return _run(args, targets)
+    finally:
+        if board_key:
+            from tvmdeploy.tools import board
+
+            board.stop(key=board_key)
+
+
+def _run(args: argparse.Namespace, targets: list[str]) -> int:
     from tvmdeploy.compile.compare import CompareConfig, compare
 
     config = CompareConfig(
-        targets=list(args.targets),
+        targets=targets,
         model=args.model,
         out_dir=args.output,
         batch=args.batch,

@@ -74,3 +74,20 @@ def test_user_errors(capsys, tmp_path, tiny_model, extra, message):
     code = main(["compare", "x86-avx2", "--model", str(tiny_model), "-o", str(tmp_path), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err
+
+
+@pytest.mark.rpc
+def test_compare_on_an_emulated_board_in_one_command(capsys, tmp_path, tiny_model):
+    from tvmdeploy.tools import board
+
+    out = tmp_path / "out"
+    code = main(["compare", "x86-avx2", "arm-cortex-a72@emulated", "--model", str(tiny_model), "-o", str(out),
+                 "--baselines", "onnxruntime", "--format", "json", "--max-seconds", "10", *FAST])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = json.loads(captured.out)["rows"]
+    a72 = next(r for r in rows if r["label"].startswith("TVM arm-cortex-a72"))
+    assert a72["status"] == "ok" and a72["emulated"] and a72["parity"].startswith("pass")
+    assert "started an emulated aarch64 board" in captured.err
+    # The board started for the run is gone afterwards.
+    assert not [s for s in board.status() if s.key.startswith("compare-") and s.alive]
