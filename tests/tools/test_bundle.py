@@ -152,3 +152,39 @@ def test_aarch64_bundle_from_cached_wheels(tmp_path: Path) -> None:
     assert result.size_bytes < MAX_RUNTIME_BUNDLE_MB * 1e6
     info = json.loads(tarfile.open(result.path).extractfile("tvmdeploy-runtime-linux-aarch64/BUNDLE.json").read())
     assert info["platform"] == "linux-aarch64" and info["python_versions"] == ["3.11"]
+
+
+@pytest.mark.rpc
+def test_aarch64_bundle_runs_on_the_emulated_board(exported_onnx, tmp_path: Path) -> None:
+    """The acceptance path of a real board: only Python, numpy and Pillow there, plus the bundle."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.runtime.preprocess import preprocess_images
+    from tvmdeploy.targets import load_profile
+    from tvmdeploy.tools import board
+
+    onnx_path = exported_onnx("ppcls_mobilenetv2_x0_25")
+    build_artifact(onnx_path, load_profile("arm-cortex-a72"), tmp_path / "a72")
+    root = board.ensure_built(progress=False)  # the board's Debian arm64 Python and its aarch64 wheels
+    result = make_bundle("linux-aarch64", tmp_path / "arm.tar.gz", artifacts=[tmp_path / "a72"])
+    with tarfile.open(result.path) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    bundle_dir = tmp_path / "x" / "tvmdeploy-runtime-linux-aarch64"
+    only = tmp_path / "numpy-and-pillow"  # nothing else of the board's site-packages is visible
+    only.mkdir()
+    for name in ("numpy", "numpy.libs", "PIL", "pillow.libs"):
+        if (root.site / name).exists():
+            (only / name).symlink_to(root.site / name)
+    image = Path(__file__).resolve().parents[2] / "tools" / "assets" / "cat.jpg"
+    logits_file = tmp_path / "logits.npy"
+    completed = subprocess.run(
+        root.command("-S", str(bundle_dir / "classify.py"), str(bundle_dir / "artifacts" / "a72"), str(image),
+                     "--save-logits", str(logits_file)),
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only)}, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "runtime-only" in completed.stdout and "1." in completed.stdout
+    expected = OrtModel(onnx_path).run(preprocess_images([image]))
+    actual = np.load(logits_file)
+    assert np.abs(actual - expected).max() <= 1e-4
+    assert (np.argsort(-actual)[0, :5] == np.argsort(-expected)[0, :5]).all()
