@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 # Evolutionary search tuned down from the defaults (population 512): on 2 cores the search itself,
 # not the measurement, was the larger cost per trial, and 256 candidates still fill the 16-32 picks.
 POPULATION = 256
+
+
+# Set by Ctrl-C/SIGTERM. Raising KeyboardInterrupt inside MetaSchedule's C++ loop (which calls our
+# Python callbacks) ends in std::terminate; instead the search stops proposing candidates, the
+# scheduler finishes the batch in flight and returns normally with every record committed.
+STOP = threading.Event()
+
+
+@contextmanager
+def graceful_stop() -> Iterator[None]:
+    """While tuning: the first Ctrl-C/SIGTERM asks for a clean stop, a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        print(f"\n{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
+              "(again to stop at once)", flush=True)
+
+    STOP.clear()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def make_dedup_search(database, population: int = POPULATION) -> Any:
@@ -41,6 +73,8 @@ def make_dedup_search(database, population: int = POPULATION) -> Any:
         def generate_measure_candidates(self):
             # Evolution excludes what it picked in earlier rounds, so a retry yields new candidates.
             for _ in range(5):
+                if STOP.is_set():
+                    return None
                 candidates = self.inner.generate_measure_candidates()
                 if candidates is None:
                     return None

@@ -16,7 +16,7 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 
 # CPU convolutions run in NHWC: depthwise and 1x1 kernels then vectorise along channels, which stay
 # wide (up to 1280) down to the 7x7 layers, where NCHW would vectorise along a 7-wide row.
-CPU_CONV_LAYOUT = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
 @dataclass
@@ -71,7 +71,9 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
         relax.transform.FoldConstant(),
     ]
     if cpu:
-        passes += [clip_to_relax_ops, relax.transform.ConvertLayout(CPU_CONV_LAYOUT), relax.transform.FoldConstant()]
+        passes.append(clip_to_relax_ops)
+        if CPU_CONV_LAYOUT:  # None keeps the ONNX NCHW layout (used to compare layouts)
+            passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), relax.transform.FoldConstant()]
     passes += [
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),

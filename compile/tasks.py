@@ -110,10 +110,13 @@ def parse_ops(text: str | None) -> tuple[str, ...]:
 
 
 def model_key(infos: list[TaskInfo]) -> str:
-    """Folder name for a model's logs: a hash of its sorted task workloads.
+    """Folder name for a model's logs: a hash of its sorted convolution and dense workloads.
 
-    The hash covers only the TIR of the tasks (shapes, dtypes, fused ops, layouts), never weight
-    values, so a random-weight export and the real checkpoint of one architecture share a key.
+    The hash covers only the TIR of those tasks (shapes, layouts, fused epilogues), never weight
+    values, so a random-weight export and the real checkpoint of one architecture share a key. Glue
+    kernels (input transpose, pooling, flatten) are left out: exporters spell the classifier head
+    differently (mean vs GlobalAveragePool+Flatten) for the same backbone.
     """
-    digest = hashlib.sha256("\n".join(sorted(i.shash for i in infos)).encode()).hexdigest()[:12]
+    core = sorted(i.shash for i in infos if i.op_class != "other") or sorted(i.shash for i in infos)
+    digest = hashlib.sha256("\n".join(core).encode()).hexdigest()[:12]
     return f"tasks-{digest}"

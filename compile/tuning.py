@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tvmdeploy.compile import tuning_plan
 from tvmdeploy.compile.tasks import TaskInfo, describe_tasks, model_key, parse_ops
@@ -122,28 +122,19 @@ def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], mod
 
 
 def _quiet_loggers(folder: Path, names: list[str]) -> list[Any]:
-    """Per-task MetaSchedule loggers, and the scheduler's, write to files only: the console belongs
-    to the progress bar and the tables."""
+    """Per-task MetaSchedule loggers writing to `logs/`; MetaSchedule's console handler shows only
+    warnings: the console belongs to the progress bar and our tables."""
     from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
 
+    top = logging.getLogger("tvm.s_tir.meta_schedule")
     # TVM rebuilds its logging config from the names of its top logger's handlers and crashes on an
     # unnamed one; a host process (pytest's capture handlers, an app's own) may have left some there.
-    top = logging.getLogger("tvm.s_tir.meta_schedule")
     for handler in [h for h in top.handlers if h.get_name() is None]:
         top.removeHandler(handler)
-    loggers = get_loggers_from_work_dir(str(folder), names)
-    scheduler_log = logging.FileHandler(folder / "logs" / "scheduler.log")
-    scheduler_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    for name in ("gradient_based", "round_robin"):
-        logger = logging.getLogger(f"tvm.s_tir.meta_schedule.task_scheduler.{name}")
-        logger.propagate = False
-        logger.handlers = [scheduler_log]
-    for logger in loggers:
-        logger.propagate = False
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                logger.removeHandler(handler)
-    return loggers
+    # MetaSchedule sizes its console handler by this level when it (re)configures its loggers;
+    # its scheduler tables and XGBoost iterations still reach logs/*.log at DEBUG.
+    top.setLevel(logging.WARNING)
+    return get_loggers_from_work_dir(str(folder), names)
 
 
 def _best_seconds(database, info: TaskInfo) -> float | None:
@@ -224,6 +215,7 @@ def tune(
     seed: int = 0,
     progress_bar: bool = True,
     quick_measure: bool = False,
+    only: Callable[[TaskInfo], bool] | None = None,
 ) -> TuneResult:
     """Tune the selected kernel classes; every finished record is on disk the moment it is measured."""
     started = time.monotonic()
@@ -251,7 +243,7 @@ def tune(
 
     from tvm.s_tir import meta_schedule as ms
 
-    selected = [i for i in infos if i.op_class in classes]
+    selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
     budget = trials if trials is not None else profile.tuning_trials
     already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
     remaining = max(0, budget - sum(already[i.index] for i in selected))
@@ -327,6 +319,8 @@ def tune(
             commits every batch before it sends the next (the gradient scheduler commits nothing until
             it has visited every task once: a kill in that first pass used to lose everything)."""
             for index, trials in plan.items():
+                if ms_search.STOP.is_set():
+                    return
                 current[:] = [index]
                 ms.task_scheduler.RoundRobin().tune(
                     tasks=[context_of[index]],
@@ -343,35 +337,40 @@ def tune(
                 done[index] = database.measured(info_of[index].task.dispatched[0])
 
         try:
-            # Pass 1: every task once, so each has a measured (not guessed) time.
-            first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
-                     if done[i.index] == 0}
-            first = _trim(first, remaining)
-            run_tasks(first)
-            # Then rounds in proportion to each task's share of network time, re-planned every round.
-            last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
-            stalled: set[int] = set()
-            while (left := remaining - (progress.trials - trials_at_start)) > 0:
-                shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
-                          for i in done}
-                room = {i: per_task_cap - done[i] for i in done}
-                plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
-                                         trials_per_iter, room, stalled)
-                if not plan:
-                    break
-                before_round = progress.trials
-                run_tasks(plan)
-                if progress.trials == before_round:  # search spaces exhausted
-                    break
-                for i in plan:
-                    best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
-                    (stalled.discard if best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
-                     else stalled.add)(i)
-                    last_best[i] = best
+            with ms_search.graceful_stop():
+                # Pass 1: every task once, so each has a measured (not guessed) time.
+                first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
+                         if done[i.index] == 0}
+                first = _trim(first, remaining)
+                run_tasks(first)
+                # Then rounds in proportion to each task's share of network time, re-planned every round.
+                last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
+                stalled: set[int] = set()
+                while (left := remaining - (progress.trials - trials_at_start)) > 0:
+                    shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
+                              for i in done}
+                    room = {i: per_task_cap - done[i] for i in done}
+                    plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
+                                             trials_per_iter, room, stalled)
+                    if not plan:
+                        break
+                    before_round = progress.trials
+                    run_tasks(plan)
+                    if progress.trials == before_round:  # search spaces exhausted
+                        break
+                    for i in plan:
+                        best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
+                        improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
+                        if improved:
+                            stalled.discard(i)
+                        else:
+                            stalled.add(i)
+                        last_best[i] = best
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
             bar.close()
+        result.interrupted = result.interrupted or ms_search.STOP.is_set()
     result.trials_run = progress.trials - trials_at_start
     result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
     result.remeasured = database.duplicates
@@ -435,7 +434,7 @@ def print_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], se
         print(
             f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
             f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
-            f"{'-' if ms_call is None else f'{ms_call * 1e3:.3f}':>8} {'yes' if info.index in selected else 'no'}",
+            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}",
             file=stream,
         )
 
@@ -447,8 +446,8 @@ def print_report(result: TuneResult, stream=None) -> None:
           f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}", file=stream)
     total_before = total_after = 0.0
     for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
-        before = "-" if o.before_ms is None else f"{o.before_ms:.3f}"
-        after = "-" if o.after_ms is None else f"{o.after_ms:.3f}"
+        before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
+        after = "-" if o.after_ms is None else f"{o.after_ms:.4g}"
         speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
         total_before += (o.before_ms or 0.0) * o.info.weight
         total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight

@@ -210,3 +210,20 @@ def _make_resumable(inner):
             return (_workload_key(mod), str(trace)) in self.keys
 
     return ResumableDatabase()
+
+
+def export_best(source: Path, destination: Path) -> int:
+    """Write the best record of every workload of `source` into a fresh database at `destination`.
+
+    This is what ships under tuning_logs/: the build only ever applies the best record, and the full
+    history (thousands of ~12 KB records) stays with whoever tuned. Returns the records written.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    destination = Path(destination)
+    if (destination / RECORD_FILE).exists():
+        raise TvmDeployError(f"{destination} already holds a database; choose an empty folder")
+    destination.mkdir(parents=True, exist_ok=True)
+    pruned = ms.database.JSONDatabase(work_dir=str(destination), allow_missing=True)
+    open_database(Path(source), readonly=True).dump_pruned(pruned)
+    return len(pruned)

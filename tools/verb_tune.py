@@ -23,16 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip timing the untuned kernels first")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the search")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM ends the run like Ctrl-C: records so far are on disk either way, this also reports them."""
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    parser.add_argument("--export-best", type=Path, metavar="DIR",
+                        help="afterwards, write the best record per task to a new database DIR (what ships in tuning_logs/)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    _stop_on_sigterm()
     result = tune(
         args.model,
         load_profile(args.profile),
@@ -61,5 +52,14 @@ def run(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
     )
     print_report(result)
+    if args.export_best:
+        import shutil
+
+        from tvmdeploy.compile.tuning import META_FILE
+        from tvmdeploy.compile.tuning_db import export_best
+
+        count = export_best(result.folder, args.export_best)
+        shutil.copyfile(result.folder / META_FILE, args.export_best / META_FILE)
+        print(f"exported the best record of {count} tasks to {args.export_best}")
     print(f"apply with: tvmdeploy build {args.model} --profile {args.profile} --tuning-log {result.folder} -o OUT")
     return 130 if result.interrupted else 0

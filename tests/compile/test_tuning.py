@@ -193,3 +193,27 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
     assert len(set(after)) == len(after)  # no candidate recorded twice
     assert result.remeasured == 0  # ...nor sent to the runner again
     assert result.trials_run == 4 and len(after) == len(before) + 4
+
+
+def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
+    folder = tmp_path / "stopped"
+    command = [sys.executable, "-m", "tvmdeploy.tools.cli", "tune", "--model", str(tiny_model), "--profile",
+               "x86-avx2", "--ops", "depthwise,pointwise", "--trials", "200", "--trials-per-iter", "2",
+               "--no-baseline", "--no-progress", "--log-dir", str(folder)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (folder / RECORDS).exists() and (folder / RECORDS).read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 130, text[-2000:]
+    assert "interrupted; --resume continues" in text
+    assert "Segfault" not in text and "terminate" not in text
+    assert len(_record_keys(folder)) >= 1

@@ -1,0 +1,188 @@
+"""Headline benchmark: tuned TVM vs ONNX Runtime, same process and threads, interleaved, shipped logs only.
+
+    .venv/bin/python tools/bench_tuned.py                      # torchvision MobileNetV2 x1.0, x86-avx2
+    .venv/bin/python tools/bench_tuned.py --onnx M.onnx --runs 100 --json out.json
+    .venv/bin/python tools/bench_tuned.py --tuning-log FULL_DB --curve 500,1000,all --plot docs/x.png
+
+`--curve` replays a database's first N records (the file is in measurement order), i.e. the latency
+the model had after N trials, each point measured against ONNX Runtime like the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", type=Path, help="ONNX model (default: export the zoo's --model, random weights)")
+    parser.add_argument("--model", default="torchvision_mobilenet_v2", help="zoo model to export when --onnx is not given")
+    parser.add_argument("--profile", default="x86-avx2")
+    parser.add_argument("--tuning-log", type=Path, help="database folder (default: the shipped one matching the model)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both runtimes (default 2)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--bind-threads", action="store_true", help="let TVM pin its threads to cores (default: unpinned)")
+    parser.add_argument("--spin", type=int, default=0,
+                        help="TVM_THREAD_POOL_SPIN_COUNT (default 0: idle TVM workers sleep instead of spinning)")
+    parser.add_argument("--ort-spinning", type=int, choices=(0, 1), default=0,
+                        help="ONNX Runtime's session.intra_op.allow_spinning (default 0, like --spin 0)")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--curve", help="comma list of record counts (or 'all') to measure latency vs trials")
+    parser.add_argument("--plot", type=Path, help="PNG for --curve (needs matplotlib)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # TVM reads these when its thread pool starts: they must be set before the first kernel runs.
+    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    os.environ["TVM_BIND_THREADS"] = "1" if args.bind_threads else "0"
+    # Both runtimes' idle pool threads spin by default. Interleaved on 2 cores, each one's spinners
+    # steal the CPU the other needs (measured: TVM 33 ms with both spinning, 10.9 ms with only ORT
+    # spinning, 7.0 ms with neither; ORT 2.5-8 ms vs 3.0 ms). Default: neither spins (symmetric).
+    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(args.spin)
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.tuning import find_database
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(args.profile)
+    if not profile.runs_on_this_machine:
+        raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
+    onnx_path = args.onnx
+    if onnx_path is None:
+        from tvmdeploy.compile.export import export_onnx
+
+        onnx_path = Path(tempfile.mkdtemp(prefix="bench-tuned-")) / f"{args.model}.onnx"
+        export_onnx(args.model, onnx_path, seed=0)
+    mod, info = import_onnx(onnx_path)
+    database = args.tuning_log or find_database(mod, profile)
+    if database is None:
+        raise TvmDeployError(f"no shipped tuning log for {onnx_path.name} on {profile.name}; run `tvmdeploy tune` first")
+    if args.curve:
+        rows = []
+        for count in args.curve.split(","):
+            folder, trials = _prefix_copy(Path(database), None if count.strip() == "all" else int(count))
+            result = _measure(onnx_path, mod, info, profile, folder, args)
+            result["trials"] = trials
+            rows.append(result)
+            print(f"{trials:>6} trials: TVM {result['tvm']['median_ms']:.2f} ms, ORT {result['ort']['median_ms']:.2f} ms, "
+                  f"ratio {result['ratio_tvm_over_ort']:.2f}x", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        if args.plot:
+            _plot(rows, args.plot, f"{onnx_path.name}, {profile.name}, {args.threads} threads")
+        return 0
+    result = _measure(onnx_path, mod, info, profile, database, args)
+    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, "
+          f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}")
+    print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
+    print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
+    print(f"ratio TVM/ORT (medians): {result['ratio_tvm_over_ort']:.2f}x   max |diff| {result['max_abs_diff']:.2e}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
+    """A copy of the database holding only its first `count` records (all workloads)."""
+    import shutil
+
+    from tvmdeploy.compile.tuning_db import RECORD_FILE, WORKLOAD_FILE
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-prefix-"))
+    shutil.copyfile(database / WORKLOAD_FILE, folder / WORKLOAD_FILE)
+    lines = [line for line in (database / RECORD_FILE).read_text().splitlines(keepends=True) if line.strip()]
+    lines = lines if count is None else lines[:count]
+    (folder / RECORD_FILE).write_text("".join(lines))
+    return folder, len(lines)
+
+
+def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse.Namespace) -> dict:
+    """Compile with the database, then time TVM and ONNX Runtime in alternation (same input, threads)."""
+    import numpy as np
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.runtime.timing import interleaved
+
+    started = time.perf_counter()
+    compiled = compile_relax(mod, profile, database_dir=database)
+    compile_s = time.perf_counter() - started
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(args.ort_spinning))
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    x = np.random.default_rng(0).random(info.input_shape, dtype=np.float32)
+    x_tvm = tvm.runtime.tensor(x)
+    feed = {info.input_name: x}
+    diff = float(np.abs(vm["main"](x_tvm).numpy() - session.run(None, feed)[0]).max())
+    stats = interleaved(
+        {"tvm": lambda: vm["main"](x_tvm), "ort": lambda: session.run(None, feed)},
+        warmup=args.warmup, min_runs=args.runs, min_seconds=0.0,
+    )
+    return {
+        "model": onnx_path.name,
+        "profile": profile.name,
+        "database": str(database),
+        "tasks_from_database": compiled.tasks_from_database,
+        "tasks_total": compiled.tasks_total,
+        "threads": args.threads,
+        "tvm_bind_threads": args.bind_threads,
+        "tvm_spin_count": args.spin,
+        "ort_allow_spinning": args.ort_spinning,
+        "compile_s": round(compile_s, 1),
+        "max_abs_diff": diff,
+        "tvm": stats["tvm"].to_dict(),
+        "ort": stats["ort"].to_dict(),
+        "ratio_tvm_over_ort": stats["tvm"].median_ms / stats["ort"].median_ms,
+        "ort_version": ort.__version__,
+        "tvm_version": tvm.__version__,
+    }
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = [r["trials"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(trials, [r["tvm"]["median_ms"] for r in rows], "o-", label="TVM tuned (median)")
+    ax.plot(trials, [r["ort"]["median_ms"] for r in rows], "s--", label="ONNX Runtime (median, same runs)")
+    ax.set_xlabel("tuning trials (records replayed)")
+    ax.set_ylabel("latency per image, ms")
+    ax.set_title(title)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as exc:  # one line for user errors, as the CLI does
+        from tvmdeploy.runtime.errors import TvmDeployError
+
+        if isinstance(exc, TvmDeployError):
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
