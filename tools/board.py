@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -440,10 +441,16 @@ def start(
     board.run_dir.mkdir(parents=True, exist_ok=True)
     library = board.site / EXTRA_RUNTIME_LIB
     started: list[tuple[subprocess.Popen, Path, BoardServer]] = []
+    next_port = port
     for index in range(count):
         log = board.run_dir / f"{key}-{int(time.time() * 1000)}-{index}.log"
+        # Under qemu-user, bind() on a busy port can succeed and only listen() fails, which defeats
+        # TVM's own port scan: pick a free port natively here and give the server exactly that one.
+        server_port = _first_free_port(host, next_port)
+        next_port = server_port + 1
         argv = board.command(
-            str(board.server_script), "--host", host, "--port", str(port), "--key", key,
+            str(board.server_script), "--host", host, "--port", str(server_port), "--port-end", str(server_port + 1),
+            "--key", key,
             "--load-library", str(library), "--emulated-by", board.arch.qemu,
         )
         if tracker is not None:
@@ -468,6 +475,19 @@ def start(
             (board.run_dir / f"{server.pid}.json").unlink(missing_ok=True)
         raise
     return [server for _, _, server in started]
+
+
+def _first_free_port(host: str, start: int, span: int = 100) -> int:
+    """The first port from `start` on which this machine can listen now."""
+    for candidate in range(start, start + span):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, candidate))
+                sock.listen(1)
+            except OSError:
+                continue
+            return candidate
+    raise TvmDeployError(f"no free port in {start}-{start + span - 1} on {host} for the board server")
 
 
 def _write_state(board: BoardRoot, server: BoardServer) -> None:
