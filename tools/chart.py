@@ -64,12 +64,7 @@ def latency_chart(rows: Sequence[Mapping[str, Any]], path: Path, title: str = ""
         ax.grid(axis="x", alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def breakdown_chart(by_class_us: Mapping[str, float], path: Path, title: str = "") -> Path:
@@ -88,6 +83,10 @@ def breakdown_chart(by_class_us: Mapping[str, float], path: Path, title: str = "
     ax.legend(ncol=min(6, len(by_class_us)), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
