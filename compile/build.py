@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tvmdeploy.compile import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
-from tvmdeploy.compile.pipeline import compile_relax
+from tvmdeploy.compile.pipeline import SHIPPED, compile_relax
 from tvmdeploy.compile.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import (
@@ -37,7 +37,6 @@ class BuildResult:
     tuning_note: str = ""
 
 
-SHIPPED = "shipped"  # `--tuning-log shipped`: the database under tuning_logs/ whose tasks match this model
 
 
 def database_sha256(folder: Path) -> str:
@@ -95,14 +94,11 @@ def build_artifact(
     if tuning_log is not None and not shipped and not Path(tuning_log).is_dir():
         raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
+    compiled = compile_relax(mod, profile, database_dir=tuning_log)
+    tuning_log = compiled.database_dir
     tuning_note = ""
-    if shipped:
-        from tvmdeploy.compile.tuning import find_database  # lazy: pulls in MetaSchedule
-
-        tuning_log = find_database(mod, profile)
-        if tuning_log is None:
-            tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}; building untuned"
-    compiled = compile_relax(mod, profile, database_dir=Path(tuning_log) if tuning_log else None)
+    if shipped and tuning_log is None:
+        tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}; building untuned"
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -170,10 +166,7 @@ def build_artifact(
 
 def _output_classes(info) -> int:
     """Number of classes from the ONNX output's static shape (1000 for ImageNet models)."""
-    import onnx
-
-    model = onnx.load(str(info.path), load_external_data=False)
-    dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
-    if len(dims) != 2 or dims[1] <= 0:
+    dims = info.output_dims
+    if len(dims) != 2 or not dims[1] or dims[1] <= 0:
         raise TvmDeployError(f"{info.path}: expected a [N, classes] logits output, got shape {dims}")
     return int(dims[1])

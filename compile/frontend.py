@@ -24,6 +24,7 @@ class OnnxModelInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     weights_params: list | None = None  # detached weight tensors, when imported with detach_weights
     fixed_batch: int | None = None  # the batch the file itself fixes (None: dynamic)
+    output_dims: list[int | None] = field(default_factory=list)  # first output's static dims (None: dynamic)
 
     @property
     def model_name(self) -> str:
@@ -114,6 +115,10 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
         output_name=model.graph.output[0].name,
         metadata=metadata,
         fixed_batch=fixed_batch,
+        output_dims=[
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in model.graph.output[0].type.tensor_type.shape.dim
+        ],
     )
 
 

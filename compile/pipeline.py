@@ -19,11 +19,16 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
+# `database_dir=SHIPPED`: the database under tuning_logs/ whose tasks match this model, if any.
+SHIPPED = "shipped"
+
+
 @dataclass
 class CompiledModel:
     executable: tvm.runtime.Executable
     tasks_total: int = 0
     tasks_from_database: int = 0
+    database_dir: Path | None = None  # the database applied (SHIPPED resolved), or None
 
 
 def make_target(profile: TargetProfile) -> tvm.target.Target:
@@ -104,17 +109,28 @@ def _count_covered(tasks: list, database) -> int:
 
 
 def compile_relax(
-    mod: tvm.IRModule, profile: TargetProfile, *, database_dir: Path | None = None
+    mod: tvm.IRModule, profile: TargetProfile, *, database_dir: Path | str | None = None
 ) -> CompiledModel:
-    """Lower and compile a Relax module for the profile, applying a MetaSchedule database if given."""
+    """Lower and compile a Relax module for the profile, applying a MetaSchedule database if given.
+
+    `database_dir=SHIPPED` looks the database up from the tasks extracted here, so a shipped-log
+    build prepares the module and extracts its tasks once.
+    """
     target = make_target(profile)
     mod = prepare(mod, profile)
     tasks_total = tasks_from_database = 0
+    tasks = None
+    if str(database_dir) == SHIPPED:
+        from tvmdeploy.compile.tuning import find_database_for_tasks  # lazy: tuning imports this module
+
+        tasks = tuning_tasks(mod, profile)
+        database_dir = find_database_for_tasks(tasks, profile)
     if database_dir is not None:
         from tvmdeploy.compile.tuning_db import open_database  # lazy: only tuned builds need it
 
-        database = open_database(Path(database_dir), readonly=True)
-        tasks = tuning_tasks(mod, profile)
+        database_dir = Path(database_dir)
+        database = open_database(database_dir, readonly=True)
+        tasks = tasks if tasks is not None else tuning_tasks(mod, profile)
         tasks_total = len(tasks)
         tasks_from_database = _count_covered(tasks, database)
         with target, database, tvm.transform.PassContext(opt_level=3):
@@ -123,7 +139,7 @@ def compile_relax(
         # Issue 6 (compile/gpu_schedule.py): dlight schedules for the kernels no database entry covered.
         from tvmdeploy.compile.gpu_schedule import compile_cuda
 
-        return CompiledModel(compile_cuda(mod, target), tasks_total, tasks_from_database)
+        return CompiledModel(compile_cuda(mod, target), tasks_total, tasks_from_database, database_dir)
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking MetaSchedule chose out of each kernel and fold it into the constants.
         mod = tvm.transform.Sequential(
@@ -133,4 +149,5 @@ def compile_relax(
         executable=tvm.compile(mod, target=target),
         tasks_total=tasks_total,
         tasks_from_database=tasks_from_database,
+        database_dir=database_dir,
     )

@@ -67,16 +67,22 @@ def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path
 
 
 def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path | None:
-    """The tuned database folder for this (unprepared) module under `root/<profile>/`, if any.
+    """The tuned database folder for this (unprepared) module under `root/<profile>/`, if any."""
+    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
+
+    return find_database_for_tasks(tuning_tasks(prepare(mod, profile), profile), profile, root)
+
+
+def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
+    """The tuned database folder for these extracted tasks under `root/<profile>/`, if any.
 
     The folder with the module's own key wins; otherwise the one whose recorded workloads cover the
     most of the module's conv/dense kernels, if at least half (records apply per workload, so a
     variant that shares most layers still gains from them).
     """
-    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
     from tvmdeploy.compile.tuning_db import RECORD_FILE
 
-    infos = describe_tasks(tuning_tasks(prepare(mod, profile), profile))
+    infos = describe_tasks(tasks)
     base = (root or default_logs_root()) / profile.name
     folder = base / model_key(infos)
     if (folder / RECORD_FILE).exists():
