@@ -90,15 +90,7 @@ def stop_tracker(tracker: Any) -> None:
 def serve_tracker(host: str, port: int, on_ready: Callable[[int], None] | None = None) -> None:
     """Run a tracker until interrupted."""
     tracker = start_tracker(host, port)
-    try:
-        with _stop_on_signals():
-            if on_ready:
-                on_ready(tracker.port)
-            _wait_forever(tracker.proc)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_tracker(tracker)
+    _serve(tracker.proc, tracker.port, on_ready, stop=lambda: stop_tracker(tracker))
 
 
 def start_server(
@@ -138,15 +130,20 @@ def serve_server(
 
         tracker_summary(tracker, timeout_s=10.0)  # fail now, not in TVM's retry loop, when it is not there
     server = start_server(host, port, key=key, tracker=tracker, load_library=load_library)
+    _serve(server.proc, server.port, on_ready, stop=server.terminate)
+
+
+def _serve(proc: Any, port: int, on_ready: Callable[[int], None] | None, stop: Callable[[], None]) -> None:
+    """Report the port, then wait on TVM's service process until a signal or Ctrl-C; always stop it."""
     try:
         with _stop_on_signals():
             if on_ready:
-                on_ready(server.port)
-            _wait_forever(server.proc)
+                on_ready(port)
+            _wait_forever(proc)
     except KeyboardInterrupt:
         pass
     finally:
-        server.terminate()
+        stop()
 
 
 def _reason(exc: BaseException) -> str:
