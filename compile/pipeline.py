@@ -108,6 +108,23 @@ def _count_covered(tasks: list, database) -> int:
     )
 
 
+def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
+    """Records apply per kernel, so a log from another pipeline version still loads, but kernels that
+    pipeline changed find no record: say why coverage may be low instead of failing the build."""
+    import json
+    import sys
+
+    from tvmdeploy.compile.tuning import META_FILE  # lazy: tuning imports this module
+
+    try:
+        made_by = json.loads((folder / META_FILE).read_text()).get("pipeline")
+    except (OSError, ValueError, AttributeError):
+        return  # a bare MetaSchedule database (no meta file) is fine
+    if made_by and made_by != PIPELINE_VERSION:
+        print(f"warning: tuning log {folder} was made by pipeline '{made_by}', this build is '{PIPELINE_VERSION}': "
+              f"only unchanged kernels use it ({covered}/{total} tasks)", file=sys.stderr)
+
+
 def compile_relax(
     mod: tvm.IRModule, profile: TargetProfile, *, database_dir: Path | str | None = None
 ) -> CompiledModel:
@@ -133,6 +150,7 @@ def compile_relax(
         tasks = tasks if tasks is not None else tuning_tasks(mod, profile)
         tasks_total = len(tasks)
         tasks_from_database = _count_covered(tasks, database)
+        _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
     if profile.device == "cuda":

@@ -222,6 +222,8 @@ def tune(
     progress_bar: bool = True,
     quick_measure: bool = False,
     only: Callable[[TaskInfo], bool] | None = None,
+    seed_from: Path | None = None,
+    seed_top_k: int = 4,
 ) -> TuneResult:
     """Tune the selected kernel classes; every finished record is on disk the moment it is measured."""
     started = time.monotonic()
@@ -250,12 +252,6 @@ def tune(
     from tvm.s_tir import meta_schedule as ms
 
     selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
-    budget = trials if trials is not None else profile.tuning_trials
-    already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
-    remaining = max(0, budget - sum(already[i.index] for i in selected))
-    per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
-    to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
-
     cores = os.cpu_count() or 1
     cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
     builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
@@ -263,6 +259,17 @@ def tune(
         runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
     else:
         runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
+    if seed_from is not None:
+        from tvmdeploy.compile.tuning_seed import seed_database
+
+        seed_database(database, Path(seed_from), selected, builder, runner,
+                      "cpu" if profile.device == "cpu" else profile.device, top_k=seed_top_k)
+
+    budget = trials if trials is not None else profile.tuning_trials
+    already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
+    remaining = max(0, budget - sum(already[i.index] for i in selected))
+    per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
+    to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
 
     before = {i.index: _best_seconds(database, i) for i in infos}
     if measure_baseline and not rpc_tracker:
@@ -418,6 +425,7 @@ def _make_bar(total: int, enabled: bool):
 
 def _append_history(folder: Path, progress, result: TuneResult) -> None:
     """Tuner-estimated latency vs trials, one line per measured batch (for docs/benchmarks)."""
+    (folder / "logs").mkdir(parents=True, exist_ok=True)  # absent when no search ran (e.g. only seeds)
     with open(folder / "logs" / "progress.csv", "a", encoding="utf-8") as handle:
         for elapsed, trials, est in progress.history:
             handle.write(f"{elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")

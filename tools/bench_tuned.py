@@ -1,6 +1,7 @@
 """Headline benchmark: tuned TVM vs ONNX Runtime, same process and threads, interleaved, shipped logs only.
 
-    .venv/bin/python tools/bench_tuned.py                      # torchvision MobileNetV2 x1.0, x86-avx2
+    .venv/bin/python tools/bench_tuned.py                      # torchvision MobileNetV2 x1.0, best shipped profile here
+    .venv/bin/python tools/bench_tuned.py --profile x86-avx2 --threading spin-in-run
     .venv/bin/python tools/bench_tuned.py --onnx M.onnx --runs 100 --json out.json
     .venv/bin/python tools/bench_tuned.py --tuning-log FULL_DB --curve 500,1000,all --plot docs/x.png
 
@@ -19,20 +20,35 @@ import time
 from pathlib import Path
 
 
+# Both runtimes' idle pool threads spin by default, long after a call returns. Interleaved on 2 cores,
+# each one's spinners steal the CPU the other needs (measured: TVM 33 ms with both spinning, 10.9 ms
+# with only ORT spinning, 7.0 ms with neither). Two symmetric policies avoid that:
+#   sleep:       no spinning at all; every parallel kernel wakes its workers (a futex wake each).
+#   spin-in-run: workers spin between the kernels of one inference and sleep soon after it ends:
+#                ORT by force_spinning_stop at the end of Run(), TVM by a short spin count (~1000
+#                sched_yield calls, well under a millisecond; its default is 300000).
+THREADING = {
+    "sleep": {"tvm_spin_count": 0, "ort": {"session.intra_op.allow_spinning": "0"}},
+    "spin-in-run": {"tvm_spin_count": 1000,
+                    "ort": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}},
+}
+AUTO_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", type=Path, help="ONNX model (default: export the zoo's --model, random weights)")
     parser.add_argument("--model", default="torchvision_mobilenet_v2", help="zoo model to export when --onnx is not given")
-    parser.add_argument("--profile", default="x86-avx2")
+    parser.add_argument("--profile", help="default: the first of " + ", ".join(AUTO_PROFILES)
+                        + " that runs on this CPU and has a shipped log for the model")
     parser.add_argument("--tuning-log", type=Path, help="database folder (default: the shipped one matching the model)")
     parser.add_argument("--threads", type=int, default=2, help="threads for both runtimes (default 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--bind-threads", action="store_true", help="let TVM pin its threads to cores (default: unpinned)")
-    parser.add_argument("--spin", type=int, default=0,
-                        help="TVM_THREAD_POOL_SPIN_COUNT (default 0: idle TVM workers sleep instead of spinning)")
-    parser.add_argument("--ort-spinning", type=int, choices=(0, 1), default=0,
-                        help="ONNX Runtime's session.intra_op.allow_spinning (default 0, like --spin 0)")
+    parser.add_argument("--threading", choices=tuple(THREADING), default="sleep",
+                        help="idle worker threads of both runtimes: 'sleep' at once (default), or 'spin-in-run': "
+                        "spin between the kernels of one inference, sleep after it (ORT force_spinning_stop)")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--curve", help="comma list of record counts (or 'all') to measure latency vs trials")
     parser.add_argument("--plot", type=Path, help="PNG for --curve (needs matplotlib)")
@@ -44,19 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     # TVM reads these when its thread pool starts: they must be set before the first kernel runs.
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     os.environ["TVM_BIND_THREADS"] = "1" if args.bind_threads else "0"
-    # Both runtimes' idle pool threads spin by default. Interleaved on 2 cores, each one's spinners
-    # steal the CPU the other needs (measured: TVM 33 ms with both spinning, 10.9 ms with only ORT
-    # spinning, 7.0 ms with neither; ORT 2.5-8 ms vs 3.0 ms). Default: neither spins (symmetric).
-    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(args.spin)
+    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[args.threading]["tvm_spin_count"])
 
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.tuning import find_database
-    from tvmdeploy.runtime.errors import TvmDeployError
-    from tvmdeploy.targets import load_profile
 
-    profile = load_profile(args.profile)
-    if not profile.runs_on_this_machine:
-        raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
     onnx_path = args.onnx
     if onnx_path is None:
         from tvmdeploy.compile.export import export_onnx
@@ -64,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path = Path(tempfile.mkdtemp(prefix="bench-tuned-")) / f"{args.model}.onnx"
         export_onnx(args.model, onnx_path, seed=0)
     mod, info = import_onnx(onnx_path)
-    database = args.tuning_log or find_database(mod, profile)
-    if database is None:
-        raise TvmDeployError(f"no shipped tuning log for {onnx_path.name} on {profile.name}; run `tvmdeploy tune` first")
+    profile, database = _pick_profile(args, mod)
     if args.curve:
         rows = []
         for count in args.curve.split(","):
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             _plot(rows, args.plot, f"{onnx_path.name}, {profile.name}, {args.threads} threads")
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
-    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, "
+    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
           f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}")
     print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
     print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
@@ -90,6 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def _pick_profile(args: argparse.Namespace, mod):
+    """(profile, database): the named profile, or the first of AUTO_PROFILES usable here with a shipped log."""
+    from tvmdeploy.compile.tuning import find_database
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.targets import load_profile
+
+    for name in [args.profile] if args.profile else AUTO_PROFILES:
+        profile = load_profile(name)
+        if not profile.runs_on_this_machine:
+            if args.profile:
+                raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
+            continue
+        database = args.tuning_log or find_database(mod, profile)
+        if database is not None:
+            return profile, database
+        if args.profile:
+            raise TvmDeployError(f"no shipped tuning log for this model on {profile.name}; run `tvmdeploy tune` first")
+    raise TvmDeployError(f"no shipped tuning log for this model on any of {', '.join(AUTO_PROFILES)} usable here")
 
 
 def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
@@ -125,7 +150,8 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", str(args.ort_spinning))
+    for key, value in THREADING[args.threading]["ort"].items():
+        options.add_session_config_entry(key, value)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     x = np.random.default_rng(0).random(info.input_shape, dtype=np.float32)
@@ -144,8 +170,9 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse
         "tasks_total": compiled.tasks_total,
         "threads": args.threads,
         "tvm_bind_threads": args.bind_threads,
-        "tvm_spin_count": args.spin,
-        "ort_allow_spinning": args.ort_spinning,
+        "threading": args.threading,
+        "tvm_spin_count": THREADING[args.threading]["tvm_spin_count"],
+        "ort_session_config": THREADING[args.threading]["ort"],
         "compile_s": round(compile_s, 1),
         "max_abs_diff": diff,
         "tvm": stats["tvm"].to_dict(),

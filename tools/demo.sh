@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 TD=.venv/bin/tvmdeploy
 OUT=${OUT:-out/demo}
 MODEL=${MODEL:-torchvision_mobilenet_v2}
-PROFILE=${PROFILE:-x86-avx2}
+if [ -z "${PROFILE:-}" ]; then
+    # The fastest profile with a shipped tuning log that this CPU can run.
+    if $TD targets | grep -qE '^x86-avx512 +cpu +x86_64 +yes'; then PROFILE=x86-avx512; else PROFILE=x86-avx2; fi
+fi
 mkdir -p "$OUT"
 
 echo "== model zoo"

@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip timing the untuned kernels first")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the search")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+    parser.add_argument("--seed-from", type=Path, metavar="DIR",
+                        help="first re-measure the best schedules of another database (e.g. another profile's log "
+                        "for the same model) on this target, so the search starts from them")
+    parser.add_argument("--seed-top-k", type=int, default=4, help="schedules per task taken from --seed-from (default 4)")
     parser.add_argument("--export-best", type=Path, metavar="DIR",
                         help="afterwards, write the best record per task to a new database DIR (what ships in tuning_logs/)")
 
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
-    for name in ("trials", "max_trials_per_task", "trials_per_iter"):
+    for name in ("trials", "max_trials_per_task", "trials_per_iter", "seed_top_k"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         measure_baseline=not args.no_baseline,
         seed=args.seed,
         progress_bar=not args.no_progress,
+        seed_from=args.seed_from,
+        seed_top_k=args.seed_top_k,
     )
     print_report(result)
     if args.export_best:

@@ -217,3 +217,56 @@ def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
     assert "interrupted; --resume continues" in text
     assert "Segfault" not in text and "terminate" not in text
     assert len(_record_keys(folder)) >= 1
+
+
+def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, capsys):
+    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.compile.tuning_db import open_database
+    from tvmdeploy.targets import load_profile
+
+    # The real use: an AVX2 log warm-starts an AVX-512 one (workloads are target-independent).
+    avx512 = load_profile("x86-avx512")
+    target = avx512 if avx512.runs_on_this_machine else load_profile("x86-avx2")
+    folder = tmp_path / "seeded"
+    capsys.readouterr()
+    # 2 tuned tasks x top-2 seeds = 4 measurements: the whole budget, so no search runs after them.
+    result = tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, seed_from=tuned.folder,
+                  seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    assert "seeded 4 records for 2 tasks" in capsys.readouterr().err
+    assert result.trials_run == 0
+    seeded = _record_keys(folder)
+    assert len(seeded) == 4 and set(seeded) <= set(_record_keys(tuned.folder))  # the seed's own schedules
+    records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    assert {str(r.target.attrs["mcpu"]) for r in records} == {target.target["mcpu"]}  # timed for this target
+
+    tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, resume=True, seed_from=tuned.folder,
+         seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    assert sorted(_record_keys(folder)) == sorted(seeded)  # a resumed run does not time its seeds again
+
+
+def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning import tune
+
+    with pytest.raises(TvmDeployError, match="has no database_tuning_record.json"):
+        tune(tiny_model, profile, trials=4, log_dir=tmp_path / "db", seed_from=tmp_path / "nothing",
+             measure_baseline=False, progress_bar=False)
+
+
+def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_model, profile, tmp_path, capsys):
+    import json
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning import META_FILE
+
+    folder = tmp_path / "db"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["pipeline"] = "nchw-0"
+    (folder / META_FILE).write_text(json.dumps(meta))
+    mod, _ = import_onnx(tiny_model)
+    capsys.readouterr()
+    compiled = compile_relax(mod, profile, database_dir=folder)
+    err = capsys.readouterr().err
+    assert "was made by pipeline 'nchw-0'" in err and "(2/7 tasks)" in err
+    assert compiled.tasks_from_database == 2

@@ -1,0 +1,51 @@
+"""`tools/bench_tuned.py` (the headline benchmark) on a tiny tuned model: JSON fields, parity, threading policies."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "bench_tuned.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_tuned(tmp_path_factory, tiny_classifier_factory):
+    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile("x86-avx2")
+    if not profile.runs_on_this_machine:
+        pytest.skip("needs an x86-64 host with AVX2")
+    model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
+    result = tune(model, profile, trials=2, ops="all", log_dir=tmp_path_factory.mktemp("db") / "tiny",
+                  trials_per_iter=2, max_trials_per_task=2, measure_baseline=False, progress_bar=False,
+                  quick_measure=True)
+    return model, result.folder
+
+
+@pytest.mark.parametrize("threading", ["sleep", "spin-in-run"])
+def test_bench_tuned_reports_ratio_and_parity(tiny_tuned, tmp_path, threading):
+    model, database = tiny_tuned
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-avx2",
+                           "--tuning-log", str(database), "--runs", "5", "--warmup", "1", "--threads", "1",
+                           "--threading", threading, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ratio TVM/ORT (medians)" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["threading"] == threading and report["profile"] == "x86-avx2"
+    assert report["tasks_from_database"] >= 1
+    assert report["max_abs_diff"] < 1e-4
+    assert report["tvm"]["n"] >= 5 and report["ort"]["n"] == report["tvm"]["n"]
+    assert report["ratio_tvm_over_ort"] == pytest.approx(report["tvm"]["median_ms"] / report["ort"]["median_ms"])
+    assert report["tvm_spin_count"] == (0 if threading == "sleep" else 1000)
+
+
+def test_bench_tuned_unknown_profile_is_one_line_error(tiny_tuned):
+    model, _ = tiny_tuned
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-nope"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
