@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed-top-k", type=int, default=4, help="schedules per task taken from --seed-from (default 4)")
     parser.add_argument("--export-best", type=Path, metavar="DIR",
                         help="afterwards, write the best record per task to a new database DIR (what ships in tuning_logs/)")
+    parser.add_argument("--rerank", type=int, metavar="K",
+                        help="with --export-best: of each task's K best records, export the one fastest inside the "
+                        "whole network (K builds of the model, timed per kernel), not the fastest alone")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,13 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
-    for name in ("trials", "max_trials_per_task", "trials_per_iter", "seed_top_k"):
+    if args.rerank is not None and not args.export_best:
+        raise TvmDeployError("--rerank needs --export-best DIR")
+    for name in ("trials", "max_trials_per_task", "trials_per_iter", "seed_top_k", "rerank"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    profile = load_profile(args.profile)
     result = tune(
         args.model,
-        load_profile(args.profile),
+        profile,
         trials=args.trials,
         ops=args.ops,
         resume=args.resume,
@@ -62,10 +68,19 @@ def run(args: argparse.Namespace) -> int:
         import shutil
 
         from tvmdeploy.compile.tuning import META_FILE
-        from tvmdeploy.compile.tuning_db import export_best
 
-        count = export_best(result.folder, args.export_best)
+        if args.rerank:
+            from tvmdeploy.compile.rerank import rerank_in_network
+
+            reranked = rerank_in_network(args.model, profile, result.folder, args.export_best, top_k=args.rerank,
+                                         progress=lambda done, total: print(f"rerank: build {done}/{total} timed", flush=True))
+            print(reranked.table())
+            count = reranked.records
+        else:
+            from tvmdeploy.compile.tuning_db import export_best
+
+            count = export_best(result.folder, args.export_best)
         shutil.copyfile(result.folder / META_FILE, args.export_best / META_FILE)
-        print(f"exported the best record of {count} tasks to {args.export_best}")
+        print(f"exported {'the in-network fastest' if args.rerank else 'the best'} record of {count} tasks to {args.export_best}")
     print(f"apply with: tvmdeploy build {args.model} --profile {args.profile} --tuning-log {result.folder} -o OUT")
     return 130 if result.interrupted else 0

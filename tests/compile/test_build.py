@@ -85,3 +85,15 @@ def test_batch_override_of_a_batch_one_export(tiny_onnx, tmp_path, avx2):
     ort = reference.OrtModel(tmp_path / "b4" / ONNX_FILE)
     assert ort.run(np.zeros((4, 3, 16, 16), np.float32)).shape == (4, 10)
     assert result.manifest.extra["source_onnx_sha256"] != result.manifest.model_sha256
+
+
+@pytest.mark.parametrize("profile_name", ["x86-avx2", "x86-avx512"])
+def test_shipped_tuning_log_covers_every_kernel_and_keeps_parity(exported_onnx, tmp_path, profile_name):
+    profile = load_profile(profile_name)
+    if not profile.runs_on_this_machine:
+        pytest.skip(f"this CPU cannot run {profile_name} code (parity needs a local run)")
+    result = build_artifact(exported_onnx("torchvision_mobilenet_v2"), profile, tmp_path / "art", tuning_log="shipped")
+    tuning = result.manifest.tuning
+    assert tuning["tasks_from_database"] == tuning["tasks_total"] == 34, tuning
+    assert f"tuning_logs/{profile_name}/" in str(tuning["database"])
+    assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical

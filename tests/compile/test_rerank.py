@@ -1,0 +1,84 @@
+"""In-network reranking of tuning records: one record per task, chosen among the best few, applies with parity."""
+
+import numpy as np
+import pytest
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+
+@pytest.fixture(scope="module")
+def profile():
+    from tvmdeploy.targets import load_profile
+
+    avx2 = load_profile("x86-avx2")
+    if not avx2.runs_on_this_machine:
+        pytest.skip("needs an x86-64 host with AVX2 (the x86-avx2 profile)")
+    return avx2
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, tiny_classifier_factory, profile):
+    """A tiny model and a database with 3 measured candidates for each of its 2 conv tasks."""
+    from tvmdeploy.compile.tuning import tune
+
+    model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
+    result = tune(model, profile, trials=6, ops="all", log_dir=tmp_path_factory.mktemp("db") / "history",
+                  trials_per_iter=3, max_trials_per_task=3, measure_baseline=False, progress_bar=False,
+                  quick_measure=True, only=lambda info: "conv2d" in info.name)
+    return model, result
+
+
+def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, profile, tmp_path):
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.rerank import rerank_in_network
+    from tvmdeploy.compile.tuning_db import open_database
+
+    model, tuned = history
+    calls = []
+    result = rerank_in_network(model, profile, tuned.folder, tmp_path / "out", top_k=2, repeats=5,
+                               progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+    tuned_tasks = {o.info.name for o in tuned.outcomes if o.trials_after}
+    assert {c.task for c in result.choices} == tuned_tasks
+    for choice in result.choices:
+        assert choice.ranks == 2 and choice.chosen in (0, 1)
+        assert len(choice.in_network_us) == 2 and all(np.isfinite(t) and t > 0 for t in choice.in_network_us)
+        assert choice.in_network_us[choice.chosen] == min(choice.in_network_us)
+        assert choice.tuner_us[0] <= choice.tuner_us[1]  # ranks follow the tuner's order
+    assert "changed" in result.table()
+    exported = open_database(tmp_path / "out", readonly=True, quiet=True).get_all_tuning_records()
+    assert len(exported) == result.records == len(tuned_tasks)
+
+    mod, info = import_onnx(model)
+    compiled = compile_relax(mod, profile, database_dir=tmp_path / "out")
+    assert compiled.tasks_from_database == len(tuned_tasks)
+    x = np.random.default_rng(1).standard_normal(info.input_shape).astype(np.float32)
+    got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {info.input_name: x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_rerank_refuses_a_used_output_folder_and_an_empty_history(history, profile, tmp_path):
+    from tvmdeploy.compile.rerank import rerank_in_network
+
+    model, tuned = history
+    with pytest.raises(TvmDeployError, match="already holds a database"):
+        rerank_in_network(model, profile, tuned.folder, tuned.folder)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "database_tuning_record.json").write_text("")
+    (tmp_path / "empty" / "database_workload.json").write_text("")
+    with pytest.raises(TvmDeployError, match="has no record for any kernel"):
+        rerank_in_network(model, profile, tmp_path / "empty", tmp_path / "out")
+
+
+def test_cli_rerank_needs_export_best(history, capsys):
+    from tvmdeploy.tools.cli import main
+
+    model, tuned = history
+    assert main(["tune", "--model", str(model), "--profile", "x86-avx2", "--rerank", "2"]) == 2
+    assert "--rerank needs --export-best" in capsys.readouterr().err
