@@ -122,3 +122,14 @@ def tiny_onnx(tmp_path):
 def tiny_classifier_factory():
     """The `tiny_classifier(path, **options)` builder itself, for module- and session-scoped fixtures."""
     return tiny_classifier
+
+
+@pytest.fixture(scope="session")
+def avx2_profile():
+    """The x86-avx2 profile; skips on a CPU that cannot run its code (tuning and parity run it here)."""
+    from tvmdeploy.targets import load_profile
+
+    avx2 = load_profile("x86-avx2")
+    if not avx2.runs_on_this_machine:
+        pytest.skip("needs an x86-64 host with AVX2 (the x86-avx2 profile)")
+    return avx2

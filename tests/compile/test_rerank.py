@@ -7,28 +7,18 @@ from tvmdeploy.runtime.errors import TvmDeployError
 
 
 @pytest.fixture(scope="module")
-def profile():
-    from tvmdeploy.targets import load_profile
-
-    avx2 = load_profile("x86-avx2")
-    if not avx2.runs_on_this_machine:
-        pytest.skip("needs an x86-64 host with AVX2 (the x86-avx2 profile)")
-    return avx2
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory, tiny_classifier_factory, profile):
+def history(tmp_path_factory, tiny_classifier_factory, avx2_profile):
     """A tiny model and a database with 3 measured candidates for each of its 2 conv tasks."""
     from tvmdeploy.compile.tuning import tune
 
     model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
-    result = tune(model, profile, trials=6, ops="all", log_dir=tmp_path_factory.mktemp("db") / "history",
+    result = tune(model, avx2_profile, trials=6, ops="all", log_dir=tmp_path_factory.mktemp("db") / "history",
                   trials_per_iter=3, max_trials_per_task=3, measure_baseline=False, progress_bar=False,
                   quick_measure=True, only=lambda info: "conv2d" in info.name)
     return model, result
 
 
-def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, profile, tmp_path):
+def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, avx2_profile, tmp_path):
     import onnxruntime as ort
     import tvm
     from tvm import relax
@@ -40,7 +30,7 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
 
     model, tuned = history
     calls = []
-    result = rerank_in_network(model, profile, tuned.folder, tmp_path / "out", top_k=2, repeats=5,
+    result = rerank_in_network(model, avx2_profile, tuned.folder, tmp_path / "out", top_k=2, repeats=5,
                                progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 2), (2, 2)]
     tuned_tasks = {o.info.name for o in tuned.outcomes if o.trials_after}
@@ -55,7 +45,7 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
     assert len(exported) == result.records == len(tuned_tasks)
 
     mod, info = import_onnx(model)
-    compiled = compile_relax(mod, profile, database_dir=tmp_path / "out")
+    compiled = compile_relax(mod, avx2_profile, database_dir=tmp_path / "out")
     assert compiled.tasks_from_database == len(tuned_tasks)
     x = np.random.default_rng(1).standard_normal(info.input_shape).astype(np.float32)
     got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
@@ -63,17 +53,17 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-def test_rerank_refuses_a_used_output_folder_and_an_empty_history(history, profile, tmp_path):
+def test_rerank_refuses_a_used_output_folder_and_an_empty_history(history, avx2_profile, tmp_path):
     from tvmdeploy.compile.rerank import rerank_in_network
 
     model, tuned = history
     with pytest.raises(TvmDeployError, match="already holds a database"):
-        rerank_in_network(model, profile, tuned.folder, tuned.folder)
+        rerank_in_network(model, avx2_profile, tuned.folder, tuned.folder)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "database_tuning_record.json").write_text("")
     (tmp_path / "empty" / "database_workload.json").write_text("")
     with pytest.raises(TvmDeployError, match="has no record for any kernel"):
-        rerank_in_network(model, profile, tmp_path / "empty", tmp_path / "out")
+        rerank_in_network(model, avx2_profile, tmp_path / "empty", tmp_path / "out")
 
 
 def test_cli_rerank_needs_export_best(history, capsys):

@@ -52,13 +52,8 @@ def inverted_residual_onnx(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def profile():
-    from tvmdeploy.targets import load_profile
-
-    avx2 = load_profile("x86-avx2")
-    if not avx2.runs_on_this_machine:
-        pytest.skip("needs an x86-64 host with AVX2 (the x86-avx2 profile)")
-    return avx2
+def profile(avx2_profile):
+    return avx2_profile
 
 
 @pytest.fixture(scope="module")

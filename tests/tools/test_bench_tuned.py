@@ -11,15 +11,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "bench_tuned.py"
 
 
 @pytest.fixture(scope="module")
-def tiny_tuned(tmp_path_factory, tiny_classifier_factory):
+def tiny_tuned(tmp_path_factory, tiny_classifier_factory, avx2_profile):
     from tvmdeploy.compile.tuning import tune
-    from tvmdeploy.targets import load_profile
 
-    profile = load_profile("x86-avx2")
-    if not profile.runs_on_this_machine:
-        pytest.skip("needs an x86-64 host with AVX2")
     model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
-    result = tune(model, profile, trials=2, ops="all", log_dir=tmp_path_factory.mktemp("db") / "tiny",
+    result = tune(model, avx2_profile, trials=2, ops="all", log_dir=tmp_path_factory.mktemp("db") / "tiny",
                   trials_per_iter=2, max_trials_per_task=2, measure_baseline=False, progress_bar=False,
                   quick_measure=True)
     return model, result.folder
