@@ -87,6 +87,33 @@ def make_local_runner(threads: int, quick: bool = False, timeout_sec: float = 30
     return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=measure_config(quick))
 
 
+def build_and_run(builder, runner, items: list, target, device: str) -> list:
+    """Build and time (module, args_info) pairs outside a search: run_secs per item, None if it failed.
+
+    For candidates the search did not propose: untuned kernels, seed schedules from another database.
+    """
+    import shutil
+    from pathlib import Path
+
+    from tvm.s_tir import meta_schedule as ms
+
+    built = builder.build([ms.builder.BuilderInput(mod, target) for mod, _ in items])
+    runnable, owners = [], []
+    for index, ((_, args_info), outcome) in enumerate(zip(items, built)):
+        if outcome.error_msg is None:
+            runnable.append(ms.runner.RunnerInput(outcome.artifact_path, device, args_info))
+            owners.append(index)
+    run_secs: list = [None] * len(items)
+    for index, future in zip(owners, runner.run(runnable)):
+        ran = future.result()
+        if ran.error_msg is None and ran.run_secs:
+            run_secs[index] = ran.run_secs
+    for outcome in built:
+        if outcome.artifact_path:
+            shutil.rmtree(Path(outcome.artifact_path).parent, ignore_errors=True)
+    return run_secs
+
+
 def make_rpc_runner(tracker: str, key: str, max_workers: int = 1, quick: bool = False) -> Any:
     """A runner that times candidates on a board registered with an RPC tracker under `key`."""
     from tvm.s_tir import meta_schedule as ms

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from tvmdeploy.compile.tuning_db import mean_seconds
+
 # Evolutionary search tuned down from the defaults (population 512): on 2 cores the search itself,
 # not the measurement, was the larger cost per trial, and 256 candidates still fill the 16-32 picks.
 POPULATION = 256
@@ -146,7 +148,7 @@ def make_progress_callback(progress: Progress, task_ids: list[int], on_update: C
                 elif ran.error_msg is not None or not ran.run_secs:
                     state.run_failures += 1
                 else:
-                    seconds = sum(float(s) for s in ran.run_secs) / len(ran.run_secs)
+                    seconds = mean_seconds(ran.run_secs)
                     if state.best_s is None or seconds < state.best_s:
                         state.best_s = seconds
             progress.history.append((time.monotonic() - progress.started, progress.trials, progress.estimated_ms()))

@@ -65,11 +65,6 @@ class _VmModule:
         return self.vm["main"](self._tensor(x))
 
 
-def _mean_us(record) -> float:
-    secs = [float(s) for s in record.run_secs]
-    return sum(secs) / len(secs) * 1e6
-
-
 def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, output: Path, *, top_k: int = 4,
                       repeats: int = 30, progress=None) -> RerankResult:
     """Write to `output` one record per workload: of the `top_k` best in `history`, the fastest in the network.
@@ -85,7 +80,7 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     from tvmdeploy.compile.pipeline import compile_relax, prepare, tuning_tasks
     from tvmdeploy.compile.reference import reference_input
     from tvmdeploy.compile.tasks import describe_tasks
-    from tvmdeploy.compile.tuning_db import RECORD_FILE, open_database
+    from tvmdeploy.compile.tuning_db import mean_seconds, open_database, require_no_database
     from tvmdeploy.runtime.tvm_api import configure_threads
 
     if top_k < 1:
@@ -93,8 +88,7 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     if not profile.runs_on_this_machine:
         raise TvmDeployError(f"rerank times the model on this machine, which cannot run profile {profile.name}")
     output = Path(output)
-    if (output / RECORD_FILE).exists():
-        raise TvmDeployError(f"{output} already holds a database; choose an empty folder")
+    require_no_database(output)  # now, not after K builds
     database = open_database(Path(history), readonly=True)
     mod, info = import_onnx(Path(onnx_path))
     candidates: dict[str, list] = {}  # task name -> records, best first
@@ -136,7 +130,7 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
         times = in_network[name]
         best = int(np.argmin(times)) if np.isfinite(min(times)) else 0
         chosen_records[name] = records[best]
-        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)], [_mean_us(r) for r in records]))
+        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)], [mean_seconds(r.run_secs) * 1e6 for r in records]))
     result.records = _write_database(output, chosen_records, workloads)
     print(f"reranked {len(result.choices)} tasks in the network: {len(result.changed)} now use a schedule other than "
           "the tuner's best", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from tvmdeploy.compile import tuning_plan
 from tvmdeploy.compile.tasks import TaskInfo, describe_tasks, model_key, parse_ops
+from tvmdeploy.compile.tuning_db import mean_seconds
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
@@ -150,8 +151,7 @@ def _best_seconds(database, info: TaskInfo) -> float | None:
     top = database.get_top_k(database.commit_workload(mod), 1)
     if not top or not top[0].run_secs:
         return None
-    secs = [float(s) for s in top[0].run_secs]
-    best = sum(secs) / len(secs)
+    best = mean_seconds(top[0].run_secs)
     return None if best >= 1e9 else best  # MetaSchedule stores 1e10 for failed candidates
 
 
@@ -159,27 +159,14 @@ def measure_untuned(infos: list[TaskInfo], profile: TargetProfile, builder, runn
     """Per-call seconds of each kernel with no schedule at all (the 'before' of a first run)."""
     from tvm.s_tir import meta_schedule as ms
 
-    target = infos[0].task.target if infos else None
-    build_inputs = [ms.builder.BuilderInput(i.task.dispatched[0], target) for i in infos]
-    built = builder.build(build_inputs)
-    runnable, owners = [], []
-    for info, result in zip(infos, built):
-        if result.error_msg is None:
-            func = next(iter(info.task.dispatched[0].functions.values()))
-            args = ms.arg_info.ArgInfo.from_prim_func(func)
-            runnable.append(ms.runner.RunnerInput(result.artifact_path, "cpu" if profile.device == "cpu" else "cuda", args))
-            owners.append(info.index)
-    times = {}
-    for owner, future in zip(owners, runner.run(runnable)):
-        result = future.result()
-        if result.error_msg is None and result.run_secs:
-            times[owner] = sum(float(s) for s in result.run_secs) / len(result.run_secs)
-    for result in built:
-        if result.artifact_path:
-            import shutil
+    from tvmdeploy.compile.ms_builder import build_and_run
 
-            shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
-    return times
+    if not infos:
+        return {}
+    items = [(i.task.dispatched[0], ms.arg_info.ArgInfo.from_prim_func(next(iter(i.task.dispatched[0].functions.values()))))
+             for i in infos]
+    measured = build_and_run(builder, runner, items, infos[0].task.target, "cpu" if profile.device == "cpu" else "cuda")
+    return {info.index: mean_seconds(secs) for info, secs in zip(infos, measured) if secs}
 
 
 def _pretrain_cost_model(cost_model, contexts, database) -> None:

@@ -212,6 +212,18 @@ def _make_resumable(inner):
     return ResumableDatabase()
 
 
+def mean_seconds(run_secs) -> float:
+    """Mean of one candidate's measured repeats (MetaSchedule keeps them as a list of FloatImm)."""
+    secs = [float(s) for s in run_secs]
+    return sum(secs) / len(secs)
+
+
+def require_no_database(destination: Path) -> None:
+    """Exports write fresh databases: never append to (or mix into) one that is already there."""
+    if (Path(destination) / RECORD_FILE).exists():
+        raise TvmDeployError(f"{destination} already holds a database; choose an empty folder")
+
+
 def export_best(source: Path, destination: Path) -> int:
     """Write the best record of every workload of `source` into a fresh database at `destination`.
 
@@ -221,8 +233,7 @@ def export_best(source: Path, destination: Path) -> int:
     from tvm.s_tir import meta_schedule as ms
 
     destination = Path(destination)
-    if (destination / RECORD_FILE).exists():
-        raise TvmDeployError(f"{destination} already holds a database; choose an empty folder")
+    require_no_database(destination)
     destination.mkdir(parents=True, exist_ok=True)
     pruned = ms.database.JSONDatabase(work_dir=str(destination), allow_missing=True)
     open_database(Path(source), readonly=True).dump_pruned(pruned)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     """
     from tvm.s_tir import meta_schedule as ms
 
+    from tvmdeploy.compile.ms_builder import build_and_run
     from tvmdeploy.compile.tuning_db import open_database
 
     seeds = open_database(seed_folder, readonly=True)
@@ -49,30 +49,20 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
             owners.append(info)
     if not candidates:
         return result
-    built = builder.build([ms.builder.BuilderInput(c.sch.mod, owners[0].task.target) for c in candidates])
-    runnable, kept = [], []
-    for candidate, info, outcome in zip(candidates, owners, built):
-        if outcome.error_msg is None:
-            runnable.append(ms.runner.RunnerInput(outcome.artifact_path, device, candidate.args_info))
-            kept.append((candidate, info))
-        else:
-            result.failed += 1
-    for (candidate, info), future in zip(kept, runner.run(runnable)):
-        ran = future.result()
-        if ran.error_msg is not None or not ran.run_secs:
+    measured = build_and_run(builder, runner, [(c.sch.mod, c.args_info) for c in candidates],
+                             owners[0].task.target, device)
+    for candidate, info, run_secs in zip(candidates, owners, measured):
+        if run_secs is None:  # did not build or run here: not kept
             result.failed += 1
             continue
         database.commit_tuning_record(ms.database.TuningRecord(
             trace=candidate.sch.trace,
             workload=database.commit_workload(info.task.dispatched[0]),
-            run_secs=ran.run_secs,
+            run_secs=run_secs,
             target=info.task.target,
             args_info=candidate.args_info,
         ))
         result.measured += 1
-    for outcome in built:
-        if outcome.artifact_path:
-            shutil.rmtree(Path(outcome.artifact_path).parent, ignore_errors=True)
     print(f"seeded {result.measured} records for {result.tasks} tasks from {seed_folder}"
           + (f" ({result.failed} seed schedules failed here)" if result.failed else ""), file=sys.stderr)
     return result
