@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -70,10 +71,18 @@ def run(args: argparse.Namespace) -> int:
         from tvmdeploy.compile.tuning import META_FILE
 
         if args.rerank:
+            from tqdm import tqdm
+
             from tvmdeploy.compile.rerank import rerank_in_network
 
-            reranked = rerank_in_network(args.model, profile, result.folder, args.export_best, top_k=args.rerank,
-                                         progress=lambda done, total: print(f"rerank: build {done}/{total} timed", flush=True))
+            with tqdm(total=args.rerank, unit="build", desc="rerank", disable=args.no_progress, file=sys.stderr) as bar:
+
+                def advance(done: int, total: int) -> None:
+                    bar.total = total  # fewer than K when no task has K valid records
+                    bar.update(done - bar.n)
+
+                reranked = rerank_in_network(args.model, profile, result.folder, args.export_best, top_k=args.rerank,
+                                             progress=advance)
             print(reranked.table())
             count = reranked.records
         else:

@@ -72,3 +72,21 @@ def test_cli_rerank_needs_export_best(history, capsys):
     model, tuned = history
     assert main(["tune", "--model", str(model), "--profile", "x86-avx2", "--rerank", "2"]) == 2
     assert "--rerank needs --export-best" in capsys.readouterr().err
+
+
+def test_cli_tune_export_best_with_rerank(history, tmp_path, capsys):
+    import shutil
+
+    from tvmdeploy.tools.cli import main
+
+    model, tuned = history
+    folder = tmp_path / "history"
+    shutil.copytree(tuned.folder, folder)
+    out = tmp_path / "shipped"
+    code = main(["tune", "--model", str(model), "--profile", "x86-avx2", "--ops", "all", "--trials", "1", "--resume",
+                 "--no-baseline", "--no-progress", "--log-dir", str(folder), "--export-best", str(out), "--rerank", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "exported the in-network fastest record of 2 tasks" in captured.out
+    assert "| **2 timed tasks** |" in captured.out
+    assert (out / "tuning_meta.json").exists() and (out / "database_tuning_record.json").read_text().count("\n") == 2
