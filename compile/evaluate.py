@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +12,9 @@ import numpy as np
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.labels import Labels
+from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, is_image_file
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+logger = logging.getLogger(__name__)
 _WNID = re.compile(r"^n\d{8}$")
 
 
@@ -32,10 +34,6 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_dataset(root: Path, labels: Labels, ground_truth: Path | None = None, num_classes: int | None = None) -> Dataset:
@@ -61,7 +59,7 @@ def load_dataset(root: Path, labels: Labels, ground_truth: Path | None = None, n
 
 def _synset_folders(root: Path, labels: Labels, classes: int) -> list[LabelledImage]:
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = [p for p in root.iterdir() if _is_image(p)]
+    loose = [p for p in root.iterdir() if is_image_file(p)]
     if not subdirs:
         if loose:
             raise TvmDeployError(
@@ -81,7 +79,7 @@ def _synset_folders(root: Path, labels: Labels, classes: int) -> list[LabelledIm
         except TvmDeployError:
             raise TvmDeployError(f"{sub}: unknown synset {sub.name!r} for labels {labels.labels_id!r}") from None
         _check_index(index, classes, f"{sub}")
-        items += [LabelledImage(p, index) for p in sorted(sub.iterdir()) if _is_image(p)]
+        items += [LabelledImage(p, index) for p in sorted(sub.iterdir()) if is_image_file(p)]
     return items
 
 
@@ -111,7 +109,7 @@ def _flat_with_ground_truth(root: Path, gt: Path, labels: Labels, classes: int) 
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     if not lines:
         raise TvmDeployError(f"{gt} is empty")
-    images = sorted((p for p in root.iterdir() if _is_image(p)), key=lambda p: p.name)
+    images = sorted((p for p in root.iterdir() if is_image_file(p)), key=lambda p: p.name)
     two_columns = len(lines[0][1].split()) >= 2
     if not two_columns:
         # One index per line, in sorted filename order (ILSVRC2012_validation_ground_truth.txt style).
@@ -207,7 +205,8 @@ def evaluate(
     reference: Callable[[np.ndarray], np.ndarray] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Metrics:
-    """Run `classify` (and `reference`) over the dataset in batches; unreadable images are recorded, not fatal.
+    """Run `classify` (and `reference`) over the dataset in batches; unreadable images are recorded, not fatal
+    (not even when none can be read: the caller lists them and decides the exit status).
 
     `load(path)` returns one preprocessed image and raises TvmDeployError for a bad file;
     `progress(n)` is told after each batch how many images were processed.
@@ -230,7 +229,7 @@ def evaluate(
         if progress is not None:
             progress(len(chunk))
     if metrics.count == 0:
-        raise TvmDeployError(f"{dataset.root}: none of the {len(dataset)} image(s) could be read")
+        logger.warning("%s: none of the %d image(s) could be read", dataset.root, len(dataset))
     return metrics
 
 

@@ -27,6 +27,7 @@ _WIDE_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # allocating gigabytes on a small board.
 _MAX_RESIZED_PIXELS = 64_000_000
 _FIELDS = ("resize", "crop", "mean", "std", "layout", "interpolation")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,11 @@ def _exif_transpose(image: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a malformed EXIF block must not make a decodable photo unusable
         return image
+
+
+def is_image_file(path: Path) -> bool:
+    """A visible regular file with an image suffix (what folder arguments expand to)."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:

@@ -96,8 +96,16 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
-    print(format_report(report, reference is not None))
+    else:
+        print(format_report(report, reference is not None))
+    # Every unreadable image on stderr with its reason; the readable ones were evaluated all the same.
+    for bad in report["unreadable"]:
+        reason = bad["reason"] if bad["path"] in bad["reason"] else f"{bad['path']}: {bad['reason']}"
+        print(f"unreadable: {reason}", file=sys.stderr)
+    if report["unreadable"]:
+        print(f"error: {len(report['unreadable'])} of {len(dataset)} image(s) could not be read (listed above); "
+              f"the others were evaluated", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -121,7 +129,5 @@ def format_report(report: dict, with_reference: bool) -> str:
     if report["weights"].startswith("random"):
         lines.append(f"note: weights are random ({report['weights']}): accuracy against real labels is chance level")
     if report["unreadable"]:
-        lines.append(f"unreadable images: {len(report['unreadable'])} (skipped)")
-        # The reason usually names the file already.
-        lines += [f"  {u['reason'] if u['path'] in u['reason'] else u['path'] + ': ' + u['reason']}" for u in report["unreadable"]]
+        lines.append(f"unreadable images: {len(report['unreadable'])} (skipped; listed on stderr)")
     return "\n".join(lines)

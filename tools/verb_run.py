@@ -1,17 +1,24 @@
-"""`tvmdeploy run`: classify images with an artifact (shared preprocessing, softmax top-k)."""
+"""`tvmdeploy run`: classify images with an artifact (shared preprocessing, softmax top-k).
+
+Streams: images are decoded and inferred one artifact batch at a time, so memory stays flat for
+any number of images. An unreadable image is listed on stderr with its reason and the others are
+still classified; the exit status is then 1 (2 stays for usage errors).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
-    parser.add_argument("images", type=Path, nargs="+", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("images", type=Path, nargs="+", help="image files (JPEG, PNG, ...) or folders of them")
     parser.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the profile's)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -19,18 +26,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tvmdeploy.runtime.classify import classify_files, describe_failure, expand_image_paths
     from tvmdeploy.runtime.labels import load_labels
-    from tvmdeploy.runtime.postprocess import softmax, topk
-    from tvmdeploy.runtime.preprocess import PreprocessConfig, preprocess_images
+    from tvmdeploy.runtime.preprocess import PreprocessConfig
 
+    if args.topk < 1:
+        raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
+    paths = expand_image_paths(args.images)
     module = open_module(args.artifact, args, threads=args.threads)
     manifest = module.manifest
-    images = preprocess_images(args.images, PreprocessConfig.from_dict(manifest.preprocess))
-    probs = softmax(module.run_images(images))
     labels = load_labels(manifest.labels)
-    predictions = topk(probs, args.topk, labels.names)
     where = getattr(module, "description", f"local {manifest.device}")
     caveat = f"weights are random ({manifest.weights}): class names are meaningless" if manifest.weights_are_random else ""
+    results = classify_files(module.run_images, paths, PreprocessConfig.from_dict(manifest.preprocess),
+                             batch_size=manifest.batch, k=args.topk, labels=labels.names)
+    if not args.json:
+        print(f"{manifest.model_name} on {manifest.profile} ({where})")
+        if caveat:
+            print(f"warning: {caveat}")
+    records, failed = [], 0
+    for item in results:
+        if not item.ok:
+            failed += 1
+            print(f"unreadable: {describe_failure(item)}", file=sys.stderr, flush=True)
+            if args.json:
+                records.append({"image": str(item.path), "error": item.error})
+            continue
+        if args.json:
+            records.append({"image": str(item.path),
+                            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top]})
+            continue
+        print(f"{item.path}:")
+        for rank, p in enumerate(item.top, 1):
+            print(f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})")
+        sys.stdout.flush()
     if args.json:
         print(json.dumps({
             "artifact": str(args.artifact),
@@ -39,17 +68,11 @@ def run(args: argparse.Namespace) -> int:
             "device": where,
             "weights": manifest.weights,
             "warning": caveat or None,
-            "results": [
-                {"image": str(path), "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in preds]}
-                for path, preds in zip(args.images, predictions)
-            ],
+            "results": records,
+            "unreadable": failed,
         }, indent=2))
-        return 0
-    print(f"{manifest.model_name} on {manifest.profile} ({where})")
-    if caveat:
-        print(f"warning: {caveat}")
-    for path, preds in zip(args.images, predictions):
-        print(f"{path}:")
-        for rank, p in enumerate(preds, 1):
-            print(f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})")
+    if failed:
+        print(f"error: {failed} of {len(paths)} image(s) could not be read (listed above); the others were classified",
+              file=sys.stderr)
+        return 1
     return 0

@@ -73,10 +73,26 @@ def test_flat_layout_text_report_lists_unreadable(capsys, labelled, tmp_path):
     labels = gt.read_text() + "0\n"
     (tmp_path / "gt.txt").write_text(labels)
     code, out, err = _run(capsys, folder, "--onnx", onnx_path, "--ground-truth", tmp_path / "gt.txt")
-    assert code == 0, err
+    # The readable six are all evaluated; the bad one is listed on stderr with its reason, and the status is 1.
+    assert code == 1, err
     assert "top-1: 100.00% (6/6)" in out and "top-5: 100.00% (6/6)" in out
-    assert "unreadable images: 1 (skipped)" in out and "img_999.jpg" in out
+    assert "unreadable images: 1 (skipped; listed on stderr)" in out and "img_999.jpg" not in out
+    unreadable = [line for line in err.splitlines() if line.startswith("unreadable: ")]
+    assert len(unreadable) == 1 and "img_999.jpg" in unreadable[0] and "not an image file" in unreadable[0]
+    assert err.splitlines()[-1].startswith("error: 1 of 7 image(s) could not be read")
     assert "weights are random" in out
+
+
+def test_all_unreadable_lists_each_and_exits_1(capsys, labelled, tmp_path):
+    onnx_path, _, _, _ = labelled
+    folder = tmp_path / "bad" / "n01440764"
+    folder.mkdir(parents=True)
+    for name in ("a.jpg", "b.png"):
+        (folder / name).write_bytes(b"garbage")
+    code, out, err = _run(capsys, tmp_path / "bad", "--onnx", onnx_path, "--json")
+    assert code == 1
+    assert json.loads(out)["images"] == 0
+    assert sum(line.startswith("unreadable: ") for line in err.splitlines()) == 2
 
 
 def test_mislabelled_folder_is_a_clear_error(capsys, labelled, tmp_path):

@@ -1,0 +1,98 @@
+"""Classify image files with a loaded artifact, streaming: decode and infer a few images at a time.
+
+Memory stays flat however many images are given (at most one artifact batch of decoded images is
+held), and an unreadable file is reported with its reason instead of stopping the others.
+Board-safe: numpy, Pillow and our runtime only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.postprocess import Prediction, softmax, topk
+from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, is_image_file, load_image
+
+
+@dataclass
+class Classified:
+    """One input file: its top-k predictions, or why it could not be read."""
+
+    path: Path
+    top: list[Prediction] | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.top is not None
+
+
+def expand_image_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; a folder becomes its image files (sorted by name, not recursive).
+
+    A missing or bad file stays in the list: it is reported when classified. A folder without any
+    image is a usage error.
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted((p for p in path.iterdir() if is_image_file(p)), key=lambda p: p.name)
+            if not found:
+                raise TvmDeployError(f"{path}: no images found (expected {', '.join(sorted(IMAGE_SUFFIXES))} files)")
+            paths += found
+        else:
+            paths.append(path)
+    if not paths:
+        raise TvmDeployError("no images given")
+    return paths
+
+
+def classify_files(
+    run_images: Callable[[np.ndarray], np.ndarray],
+    paths: Sequence[Path],
+    config: PreprocessConfig,
+    *,
+    batch_size: int,
+    k: int,
+    labels: Sequence[str] | None = None,
+) -> Iterator[Classified]:
+    """Yield one Classified per path, in input order, decoding at most `batch_size` images ahead.
+
+    `run_images([n, ...])` returns [n, classes] logits (an artifact module's `run_images`, which pads
+    a short batch); use the artifact's batch as `batch_size`.
+    """
+    if batch_size < 1:
+        raise TvmDeployError(f"batch size must be >= 1, got {batch_size}")
+    pending: list[Classified] = []
+    arrays: list[np.ndarray] = []
+
+    def flush() -> Iterator[Classified]:
+        if arrays:
+            predictions = iter(topk(softmax(run_images(np.stack(arrays))), k, labels))
+            for item in pending:
+                if item.error == "":
+                    item.top = next(predictions)
+        yield from pending
+        pending.clear()
+        arrays.clear()
+
+    for path in paths:
+        try:
+            arrays.append(load_image(path, config))
+            pending.append(Classified(Path(path)))
+        except TvmDeployError as exc:
+            pending.append(Classified(Path(path), error=str(exc)))
+        if len(arrays) == batch_size:
+            yield from flush()
+    yield from flush()
+
+
+def describe_failure(item: Classified) -> str:
+    """`PATH: reason`, without naming the file twice when the reason already does."""
+    return item.error if str(item.path) in item.error else f"{item.path}: {item.error}"
