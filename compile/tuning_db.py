@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
+import fcntl
 import json
 import os
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from tvmdeploy.runtime.errors import TvmDeployError
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 REJECTED_FILE = "database_rejected.txt"
+LOCK_FILE = ".tvmdeploy-writer.lock"  # not *.json: never part of the database hash or of an export
 
 
 @dataclass
@@ -238,3 +244,45 @@ def export_best(source: Path, destination: Path) -> int:
     pruned = ms.database.JSONDatabase(work_dir=str(destination), allow_missing=True)
     open_database(Path(source), readonly=True).dump_pruned(pruned)
     return len(pruned)
+
+
+def lock_holder(folder: Path) -> str:
+    """What the current (or last) writer wrote into the lock file: 'PID <pid> on <host>, since <time>: <command>'."""
+    try:
+        return (Path(folder) / LOCK_FILE).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def lock_database(folder: Path, what: str = "tvmdeploy tune") -> Iterator[Path]:
+    """Hold the single-writer lock of a tuning database folder for the duration of the block.
+
+    An advisory `flock` on LOCK_FILE inside the folder: the kernel drops it when the holder exits or
+    is killed (SIGKILL included), so a dead writer never leaves the folder stuck, and there is no
+    stale-PID guessing. Only writers take it: readers (`open_database(readonly=True)`, the build)
+    read the append-only files while a tuner writes. A second writer gets a one-line TvmDeployError
+    naming the running one. The lock file stays (removing it would race with a writer opening it).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(folder) or "another process"
+            raise TvmDeployError(
+                f"tuning database {folder} is being written by {holder}; wait for it to finish or stop it "
+                f"(it can be resumed), or use another folder"
+            ) from None
+        since = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}, since {since}: {what}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
