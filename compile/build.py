@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tvmdeploy.compile import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
-from tvmdeploy.compile.pipeline import SHIPPED, compile_relax
+from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED, compile_relax
 from tvmdeploy.compile.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import (
@@ -35,7 +35,7 @@ class BuildResult:
     parity: ParityReport | None  # None when the library cannot run here (other arch, no GPU)
     parity_skipped_reason: str = ""
     tuning_note: str = ""
-
+    schedules: str = ""  # per kernel class: kernels scheduled from the log, the default rules, raw lowering
 
 
 
@@ -81,24 +81,31 @@ def build_artifact(
     profile: TargetProfile,
     out_dir: Path,
     *,
-    tuning_log: Path | str | None = None,
+    tuning_log: Path | str | None = SHIPPED,
     input_shape: list[int] | None = None,
     batch: int | None = None,
     verify: bool = True,
     atol: float = DEFAULT_ATOL,
 ) -> BuildResult:
-    """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json)."""
+    """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json).
+
+    `tuning_log`: a MetaSchedule database folder, SHIPPED (the default: the shipped log matching the
+    model, if any), DEFAULTS (no log) or RAW / None (no log and no default schedules: TVM's plain
+    lowering). Kernels no log record covers get the default schedules unless RAW.
+    """
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    shipped = tuning_log is not None and str(tuning_log) == SHIPPED
-    if tuning_log is not None and not shipped and not Path(tuning_log).is_dir():
+    word = str(tuning_log) if tuning_log is None or str(tuning_log) in (SHIPPED, DEFAULTS, RAW) else None
+    if word is None and not Path(tuning_log).is_dir():
         raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
-    compiled = compile_relax(mod, profile, database_dir=tuning_log)
+    raw = word in (RAW, "None")
+    compiled = compile_relax(mod, profile, database_dir=None if word in (DEFAULTS, RAW, "None") else tuning_log,
+                             default_schedules=not raw)
     tuning_log = compiled.database_dir
     tuning_note = ""
-    if shipped and tuning_log is None:
-        tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}; building untuned"
+    if word == SHIPPED and tuning_log is None:
+        tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}"
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -137,8 +144,8 @@ def build_artifact(
                     "tasks_from_database": compiled.tasks_from_database,
                 }
                 if tuning_log
-                else None
-            ),
+                else {}
+            ) | {"schedule_sources": compiled.schedule_sources},
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256},
         )
@@ -161,7 +168,7 @@ def build_artifact(
         _replace_dir(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(out_dir, manifest, parity, reason, tuning_note)
+    return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary())
 
 
 def _output_classes(info) -> int:

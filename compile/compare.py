@@ -158,16 +158,6 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def tuning_text(manifest) -> str:
-    """'untuned', or 'tuned 48/52 tasks' (+ trials when the tuner recorded them) from the manifest."""
-    tuning = manifest.tuning
-    if not tuning:
-        return "untuned"
-    text = f"tuned {tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
-    trials = tuning.get("trials")
-    return f"{text}, {trials} trials" if trials else text
-
-
 def _artifact_reusable(folder: Path, onnx_sha: str, profile, tuning_log: Path | None) -> bool:
     from tvmdeploy.compile.build import database_sha256
     from tvmdeploy.runtime import tvm_api
@@ -414,7 +404,7 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
             row.fail(c.error)
             continue
         m = c.manifest
-        row.tuning = tuning_text(m)
+        row.tuning = m.schedule_text()
         if reference_sha is not None and m.model_sha256 not in accepted_sha:
             row.fail(f"built from another model ({m.model_name}, sha {m.model_sha256[:12]}…) than the baseline")
             continue

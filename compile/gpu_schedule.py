@@ -66,8 +66,11 @@ def unscheduled_kernels(mod: tvm.IRModule) -> list[str]:
     return sorted(names)
 
 
-def compile_cuda(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Executable:
-    """Schedule what is still unscheduled with dlight and compile to a Relax executable with a CUDA fatbin."""
+def compile_cuda(mod: tvm.IRModule, target: tvm.target.Target) -> tuple[tvm.runtime.Executable, tvm.IRModule]:
+    """Schedule what is still unscheduled with dlight and compile to a Relax executable with a CUDA fatbin.
+
+    Returns the executable and the scheduled module (for the per-kernel schedule report).
+    """
     from tvmdeploy.compile.cuda_toolchain import ensure_cuda_codegen
 
     ensure_cuda_codegen()
@@ -77,4 +80,4 @@ def compile_cuda(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Ex
         raise TvmDeployError(f"no GPU schedule for kernel(s) {', '.join(missing)}; the CUDA build would fail")
     # In target scope: TVM's nvcc callback reads the GPU architecture (sm_90) from Target.current().
     with target:
-        return tvm.compile(mod, target=target)
+        return tvm.compile(mod, target=target), mod

@@ -45,6 +45,59 @@ def graceful_stop() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def from_search_space(trace) -> bool:
+    """Whether a record's trace came from MetaSchedule's design space (it has sampling decisions)."""
+    return any(inst.kind.name.startswith("Sample") for inst in trace.insts)
+
+
+def searchable_view(database) -> Any:
+    """The database as the evolutionary search sees it: without default-schedule records.
+
+    Those (compile/schedules, seeded as first candidates) have no sampling decisions to mutate, and
+    the search's postprocessors replayed on them fail (RewriteLayout repacks an already repacked
+    weight). They stay in the database itself, for the build and the report.
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class SearchView(ms.database.PyDatabase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = database
+
+        def has_workload(self, mod) -> bool:
+            return self.inner.has_workload(mod)
+
+        def commit_workload(self, mod):
+            return self.inner.commit_workload(mod)
+
+        def commit_tuning_record(self, record) -> None:
+            self.inner.commit_tuning_record(record)
+
+        def get_top_k(self, workload, top_k: int):
+            # Default-schedule records are one per task and seed source at most: a few more suffice.
+            records = self.inner.get_top_k(workload, top_k + 8)
+            return [r for r in records if from_search_space(r.trace)][:top_k]
+
+        def get_all_tuning_records(self):
+            return [r for r in self.inner.get_all_tuning_records() if from_search_space(r.trace)]
+
+        def query_tuning_record(self, mod, target, workload_name=None):
+            return self.inner.query_tuning_record(mod, target, workload_name)
+
+        def query_schedule(self, mod, target, workload_name=None):
+            return self.inner.query_schedule(mod, target, workload_name)
+
+        def query_ir_module(self, mod, target, workload_name=None):
+            return self.inner.query_ir_module(mod, target, workload_name)
+
+        def __len__(self) -> int:
+            return len(self.inner)
+
+    return SearchView()
+
+
 def make_dedup_search(database, population: int = POPULATION) -> Any:
     """Evolutionary search that never sends a candidate already measured (e.g. before a kill) again.
 
@@ -67,7 +120,8 @@ def make_dedup_search(database, population: int = POPULATION) -> Any:
             self.inner._initialize_with_tune_context(context)
 
         def pre_tuning(self, max_trials, num_trials_per_iter, design_spaces, database=None, cost_model=None):
-            self.inner.pre_tuning(max_trials, num_trials_per_iter, design_spaces, database, cost_model)
+            view = None if database is None else searchable_view(database)
+            self.inner.pre_tuning(max_trials, num_trials_per_iter, design_spaces, view, cost_model)
 
         def post_tuning(self) -> None:
             self.inner.post_tuning()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tvm
@@ -19,8 +19,17 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
-# `database_dir=SHIPPED`: the database under tuning_logs/ whose tasks match this model, if any.
+# `--tuning-log` words besides a folder. SHIPPED (the default): the database under tuning_logs/ whose
+# tasks match this model, if any, and the default rules for the rest; DEFAULTS: the default rules
+# only; RAW: neither, TVM's plain lowering (for comparison).
 SHIPPED = "shipped"
+DEFAULTS = "defaults"
+RAW = "none"
+TUNING_LOG_WORDS = (SHIPPED, DEFAULTS, RAW)
+
+
+# Where a kernel's schedule came from, in report order.
+SCHEDULE_SOURCES = ("log", "default", "raw")
 
 
 @dataclass
@@ -29,6 +38,16 @@ class CompiledModel:
     tasks_total: int = 0
     tasks_from_database: int = 0
     database_dir: Path | None = None  # the database applied (SHIPPED resolved), or None
+    # kernel class -> schedule source (SCHEDULE_SOURCES) -> number of distinct kernels
+    schedule_sources: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def sources_summary(self) -> str:
+        """One line: per kernel class, how many kernels came from the log, the default rules, raw lowering."""
+        parts = []
+        for op_class, counts in self.schedule_sources.items():
+            shown = ", ".join(f"{counts[s]} {s}" for s in SCHEDULE_SOURCES if counts.get(s))
+            parts.append(f"{op_class}: {shown}")
+        return "; ".join(parts)
 
 
 def make_target(profile: TargetProfile) -> tvm.target.Target:
@@ -125,13 +144,52 @@ def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
               f"only unchanged kernels use it ({covered}/{total} tasks)", file=sys.stderr)
 
 
+def _scheduled(mod: tvm.IRModule) -> set[str]:
+    """Names of the TIR kernels that carry a schedule (from a database record or a default rule)."""
+    names = set()
+    for gvar, func in mod.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None and "tirx.is_scheduled" in func.attrs:
+            if bool(func.attrs["tirx.is_scheduled"]):
+                names.add(gvar.name_hint)
+    return names
+
+
+def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) -> dict[str, dict[str, int]]:
+    from tvmdeploy.compile.tasks import OP_CLASSES, classify
+
+    counts: dict[str, dict[str, int]] = {}
+    for gvar, func in mod.functions_items():
+        if not isinstance(func, tvm.tirx.PrimFunc):
+            continue
+        name = gvar.name_hint
+        source = "log" if name in from_log else "default" if name in from_rules else "raw"
+        op_class = classify(name, func)[0]
+        counts.setdefault(op_class, dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
+    return {c: counts[c] for c in OP_CLASSES if c in counts}
+
+
+def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule."""
+    from tvm.s_tir import dlight as dl
+
+    from tvmdeploy.compile.schedules.cpu import default_cpu_rules
+
+    with make_target(profile):
+        return dl.ApplyDefaultSchedule(*default_cpu_rules())(mod)
+
+
 def compile_relax(
-    mod: tvm.IRModule, profile: TargetProfile, *, database_dir: Path | str | None = None
+    mod: tvm.IRModule,
+    profile: TargetProfile,
+    *,
+    database_dir: Path | str | None = None,
+    default_schedules: bool = True,
 ) -> CompiledModel:
-    """Lower and compile a Relax module for the profile, applying a MetaSchedule database if given.
+    """Lower and compile a Relax module for the profile: database records first, default rules for the rest.
 
     `database_dir=SHIPPED` looks the database up from the tasks extracted here, so a shipped-log
-    build prepares the module and extracts its tasks once.
+    build prepares the module and extracts its tasks once. `default_schedules=False` leaves the
+    kernels no record covers to TVM's raw lowering (for comparison; CPU only, CUDA always needs them).
     """
     target = make_target(profile)
     mod = prepare(mod, profile)
@@ -153,13 +211,19 @@ def compile_relax(
         _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
+    from_log = _scheduled(mod)
     if profile.device == "cuda":
         # Issue 6 (compile/gpu_schedule.py): dlight schedules for the kernels no database entry covered.
         from tvmdeploy.compile.gpu_schedule import compile_cuda
 
-        return CompiledModel(compile_cuda(mod, target), tasks_total, tasks_from_database, database_dir)
+        executable, scheduled = compile_cuda(mod, target)
+        return CompiledModel(executable, tasks_total, tasks_from_database, database_dir,
+                             _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log))
+    if default_schedules:
+        mod = apply_default_schedules(mod, profile)
+    sources = _count_sources(mod, from_log, _scheduled(mod) - from_log)
     with target, tvm.transform.PassContext(opt_level=3):
-        # Split the weight repacking MetaSchedule chose out of each kernel and fold it into the constants.
+        # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.
         mod = tvm.transform.Sequential(
             [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
         )(mod)
@@ -168,4 +232,5 @@ def compile_relax(
         tasks_total=tasks_total,
         tasks_from_database=tasks_from_database,
         database_dir=database_dir,
+        schedule_sources=sources,
     )

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class TuneResult:
     remeasured: int = 0  # candidates measured again anyway (their second record is not kept)
     wall_s: float = 0.0
     interrupted: bool = False
+    out_of_time: bool = False  # stopped by the time budget (cleanly; resumable like an interrupt)
 
 
 def prepared_tasks(onnx_path: Path, profile: TargetProfile) -> tuple[Any, list[TaskInfo], Any]:
@@ -211,9 +213,18 @@ def tune(
     only: Callable[[TaskInfo], bool] | None = None,
     seed_from: Path | None = None,
     seed_top_k: int = 4,
+    auto_seed: bool = True,
+    time_budget_min: float | None = None,
 ) -> TuneResult:
-    """Tune the selected kernel classes; every finished record is on disk the moment it is measured."""
+    """Tune the selected kernel classes; every finished record is on disk the moment it is measured.
+
+    Tuning starts from what is known: `seed_from` and (with `auto_seed`) every other log under
+    tuning_logs/ that holds some of these workloads are re-measured here first, then the default
+    schedule of every task still without a record; the cost model is trained on all of it before the
+    search. `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    """
     started = time.monotonic()
+    deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
     classes = parse_ops(ops)
     if rpc_tracker and not (rpc_key or profile.rpc_key):
         raise TvmDeployError("--rpc-tracker needs --rpc-key (or a profile with rpc_key)")
@@ -246,11 +257,8 @@ def tune(
         runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
     else:
         runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
-    if seed_from is not None:
-        from tvmdeploy.compile.tuning_seed import seed_database
-
-        seed_database(database, Path(seed_from), selected, builder, runner,
-                      "cpu" if profile.device == "cpu" else profile.device, top_k=seed_top_k)
+    if profile.device == "cpu":
+        _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
 
     budget = trials if trials is not None else profile.tuning_trials
     already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
@@ -305,7 +313,7 @@ def tune(
                 )
             )
         cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
-        if any(already[i.index] for i in to_tune):
+        if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
             _pretrain_cost_model(cost_model, contexts, database)
         current: list[int] = []  # task indices of the scheduler call in progress
         callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
@@ -314,12 +322,15 @@ def tune(
         info_of = {info.index: info for info in to_tune}
         done = {i.index: already[i.index] for i in to_tune}
 
+        def out_of_time() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
+
         def run_tasks(plan: dict[int, int]) -> None:
             """Tune each planned task for its trials. One task per call, so the round-robin scheduler
             commits every batch before it sends the next (the gradient scheduler commits nothing until
             it has visited every task once: a kill in that first pass used to lose everything)."""
             for index, trials in plan.items():
-                if ms_search.STOP.is_set():
+                if ms_search.STOP.is_set() or out_of_time():
                     return
                 current[:] = [index]
                 ms.task_scheduler.RoundRobin().tune(
@@ -336,8 +347,13 @@ def tune(
                 )
                 done[index] = database.measured(info_of[index].task.dispatched[0])
 
+        # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
         try:
             with ms_search.graceful_stop():
+                if timer is not None:
+                    timer.daemon = True
+                    timer.start()
                 # Pass 1: one search batch for every task that has not had one. A few seed records
                 # (--seed-from) are not a search: when they counted, the share-based rounds never got
                 # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
@@ -348,7 +364,7 @@ def tune(
                 # Then rounds in proportion to each task's share of network time, re-planned every round.
                 last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
                 stalled: set[int] = set()
-                while (left := remaining - (progress.trials - trials_at_start)) > 0:
+                while (left := remaining - (progress.trials - trials_at_start)) > 0 and not out_of_time():
                     shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
                               for i in done}
                     room = {i: per_task_cap - done[i] for i in done}
@@ -371,8 +387,11 @@ def tune(
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
+            if timer is not None:
+                timer.cancel()
             bar.close()
-        result.interrupted = result.interrupted or ms_search.STOP.is_set()
+        result.out_of_time = out_of_time()
+        result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
     result.trials_run = progress.trials - trials_at_start
     result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
     result.remeasured = database.duplicates
@@ -393,6 +412,20 @@ def tune(
     result.wall_s = time.monotonic() - started
     _append_history(folder, progress, result)
     return result
+
+
+def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
+          auto_seed: bool, top_k: int) -> None:
+    """Records to start from: `seed_from`, the other logs holding these workloads, then default schedules."""
+    from tvmdeploy.compile.tuning_seed import nearest_logs, seed_database, seed_defaults
+
+    sources = [seed_from] if seed_from is not None else []
+    if auto_seed:
+        sources += [f for f in nearest_logs(default_logs_root(), selected, exclude=folder) if f not in sources]
+    for source in sources:
+        seed_database(database, source, selected, builder, runner, "cpu", top_k=top_k)
+    if auto_seed or seed_from is not None:
+        seed_defaults(database, selected, builder, runner, "cpu")
 
 
 def _trim(plan: dict[int, int], budget: int) -> dict[int, int]:
@@ -464,4 +497,6 @@ def print_report(result: TuneResult, stream=None) -> None:
         f"{result.skipped_duplicates} already-measured candidates skipped",
         file=stream,
     )
-    print(f"database: {result.folder}" + (" (interrupted; --resume continues)" if result.interrupted else ""), file=stream)
+    stopped = " (interrupted; --resume continues)" if result.interrupted else (
+        " (time budget reached; --resume continues)" if result.out_of_time else "")
+    print(f"database: {result.folder}{stopped}", file=stream)

@@ -1,12 +1,15 @@
-"""Warm-start a tuning database from another profile's records, re-measured on this profile's target."""
+"""Warm-start a tuning database: other logs' records and the default schedules, re-measured on this target."""
 
 from __future__ import annotations
 
-import sys
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from tvmdeploy.compile.tasks import TaskInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +66,78 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
             args_info=candidate.args_info,
         ))
         result.measured += 1
-    print(f"seeded {result.measured} records for {result.tasks} tasks from {seed_folder}"
-          + (f" ({result.failed} seed schedules failed here)" if result.failed else ""), file=sys.stderr)
+    log.warning("seeded %d records for %d tasks from %s%s", result.measured, result.tasks, seed_folder,
+                f" ({result.failed} seed schedules failed here)" if result.failed else "")
+    return result
+
+
+def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = None) -> list[Path]:
+    """Databases under `logs_root/<any profile>/` that hold workloads of these tasks, most shared first.
+
+    Workloads (the kernels' TIR) do not depend on the target, so another profile's log for the same
+    model, or this profile's log for a model sharing layers, gives measured-good first candidates.
+    """
+    from tvmdeploy.compile.tuning import META_FILE
+    from tvmdeploy.compile.tuning_db import RECORD_FILE
+
+    wanted = {i.shash for i in infos}
+    found = []
+    for meta in sorted(logs_root.glob(f"*/*/{META_FILE}")):
+        folder = meta.parent
+        if exclude is not None and folder.resolve() == Path(exclude).resolve():
+            continue
+        if not (folder / RECORD_FILE).is_file():
+            continue
+        try:
+            known = {t.get("shash") for t in json.loads(meta.read_text()).get("tasks", [])}
+        except (OSError, ValueError, AttributeError):
+            continue
+        shared = len(wanted & known)
+        if shared:
+            found.append((shared, folder))
+    return [folder for _, folder in sorted(found, key=lambda item: (-item[0], str(item[1])))]
+
+
+def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str) -> SeedResult:
+    """Measure the default schedule (compile/schedules) of every task the database has no record for.
+
+    For a workload never tuned anywhere this is the first candidate: as fast as a tuned record on most
+    kernels, so the search starts from a good point instead of from random schedules.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvmdeploy.compile.ms_builder import build_and_run
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+
+    result = SeedResult()
+    candidates = []
+    for info in infos:
+        mod = info.task.dispatched[0]
+        if database.has_workload(mod) and database.measured(mod):
+            continue
+        func = mod["main"]
+        sch = schedule_kernel(func, info.task.target)
+        if sch is None:
+            continue
+        result.tasks += 1
+        # The kernel as timed takes its weights already repacked (the build does that once).
+        candidates.append((info, sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)))
+    if not candidates:
+        return result
+    measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates],
+                             candidates[0][0].task.target, device)
+    for (info, sch, args_info), run_secs in zip(candidates, measured):
+        if run_secs is None:
+            result.failed += 1
+            continue
+        database.commit_tuning_record(ms.database.TuningRecord(
+            trace=sch.trace,
+            workload=database.commit_workload(info.task.dispatched[0]),
+            run_secs=run_secs,
+            target=info.task.target,
+            args_info=args_info,
+        ))
+        result.measured += 1
+    log.warning("seeded the default schedules of %d tasks%s", result.measured,
+                f" ({result.failed} failed to build or run)" if result.failed else "")
     return result

@@ -64,6 +64,22 @@ class Manifest:
     def batch(self) -> int:
         return int(self.input.shape[0])
 
+    @property
+    def is_tuned(self) -> bool:
+        """Built with a tuning log (some kernels from its records)."""
+        return bool((self.tuning or {}).get("database"))
+
+    def schedule_text(self) -> str:
+        """'tuned 34/34 tasks' (+ trials), 'default schedules' or 'raw lowering': where the kernels came from."""
+        tuning = self.tuning or {}
+        if self.is_tuned:
+            text = f"tuned {tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
+            return f"{text}, {tuning['trials']} trials" if tuning.get("trials") else text
+        sources = tuning.get("schedule_sources") or {}
+        if any(counts.get("default") for counts in sources.values()):
+            return "default schedules"
+        return "raw lowering" if sources else "untuned"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

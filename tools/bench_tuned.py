@@ -41,7 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="torchvision_mobilenet_v2", help="zoo model to export when --onnx is not given")
     parser.add_argument("--profile", help="default: the first of " + ", ".join(AUTO_PROFILES)
                         + " that runs on this CPU and has a shipped log for the model")
-    parser.add_argument("--tuning-log", type=Path, help="database folder (default: the shipped one matching the model)")
+    parser.add_argument("--tuning-log", metavar="DIR|shipped|defaults|none", default="shipped",
+                        help="database folder; 'shipped' (default): the one matching the model; 'defaults': "
+                             "no log, the default schedules only; 'none': TVM's raw lowering")
     parser.add_argument("--threads", type=int, default=2, help="threads for both runtimes (default 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10)
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
     print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-          f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}")
+          + (f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}" if database
+             else f"no tuning log (--tuning-log {args.tuning_log})"))
     print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
     print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
     print(f"ratio TVM/ORT (medians): {result['ratio_tvm_over_ort']:.2f}x   max |diff| {result['max_abs_diff']:.2e}")
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pick_profile(args: argparse.Namespace, mod):
     """(profile, database): the named profile, or the first of AUTO_PROFILES usable here with a shipped log."""
+    from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED
     from tvmdeploy.compile.tuning import find_database
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
@@ -109,7 +113,9 @@ def _pick_profile(args: argparse.Namespace, mod):
             if args.profile:
                 raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
             continue
-        database = args.tuning_log or find_database(mod, profile)
+        if args.tuning_log in (DEFAULTS, RAW):
+            return profile, None
+        database = find_database(mod, profile) if args.tuning_log == SHIPPED else Path(args.tuning_log)
         if database is not None:
             return profile, database
         if args.profile:
@@ -131,8 +137,8 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
     return folder, len(lines)
 
 
-def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse.Namespace) -> dict:
-    """Compile with the database, then time TVM and ONNX Runtime in alternation (same input, threads)."""
+def _measure(onnx_path: Path, mod, info, profile, database: Path | None, args: argparse.Namespace) -> dict:
+    """Compile with the database (and the default schedules unless --tuning-log none), then time TVM and ONNX Runtime in alternation (same input, threads)."""
     import numpy as np
     import onnxruntime as ort
     import tvm
@@ -142,7 +148,7 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse
     from tvmdeploy.runtime.timing import interleaved
 
     started = time.perf_counter()
-    compiled = compile_relax(mod, profile, database_dir=database)
+    compiled = compile_relax(mod, profile, database_dir=database, default_schedules=args.tuning_log != "none")
     compile_s = time.perf_counter() - started
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
     options = ort.SessionOptions()
@@ -168,6 +174,7 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path, args: argparse
         "database": str(database),
         "tasks_from_database": compiled.tasks_from_database,
         "tasks_total": compiled.tasks_total,
+        "schedule_sources": compiled.schedule_sources,
         "threads": args.threads,
         "tvm_bind_threads": args.bind_threads,
         "threading": args.threading,

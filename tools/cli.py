@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import importlib
+import logging
 import sys
 
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -44,6 +45,9 @@ def build_parser(verb: str | None) -> argparse.ArgumentParser:
         prog="tvmdeploy",
         description="MobileNetV2 from ONNX to tuned, verified native code with Apache TVM.",
     )
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", help="show the library's progress messages (INFO)")
+    noise.add_argument("-q", "--quiet", action="store_true", help="only errors from the library, no warnings")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for name in _available_verbs():
@@ -54,6 +58,30 @@ def build_parser(verb: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """The library logs under 'tvmdeploy'; the CLI shows its warnings (or more/less with -v/-q) as plain lines."""
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logger = logging.getLogger("tvmdeploy")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):  # main() may run often in one process
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (tests and callers may swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
@@ -61,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Inside the try: argument types (e.g. --input-shape) raise TvmDeployError too.
         args = parser.parse_args(argv)
+        _configure_logging(args)
         return int(_load_verb(args.verb).run(args) or 0)
     except TvmDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)

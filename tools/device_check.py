@@ -297,7 +297,7 @@ def avx512(kit: Path, onnx_path_fn, name: str, threads: int, iters: int) -> dict
     tvm_ms, ort_ms = stats_ms(tvm_samples), stats_ms(ort_samples)
     return {"artifact": name, "threads": threads, "parity_vs_onnxruntime": parity, "tvm": tvm_ms,
             "onnxruntime": ort_ms, "tvm_over_ort": round(tvm_ms["median_ms"] / ort_ms["median_ms"], 2),
-            "tuned": tvm_module.manifest.tuning is not None}
+            "tuned": tvm_module.manifest.is_tuned, "schedules": tvm_module.manifest.schedule_text()}
 
 
 # --------------------------------------------------------------------------------------------- report

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         rows.update(blocked(competitors, warmup=args.warmup, min_runs=args.runs, min_seconds=args.min_seconds))
     emulated = bool(getattr(module, "emulated", False))
     baseline = next((s for name, s in rows.items() if name.startswith("ONNX Runtime")), None)
-    tuned = f"tuned ({manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks)" if manifest.tuning else "untuned"
+    tuned = manifest.schedule_text()
     if args.json:
         print(json.dumps({
             "artifact": str(args.artifact),

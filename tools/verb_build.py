@@ -21,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="ONNX file")
     parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="artifact folder to write")
-    parser.add_argument("--tuning-log", metavar="DIR|shipped",
-                        help="MetaSchedule database folder to apply, or 'shipped' for the one under tuning_logs/ matching this model")
+    parser.add_argument("--tuning-log", metavar="DIR|shipped|defaults|none", default="shipped",
+                        help="MetaSchedule database folder to apply; 'shipped' (default): the one under tuning_logs/ "
+                             "matching this model, if any; 'defaults': no log; 'none': no log and no default "
+                             "schedules (TVM's raw lowering, for comparison). Kernels no log covers get the default schedules")
     parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
     parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
     parser.add_argument("--atol", type=float, default=None, help="parity tolerance on logits (default 1e-4)")
@@ -48,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     )
     manifest = result.manifest
     print(f"built {manifest.model_name} for {profile.name} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
-    if manifest.tuning:
+    if manifest.tuning and manifest.tuning.get("database"):
         print(f"tuning log: {manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks from {manifest.tuning['database']}")
     else:
-        print(f"tuning log: none ({result.tuning_note or 'untuned kernels'}; see `tvmdeploy tune`)")
+        print(f"tuning log: none ({result.tuning_note or f'--tuning-log {args.tuning_log}'}; see `tvmdeploy tune`)")
+    print(f"schedules (kernels per class: from the log, default rules, raw lowering): {result.schedules}")
     if result.parity is not None:
         print(result.parity.summary())
     else:

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed-from", type=Path, metavar="DIR",
                         help="first re-measure the best schedules of another database (e.g. another profile's log "
                         "for the same model) on this target, so the search starts from them")
+    parser.add_argument("--no-auto-seed", action="store_true",
+                        help="do not seed from the other logs under tuning_logs/ that share kernels, nor from the "
+                        "default schedules (a cold search, for comparison)")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="stop cleanly after this much wall-clock time (resume later with --resume)")
     parser.add_argument("--seed-top-k", type=int, default=4, help="schedules per task taken from --seed-from (default 4)")
     parser.add_argument("--export-best", type=Path, metavar="DIR",
                         help="afterwards, write the best record per task to a new database DIR (what ships in tuning_logs/)")
@@ -46,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise TvmDeployError(f"--time-budget must be a positive number of minutes, got {args.time_budget}")
     profile = load_profile(args.profile)
     result = tune(
         args.model,
@@ -63,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
         seed_from=args.seed_from,
         seed_top_k=args.seed_top_k,
+        auto_seed=not args.no_auto_seed,
+        time_budget_min=args.time_budget,
     )
     print_report(result)
     if args.export_best:

@@ -29,7 +29,18 @@ def test_tiny_build_writes_a_complete_manifest(tiny_onnx, tmp_path, avx2):
     assert manifest.tvm_version.startswith("0.27")
     assert manifest.preprocess["resize"] == 256 and manifest.preprocess["crop"] == 224
     assert manifest.parity["status"] == "passed" and manifest.parity["max_abs_diff"] <= 1e-4
-    assert result.parity.passed and manifest.tuning is None
+    assert result.parity.passed and not manifest.is_tuned
+    # No shipped log matches the tiny model: every kernel got a default schedule, none kept raw lowering.
+    sources = manifest.tuning["schedule_sources"]
+    assert sum(c["default"] for c in sources.values()) == 6 and not any(c["raw"] or c["log"] for c in sources.values())
+    assert manifest.schedule_text() == "default schedules" and "default" in result.schedules
+
+
+def test_tuning_log_none_keeps_raw_lowering_and_still_passes_parity(tiny_onnx, tmp_path, avx2):
+    result = build_artifact(tiny_onnx(), avx2, tmp_path / "raw", tuning_log="none")
+    sources = result.manifest.tuning["schedule_sources"]
+    assert not any(c["default"] or c["log"] for c in sources.values())
+    assert result.parity.passed and result.manifest.schedule_text() == "raw lowering"
 
 
 def test_batched_build_runs_any_number_of_images(tiny_onnx, tmp_path, avx2):

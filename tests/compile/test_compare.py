@@ -90,7 +90,7 @@ def _fake_artifact(folder, onnx_path, batch=1):
         model_name="tiny", model_sha256=sha256_file(onnx_path), weights="unknown", labels="imagenet1k",
         profile="fake-profile", device="cpu", arch="x86_64", cpu_flags=[], threads=1, target={"kind": "llvm"},
         tvm_version="0", input=TensorSpec("input", [batch, 3, 16, 16]), output=TensorSpec("logits", [batch, 10]),
-        preprocess={}, library_sha256="0" * 64, tuning={"tasks_total": 9, "tasks_from_database": 7},
+        preprocess={}, library_sha256="0" * 64, tuning={"database": "logs", "tasks_total": 9, "tasks_from_database": 7},
     ))
     return folder
 

@@ -1,0 +1,256 @@
+"""Default CPU schedules (dlight-style rules): register-blocked vectorised reductions and parallel injective kernels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.base import ScheduleRule
+
+from tvmdeploy.compile.schedules.cpu_vector import VectorUnit, vector_unit
+
+log = logging.getLogger(__name__)
+
+# The block annotation that makes a weight copy a build-time step: MetaSchedule's RewriteLayout uses it,
+# Relax's SplitLayoutRewritePreproc moves such blocks out of the kernel and FoldConstant runs them once.
+LAYOUT_REWRITE_PREPROC = "meta_schedule.layout_rewrite_preproc"
+# Reduction loops at most this long are unrolled (3x3 / 5x5 / 7x7 windows, the stem's 3 input channels).
+_UNROLL_REDUCTION = 7
+# Injective kernels smaller than this run on one thread: a parallel launch costs more than it saves.
+_PARALLEL_MIN_ELEMENTS = 4096
+
+
+@dataclass(frozen=True)
+class Tile:
+    rows: int  # output rows (the dimension before the channels) held in registers at once
+    cols: int  # output channels per register tile, a multiple of the vector width where possible
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def choose_tile(rows: int, cols: int, unit: VectorUnit) -> Tile:
+    """The register tile (rows x cols accumulators) with the most FMAs per load that fits the registers.
+
+    Columns must divide the channel count (a partial vector would need a predicate that blocks
+    vectorisation); rows need not divide the row count (a predicate on the row loop is cheap), but a
+    divisor is preferred because the last, partial tile wastes lanes.
+    """
+    lanes = unit.lanes
+    # Whole vectors in powers of two: LLVM splits a 48- or 24-wide vector into shuffles that ran
+    # 20-30x slower (576->96 pointwise: 1.39 ms with 48 columns, 45 us with 32).
+    col_options = [c for c in (4 * lanes, 2 * lanes, lanes, lanes // 2, lanes // 4) if c >= 1 and cols % c == 0]
+    if not col_options:
+        col_options = [max(d for d in _divisors(cols) if d <= lanes)]
+    best, best_score = Tile(1, col_options[0]), -1.0
+    for col in col_options:
+        registers = -(-col // lanes)  # vector registers per row of the tile
+        for row in range(1, min(rows, 8) + 1):
+            if row * registers > unit.accumulators:
+                continue
+            waste = rows / (-(-rows // row) * row)  # share of the last tile's rows that are real
+            # Useful vector FMAs per cycle-ish: FMA instructions (row x registers, two ports) or loads
+            # (a broadcast per row and a weight vector per register, ~three ports) bound a reduction
+            # step; ties go to the tile with fewer loads per FMA.
+            fmas, loads = row * registers, row + registers
+            useful = row * col / lanes
+            score = useful / max(fmas, loads / 1.5) * waste**2 + 1e-3 * fmas / loads
+            if score > best_score + 1e-9:
+                best, best_score = Tile(row, col), score
+    return best
+
+
+def _block(sch: s_tir.Schedule, rv) -> tirx.SBlock:
+    return sch.get(rv)
+
+
+def _is_reduction(block: tirx.SBlock) -> bool:
+    return any(iv.iter_type == tirx.IterVar.CommReduce for iv in block.iter_vars)
+
+
+def _try(action, *args) -> bool:
+    try:
+        action(*args)
+        return True
+    except Exception:  # a primitive that does not apply to this block: the rule takes another path
+        return False
+
+
+def _inline_producers(sch: s_tir.Schedule, main) -> None:
+    """Inline every spatial block before the reduction (padding, input layout changes) into it."""
+    changed = True
+    while changed:
+        changed = False
+        for rv in sch.get_producers(main):
+            block = _block(sch, rv)
+            if not _is_reduction(block) and _try(sch.compute_inline, rv):
+                changed = True
+                break
+
+
+def _pack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, cols: int) -> None:
+    """Repack each weight the vector loop reads with a stride so that a tile's channels are contiguous.
+
+    [K, kh, kw, C] -> [K/cols, kh, kw, C, cols]: a layout-rewrite block the build folds into the
+    constant once (no cost per inference), exactly as MetaSchedule's RewriteLayout does.
+    """
+    weights = [func.params[int(i)] for i in (func.attrs.get("layout_free_buffers", []) or [])]
+    for index, region in enumerate(_block(sch, main).reads):
+        buffer = region.source  # TVM 0.27: a region's buffer is the parameter itself for arguments
+        if not any(buffer.same_as(w) for w in weights) or len(buffer.shape) < 2:
+            continue
+        starts = [r.min for r in region.region]
+        dims = [d for d, start in enumerate(starts) if isinstance(start, tirx.Var) and start.same_as(channel_var)]
+        if len(dims) != 1 or int(buffer.shape[dims[0]]) % cols:
+            continue
+        copy = sch.cache_read(main, index, "global")
+        sch.transform_layout(copy, ("write", 0), _channel_tiles_last(dims[0], cols))
+        sch.annotate(copy, LAYOUT_REWRITE_PREPROC, True)
+
+
+def _channel_tiles_last(dim: int, cols: int):
+    """Index map moving dimension `dim` into tiles of `cols`: (.., k, ..) -> (k // cols, .., k % cols)."""
+
+    def index_map(*idx):
+        rest = [idx[j] for j in range(len(idx)) if j != dim]
+        return (idx[dim] // cols, *rest, idx[dim] % cols)
+
+    return index_map
+
+
+class RegisterBlockedReduction(ScheduleRule):
+    """One reduction kernel with a channels-last output: pointwise/stem/grouped/depthwise conv, dense, pooling.
+
+    The output's last dimension (channels) is tiled by a multiple of the vector width and vectorised,
+    the one before it (width, or batch for dense) by a few rows kept in registers; the reduction
+    (kh, kw, input channels) runs inside the tile, accumulating in registers; the bias/activation/
+    residual epilogue is computed from the registers as the tile is written back; the tiles run in
+    parallel; weights are repacked at build time so each tile reads them contiguously.
+    """
+
+    def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
+        reductions = [rv for rv in blocks if _is_reduction(_block(sch, rv))]
+        if len(reductions) != 1:
+            return None
+        try:
+            return self._schedule(sch, func, reductions[0], vector_unit(target))
+        except Exception as exc:  # noqa: BLE001 - an unexpected kernel shape keeps TVM's lowering
+            log.debug("no default schedule for %s: %s", func.attrs.get("global_symbol", "?"), exc)
+            return None
+
+    def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, main, unit: VectorUnit):
+        block = _block(sch, main)
+        loops = sch.get_loops(main)
+        if len(loops) != len(block.iter_vars) or len(block.writes) != 1:
+            return None
+        spatial = [i for i, iv in enumerate(block.iter_vars) if iv.iter_type == tirx.IterVar.DataPar]
+        reduce = [i for i, iv in enumerate(block.iter_vars) if iv.iter_type == tirx.IterVar.CommReduce]
+        if not spatial or spatial != list(range(len(spatial))):
+            return None  # reduction loops interleaved with spatial ones: not a shape these rules know
+        extents = [int(iv.dom.extent) for iv in block.iter_vars]
+        channel = spatial[-1]
+        row = spatial[-2] if len(spatial) >= 2 else None
+        tile = choose_tile(extents[row] if row is not None else 1, extents[channel], unit)
+
+        _inline_producers(sch, main)
+        _pack_weights(sch, main, func, block.iter_vars[channel].var, tile.cols)
+        write_back = sch.cache_write(main, 0, "local")
+        tail = []
+        for epilogue in sch.get_consumers(write_back):
+            pending = [epilogue]
+            while pending:
+                current = pending.pop()
+                consumers = sch.get_consumers(current)
+                if not _try(sch.reverse_compute_inline, current):
+                    tail.append(current)
+                pending.extend(consumers)
+
+        loops = sch.get_loops(main)
+        channel_outer, channel_inner = sch.split(loops[channel], [None, tile.cols])
+        if row is not None:
+            row_outer, row_inner = sch.split(loops[row], [None, tile.rows])
+            outer = [loops[i] for i in spatial[:-2]] + [row_outer]
+        else:
+            row_inner, outer = None, []
+        reduction_loops = [loops[i] for i in reduce]
+        inner = [row_inner] if row_inner is not None else []
+        sch.reorder(*outer, channel_outer, *reduction_loops, *inner, channel_inner)
+        sch.reverse_compute_at(write_back, channel_outer, preserve_unit_loops=True)
+        for block_rv in tail:
+            _try(sch.reverse_compute_at, block_rv, channel_outer, True)
+
+        sch.parallel(sch.fuse(*outer, channel_outer))
+        for loop, iv_index in zip(reduction_loops, reduce):
+            if 1 < extents[iv_index] <= _UNROLL_REDUCTION:
+                sch.unroll(loop)
+        if row_inner is not None:
+            sch.unroll(row_inner)
+        sch.vectorize(channel_inner)
+        for block_rv in [write_back, *tail]:
+            _vectorize_innermost(sch, block_rv, first=1)
+        if reduction_loops:
+            init = sch.decompose_reduction(main, reduction_loops[0])
+            _vectorize_innermost(sch, init, first=1)
+        return sch
+
+
+def _vectorize_innermost(sch: s_tir.Schedule, block_rv, first: int) -> None:
+    """Vectorise a tile block's innermost loop and unroll the others below the parallel loop."""
+    loops = sch.get_loops(block_rv)[first:]
+    if not loops:
+        return
+    *others, last = loops
+    _try(sch.vectorize, last)
+    for loop in others:
+        _try(sch.unroll, loop)
+
+
+class ParallelInjective(ScheduleRule):
+    """Kernels without a reduction (layout transposes, reshapes, elementwise): one fused loop, parallel and
+    vectorised, every intermediate inlined."""
+
+    def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
+        if any(_is_reduction(_block(sch, rv)) for rv in blocks):
+            return None
+        lanes = vector_unit(target).lanes
+        for rv in blocks[:-1]:
+            _try(sch.compute_inline, rv)
+        outputs = sch.get_child_blocks(sch.get_sblock("root"))
+        for rv in outputs:
+            loops = sch.get_loops(rv)
+            if not loops:
+                continue
+            fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+            total = 1
+            for iv in _block(sch, rv).iter_vars:
+                total *= int(iv.dom.extent)
+            if total % lanes == 0:
+                fused, vector = sch.split(fused, [None, lanes])
+                sch.vectorize(vector)
+            if total >= _PARALLEL_MIN_ELEMENTS:
+                sch.parallel(fused)
+        return sch
+
+
+def default_cpu_rules() -> list[ScheduleRule]:
+    """Our CPU rules, most specific first (the first rule that accepts a kernel schedules it)."""
+    return [RegisterBlockedReduction(), ParallelInjective()]
+
+
+def schedule_kernel(func: tirx.PrimFunc, target) -> s_tir.Schedule | None:
+    """The default schedule of one kernel (the first rule that accepts it), or None to keep TVM's lowering."""
+    for rule in default_cpu_rules():
+        sch = rule.apply(func, target, False)
+        if sch is not None:
+            return sch
+    return None

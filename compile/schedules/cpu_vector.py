@@ -1,0 +1,34 @@
+"""SIMD shape of an LLVM CPU target: vector lanes and register count, which size the default schedules' tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    lanes: int  # float32 lanes of one vector register
+    registers: int  # architectural vector registers (accumulators must leave room for operands)
+    isa: str  # what the numbers come from, for reports
+
+    @property
+    def accumulators(self) -> int:
+        """Vector registers a register tile may use for accumulators (the rest hold operands)."""
+        return self.registers - 4
+
+
+def vector_unit(target) -> VectorUnit:
+    """Vector registers of the target's CPU, from LLVM's feature list for its -mcpu/-mattr."""
+    from tvm.target import codegen
+
+    def has(feature: str) -> bool:
+        return bool(codegen.llvm_cpu_has_features(feature, target))
+
+    triple = str(target.attrs.get("mtriple", "") or "")
+    if triple.startswith("aarch64") or has("neon"):
+        return VectorUnit(4, 32, "neon")
+    if has("avx512f"):
+        return VectorUnit(16, 32, "avx512")
+    if has("avx2") or has("avx"):
+        return VectorUnit(8, 16, "avx2")
+    return VectorUnit(4, 16, "sse")
