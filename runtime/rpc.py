@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import re
 import socket
@@ -22,6 +23,8 @@ from tvmdeploy.runtime.artifact import read_manifest, verify_library
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.loader import check_input, run_in_batches
 
+logger = logging.getLogger(__name__)
+TRACKER_START_WAIT_S = 30.0  # `tvmdeploy rpc tracker &` needs ~8 s (importing TVM) before it listens
 DEFAULT_CONNECT_TIMEOUT_S = 60.0  # tracker answer + a free board + the server handshake
 DEFAULT_CALL_TIMEOUT_S = 600.0  # one remote call; an emulated board needs seconds per image
 BOARD_INFO_FUNCTION = "tvmdeploy.board.info"  # registered by tools/board_server.py on boards we start
@@ -80,6 +83,10 @@ def _rpc_base():
     return base
 
 
+class TrackerNotListening(TvmDeployError):
+    """Nothing accepts connections at the tracker's address (not started, or still starting)."""
+
+
 def _open_tracker(endpoint: RpcEndpoint, timeout_s: float) -> socket.socket:
     """A tracker connection whose every read and write gives up after `timeout_s`."""
     base = _rpc_base()
@@ -87,7 +94,7 @@ def _open_tracker(endpoint: RpcEndpoint, timeout_s: float) -> socket.socket:
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s)
     except ConnectionRefusedError:
-        raise TvmDeployError(f"no {where}: connection refused (start one with `tvmdeploy rpc tracker`)") from None
+        raise TrackerNotListening(f"no {where}: connection refused (start one with `tvmdeploy rpc tracker`)") from None
     except TimeoutError:
         raise TvmDeployError(f"{where} is unreachable: no connection within {timeout_s:g} s") from None
     except OSError as exc:
@@ -129,6 +136,32 @@ def tracker_summary(endpoint: RpcEndpoint, timeout_s: float = 10.0) -> dict[str,
     if not isinstance(value, list) or value[0] != base.TrackerCode.SUCCESS:
         raise TvmDeployError(f"RPC tracker {endpoint.address} answered the summary request with {value!r}")
     return value[1]
+
+
+def wait_for_tracker(
+    endpoint: RpcEndpoint, timeout_s: float = TRACKER_START_WAIT_S, on_wait: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """The tracker's summary, waiting up to `timeout_s` for a tracker that is still starting.
+
+    Only "connection refused" is waited out (a tracker started a moment ago does not listen yet);
+    anything else (unreachable host, not a tracker, no answer) fails at once as in `tracker_summary`.
+    `on_wait(message)` is told once when the wait begins (default: logged).
+    """
+    deadline = None  # counted from the first refusal (the first attempt may pay for importing TVM's RPC module)
+    while True:
+        try:
+            return tracker_summary(endpoint, timeout_s=10.0)
+        except TrackerNotListening:
+            if deadline is None:
+                deadline = time.monotonic() + timeout_s
+                message = f"waiting up to {timeout_s:g} s for the RPC tracker at {endpoint.address} to start listening ..."
+                (on_wait or logger.info)(message)
+            elif time.monotonic() >= deadline:
+                raise TvmDeployError(
+                    f"no RPC tracker at {endpoint.address}: still refusing connections after waiting {timeout_s:g} s "
+                    "(start one with `tvmdeploy rpc tracker`)"
+                ) from None
+            time.sleep(0.25)
 
 
 def servers_for_key(summary: dict[str, Any], key: str) -> list[str]:

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.rpc import RpcEndpoint, tracker_summary
+from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, RpcEndpoint, tracker_summary, wait_for_tracker
 
 BOARD_DIR_ENV = "TVMDEPLOY_BOARD_DIR"  # overrides where the board is built and its run state kept
 DEFAULT_KEY = "qemu-aarch64"  # the key itself tells every tracker listing that timings are emulated
@@ -433,10 +433,15 @@ def start(
     count: int = 1,
     timeout_s: float = 600.0,
     progress: bool = True,
+    tracker_wait_s: float = TRACKER_START_WAIT_S,
 ) -> list[BoardServer]:
-    """Start `count` RPC servers with `key` on the emulated board; return once each listens (and is registered)."""
+    """Start `count` RPC servers with `key` on the emulated board; return once each listens (and is registered).
+
+    A tracker that is still starting is waited for (up to `tracker_wait_s`); one that is not there
+    fails now, not after the emulated start.
+    """
     if tracker is not None:
-        tracker_summary(tracker, timeout_s=10.0)  # an unreachable tracker fails now, not after the emulated start
+        wait_for_tracker(tracker, tracker_wait_s)
     board = ensure_built(arch, progress=progress)
     board.run_dir.mkdir(parents=True, exist_ok=True)
     library = board.site / EXTRA_RUNTIME_LIB

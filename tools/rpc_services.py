@@ -123,12 +123,20 @@ def serve_server(
     tracker: RpcEndpoint | None,
     load_library: str | None = None,
     on_ready: Callable[[int], None] | None = None,
+    tracker_wait_s: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> None:
-    """Run a server until interrupted (registered with the tracker when one is given)."""
-    if tracker is not None:
-        from tvmdeploy.runtime.rpc import tracker_summary
+    """Run a server until interrupted (registered with the tracker when one is given).
 
-        tracker_summary(tracker, timeout_s=10.0)  # fail now, not in TVM's retry loop, when it is not there
+    A tracker still starting is waited for up to `tracker_wait_s` (default TRACKER_START_WAIT_S);
+    `on_wait(message)` is told when that wait begins.
+    """
+    if tracker is not None:
+        from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, wait_for_tracker
+
+        tracker_wait_s = TRACKER_START_WAIT_S if tracker_wait_s is None else tracker_wait_s
+        # Wait for a tracker that is still starting; fail now, not in TVM's retry loop, when it is not there.
+        wait_for_tracker(tracker, tracker_wait_s, on_wait=on_wait)
     server = start_server(host, port, key=key, tracker=tracker, load_library=load_library)
     _serve(server.proc, server.port, on_ready, stop=server.terminate)
 

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.rpc import RpcEndpoint
+from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, RpcEndpoint, wait_for_tracker
 from tvmdeploy.tools import board, rpc_services
 
 EMULATION_CAVEAT = "emulated by {emulator}: its timings are not a Cortex-A's, they only prove the workflow"
@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--arch", choices=arches, default="aarch64", help="board architecture (default aarch64)")
     up.add_argument("--key", default=board.DEFAULT_KEY, help=f"device key to register under (default {board.DEFAULT_KEY})")
     up.add_argument("--tracker", metavar="HOST:PORT", help="tracker to register with (default: none, connect with --rpc)")
+    up.add_argument("--tracker-wait", type=float, default=TRACKER_START_WAIT_S, metavar="S",
+                    help=f"seconds to wait for a tracker that is still starting (default {TRACKER_START_WAIT_S:g})")
     up.add_argument("--count", type=int, default=1, help="servers to start with this key: a device farm (default 1)")
     up.add_argument("--host", default="127.0.0.1", help="address the server binds (default 127.0.0.1; others need --listen-any)")
     up.add_argument("--port", type=int, default=9090, help="first port to try (default 9090)")
@@ -65,10 +67,13 @@ def _up(args: argparse.Namespace) -> int:
     host = rpc_services.check_bind(args.host, args.listen_any, "board's RPC server")
     if args.rebuild:
         board.ensure_built(args.arch, rebuild=True)
+    if tracker is not None:
+        # `tvmdeploy rpc tracker &` just before this command is still importing TVM: wait for it, saying so.
+        wait_for_tracker(tracker, args.tracker_wait, on_wait=lambda message: print(message, flush=True))
     started = time.monotonic()
     print(f"starting {args.count} {args.arch} board server(s) under qemu-user (first start builds the board root) ...", flush=True)
     servers = board.start(arch=args.arch, key=args.key, tracker=tracker, host=host, port=args.port,
-                          count=args.count, timeout_s=args.timeout)
+                          count=args.count, timeout_s=args.timeout, tracker_wait_s=args.tracker_wait)
     for server in servers:
         print(f"board server pid {server.pid} listening on {server.host}:{server.port}, key '{server.key}'")
     took = time.monotonic() - started

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             where = f"registering as '{args.key}' with tracker {tracker.address}" if tracker else f"connect with --rpc {host}:{port}"
             print(f"RPC server listening on {host}:{port}, {where} (Ctrl-C to stop)", flush=True)
 
-        rpc_services.serve_server(host, args.port, key=args.key, tracker=tracker, load_library=args.load_library, on_ready=ready)
+        rpc_services.serve_server(host, args.port, key=args.key, tracker=tracker, load_library=args.load_library, on_ready=ready,
+                                  on_wait=lambda message: print(message, flush=True))
         return 0
 
     endpoint = RpcEndpoint.parse(args.tracker, "", via_tracker=False, option="--tracker")

@@ -213,3 +213,42 @@ def test_board_dying_mid_session_is_a_clear_error(tracker, doomed_server, host_a
     host_server.signal(signal.SIGKILL)
     message = _bounded(lambda: module.run(x), 10)
     assert "lost the connection" in message or "failed" in message
+
+
+# ------------------------------------------------------------------ a tracker that is still starting
+
+
+def test_wait_for_tracker_is_bounded_and_says_it_waits():
+    from tvmdeploy.runtime.rpc import wait_for_tracker
+
+    told = []
+    ep = RpcEndpoint.server(f"127.0.0.1:{free_port()}")
+    with pytest.raises(TvmDeployError, match=r"still refusing connections after waiting 0.5 s.*tvmdeploy rpc tracker"):
+        wait_for_tracker(ep, 0.5, on_wait=told.append)
+    assert len(told) == 1 and "waiting up to 0.5 s for the RPC tracker at 127.0.0.1:" in told[0]
+
+
+def test_wait_for_tracker_does_not_wait_out_something_else():
+    """Only "connection refused" means "still starting": a port answering with the wrong handshake fails at once."""
+    import threading
+
+    from tvmdeploy.runtime.rpc import wait_for_tracker
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def answer_garbage():
+        conn, _ = sock.accept()
+        conn.recv(4)
+        conn.sendall(b"HTTP")
+        conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    told = []
+    try:
+        with pytest.raises(TvmDeployError, match="is not a TVM RPC tracker"):
+            wait_for_tracker(RpcEndpoint.server(f"127.0.0.1:{sock.getsockname()[1]}"), 60, on_wait=told.append)
+    finally:
+        sock.close()
+    assert told == []

@@ -108,3 +108,21 @@ def test_format_summary_marks_emulated_keys():
     text = rpc_services.format_summary(summary, {"qemu-aarch64"})
     assert "127.0.0.1:9090" in text and "emulated" in text
     assert rpc_services.format_summary({"queue_info": {}, "server_info": []}).startswith("no servers")
+
+
+def test_server_started_right_after_the_tracker_waits_for_it():
+    """`tvmdeploy rpc tracker &` then at once `tvmdeploy rpc server --tracker ...` (the README pasted as a script)."""
+    port = free_port()
+    tracker = Service("rpc", "tracker", "--port", str(port))
+    server = Service("rpc", "server", "--key", "early", "--tracker", f"127.0.0.1:{port}", "--port", str(free_port()))
+    try:
+        server.wait_for("registering as 'early'")
+        assert "error" not in server.output
+        endpoint = RpcEndpoint("127.0.0.1", port, via_tracker=False)
+        deadline = time.monotonic() + 30
+        while tracker_summary(endpoint)["queue_info"].get("early", {}).get("free") != 1:
+            assert time.monotonic() < deadline, server.output
+            time.sleep(0.2)
+    finally:
+        server.stop()
+        tracker.stop()
