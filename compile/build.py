@@ -90,8 +90,8 @@ def build_artifact(
     """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json).
 
     `tuning_log`: a MetaSchedule database folder, SHIPPED (the default: the shipped log matching the
-    model, if any), DEFAULTS (no log) or RAW / None (no log and no default schedules: TVM's plain
-    lowering). Kernels no log record covers get the default schedules unless RAW.
+    model, if any), DEFAULTS or None (no log), or RAW (no log and no default schedules: TVM's plain
+    lowering, for comparison). Kernels no log record covers get the default schedules unless RAW.
     """
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
@@ -99,9 +99,8 @@ def build_artifact(
     if word is None and not Path(tuning_log).is_dir():
         raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
-    raw = word in (RAW, "None")
     compiled = compile_relax(mod, profile, database_dir=None if word in (DEFAULTS, RAW, "None") else tuning_log,
-                             default_schedules=not raw)
+                             default_schedules=word != RAW)
     tuning_log = compiled.database_dir
     tuning_note = ""
     if word == SHIPPED and tuning_log is None:
@@ -118,7 +117,7 @@ def build_artifact(
         if info.fixed_batch not in (None, info.input_shape[0]):
             onnx_with_batch(onnx_path, info.input_shape[0], reference_onnx)
         else:
-            shutil.copyfile(onnx_path, reference_onnx)
+            _copy_onnx(onnx_path, reference_onnx)
         num_classes = _output_classes(info)
         manifest = Manifest(
             model_name=info.model_name,
@@ -169,6 +168,18 @@ def build_artifact(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary())
+
+
+def _copy_onnx(source: Path, destination: Path) -> None:
+    """Copy an ONNX file; one whose weights live in side files (the dynamo exporter's M.onnx.data) is saved
+    as one self-contained file, so the artifact never depends on a file beside the user's model."""
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=False)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        onnx.save(onnx.load(str(source)), str(destination))
+    else:
+        shutil.copyfile(source, destination)
 
 
 def _output_classes(info) -> int:

@@ -20,12 +20,17 @@ POPULATION = 256
 # Python callbacks) ends in std::terminate; instead the search stops proposing candidates, the
 # scheduler finishes the batch in flight and returns normally with every record committed.
 STOP = threading.Event()
+_HANDLING = threading.Event()  # a graceful_stop() is active (its signal handlers are installed)
 
 
 @contextmanager
 def graceful_stop() -> Iterator[None]:
-    """While tuning: the first Ctrl-C/SIGTERM asks for a clean stop, a second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
+    """While tuning: the first Ctrl-C/SIGTERM asks for a clean stop, a second one interrupts at once.
+
+    Re-entrant: a nested use (the search inside a run that also seeds) keeps the outer handler and
+    a stop already asked for.
+    """
+    if threading.current_thread() is not threading.main_thread() or _HANDLING.is_set():
         yield
         return
 
@@ -38,9 +43,11 @@ def graceful_stop() -> Iterator[None]:
 
     STOP.clear()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _HANDLING.set()
     try:
         yield
     finally:
+        _HANDLING.clear()
         for sig, old in previous.items():
             signal.signal(sig, old)
 

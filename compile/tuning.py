@@ -239,179 +239,182 @@ def tune(
     ms_builder.load_cpu_tensor_intrinsics(profile.arch)
     _, infos, onnx_info = prepared_tasks(onnx_path, profile)
     folder, key = database_folder(profile, infos, log_dir)
-    from tvmdeploy.compile.tuning_db import RECORD_FILE, open_database
+    from tvmdeploy.compile.tuning_db import RECORD_FILE, lock_database, open_database
 
-    has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
-    if has_records and not resume:
-        raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")
-    _write_meta(folder, profile, infos, onnx_info.model_name, key)
-    database = open_database(folder)
+    # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
+    # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
+    with lock_database(folder, what=" ".join(sys.argv)), ms_search.graceful_stop():
+        has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
+        if has_records and not resume:
+            raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")
+        _write_meta(folder, profile, infos, onnx_info.model_name, key)
+        database = open_database(folder)
 
-    from tvm.s_tir import meta_schedule as ms
+        from tvm.s_tir import meta_schedule as ms
 
-    selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
-    cores = os.cpu_count() or 1
-    cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
-    builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
-    if rpc_tracker:
-        runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
-    else:
-        runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
-    if profile.device == "cpu":
-        _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
+        selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
+        cores = os.cpu_count() or 1
+        cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
+        builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
+        if rpc_tracker:
+            runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
+        else:
+            runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
+        if profile.device == "cpu" and not ms_search.STOP.is_set():
+            _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
 
-    budget = trials if trials is not None else profile.tuning_trials
-    already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
-    remaining = max(0, budget - sum(already[i.index] for i in selected))
-    per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
-    to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
+        budget = trials if trials is not None else profile.tuning_trials
+        already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
+        remaining = max(0, budget - sum(already[i.index] for i in selected))
+        per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
+        to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
 
-    before = {i.index: _best_seconds(database, i) for i in infos}
-    if measure_baseline and not rpc_tracker:
-        missing = [i for i in infos if before[i.index] is None]
-        if missing:
-            untuned = measure_untuned(missing, profile, builder, runner)
-            before.update({k: v for k, v in untuned.items()})
+        before = {i.index: _best_seconds(database, i) for i in infos}
+        if measure_baseline and not rpc_tracker:
+            missing = [i for i in infos if before[i.index] is None]
+            if missing:
+                untuned = measure_untuned(missing, profile, builder, runner)
+                before.update({k: v for k, v in untuned.items()})
 
-    result = TuneResult(folder=folder, key=key)
-    progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
-    for info in infos:  # the report's estimate starts from what is known: database bests
-        best = _best_seconds(database, info)
-        if best is not None:
-            progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
-    trials_at_start = progress.trials
-    print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
-    strategies = []
-    if to_tune and remaining > 0:
-        bar = _make_bar(remaining, progress_bar)
+        result = TuneResult(folder=folder, key=key)
+        progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
+        for info in infos:  # the report's estimate starts from what is known: database bests
+            best = _best_seconds(database, info)
+            if best is not None:
+                progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
+        trials_at_start = progress.trials
+        print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
+        strategies = []
+        if to_tune and remaining > 0:
+            bar = _make_bar(remaining, progress_bar)
 
-        def on_update(p: ms_search.Progress) -> None:
-            done = p.trials - trials_at_start
-            bar.n = min(done, remaining)
-            est = p.estimated_ms()
-            bar.set_postfix_str(
-                (f"est {est:.2f} ms" if est is not None else "est ?")
-                + f", build fails {p.build_failures}, run fails {p.run_failures}",
-                refresh=True,
-            )
-
-        loggers = _quiet_loggers(folder, [i.name for i in to_tune])
-        contexts = []
-        for info, logger, rand_state in zip(to_tune, loggers, range(seed, seed + len(to_tune))):
-            strategy = ms_search.make_dedup_search(database)
-            strategies.append(strategy)
-            contexts.append(
-                ms.TuneContext(
-                    mod=info.task.dispatched[0],
-                    target=info.task.target,
-                    space_generator="post-order-apply",
-                    search_strategy=strategy,
-                    task_name=info.name,
-                    logger=logger,
-                    rand_state=rand_state + 1,
-                    num_threads=cores,
+            def on_update(p: ms_search.Progress) -> None:
+                done = p.trials - trials_at_start
+                bar.n = min(done, remaining)
+                est = p.estimated_ms()
+                bar.set_postfix_str(
+                    (f"est {est:.2f} ms" if est is not None else "est ?")
+                    + f", build fails {p.build_failures}, run fails {p.run_failures}",
+                    refresh=True,
                 )
-            )
-        cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
-        if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
-            _pretrain_cost_model(cost_model, contexts, database)
-        current: list[int] = []  # task indices of the scheduler call in progress
-        callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
-        callbacks.append(ms_search.make_progress_callback(progress, current, on_update))
-        context_of = {info.index: context for info, context in zip(to_tune, contexts)}
-        info_of = {info.index: info for info in to_tune}
-        done = {i.index: already[i.index] for i in to_tune}
 
-        def out_of_time() -> bool:
-            return deadline is not None and time.monotonic() >= deadline
-
-        def run_tasks(plan: dict[int, int]) -> None:
-            """Tune each planned task for its trials. One task per call, so the round-robin scheduler
-            commits every batch before it sends the next (the gradient scheduler commits nothing until
-            it has visited every task once: a kill in that first pass used to lose everything)."""
-            for index, trials in plan.items():
-                if ms_search.STOP.is_set() or out_of_time():
-                    return
-                current[:] = [index]
-                ms.task_scheduler.RoundRobin().tune(
-                    tasks=[context_of[index]],
-                    task_weights=[float(info_of[index].weight)],
-                    max_trials_global=trials,
-                    max_trials_per_task=trials,
-                    num_trials_per_iter=min(trials_per_iter, trials),
-                    builder=builder,
-                    runner=runner,
-                    measure_callbacks=callbacks,
-                    database=database,
-                    cost_model=cost_model,
+            loggers = _quiet_loggers(folder, [i.name for i in to_tune])
+            contexts = []
+            for info, logger, rand_state in zip(to_tune, loggers, range(seed, seed + len(to_tune))):
+                strategy = ms_search.make_dedup_search(database)
+                strategies.append(strategy)
+                contexts.append(
+                    ms.TuneContext(
+                        mod=info.task.dispatched[0],
+                        target=info.task.target,
+                        space_generator="post-order-apply",
+                        search_strategy=strategy,
+                        task_name=info.name,
+                        logger=logger,
+                        rand_state=rand_state + 1,
+                        num_threads=cores,
+                    )
                 )
-                done[index] = database.measured(info_of[index].task.dispatched[0])
+            cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
+            if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
+                _pretrain_cost_model(cost_model, contexts, database)
+            current: list[int] = []  # task indices of the scheduler call in progress
+            callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+            callbacks.append(ms_search.make_progress_callback(progress, current, on_update))
+            context_of = {info.index: context for info, context in zip(to_tune, contexts)}
+            info_of = {info.index: info for info in to_tune}
+            done = {i.index: already[i.index] for i in to_tune}
 
-        # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
-        try:
-            with ms_search.graceful_stop():
+            def out_of_time() -> bool:
+                return deadline is not None and time.monotonic() >= deadline
+
+            def run_tasks(plan: dict[int, int]) -> None:
+                """Tune each planned task for its trials. One task per call, so the round-robin scheduler
+                commits every batch before it sends the next (the gradient scheduler commits nothing until
+                it has visited every task once: a kill in that first pass used to lose everything)."""
+                for index, trials in plan.items():
+                    if ms_search.STOP.is_set() or out_of_time():
+                        return
+                    current[:] = [index]
+                    ms.task_scheduler.RoundRobin().tune(
+                        tasks=[context_of[index]],
+                        task_weights=[float(info_of[index].weight)],
+                        max_trials_global=trials,
+                        max_trials_per_task=trials,
+                        num_trials_per_iter=min(trials_per_iter, trials),
+                        builder=builder,
+                        runner=runner,
+                        measure_callbacks=callbacks,
+                        database=database,
+                        cost_model=cost_model,
+                    )
+                    done[index] = database.measured(info_of[index].task.dispatched[0])
+
+            # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
+            try:
+                with ms_search.graceful_stop():
+                    if timer is not None:
+                        timer.daemon = True
+                        timer.start()
+                    # Pass 1: one search batch for every task that has not had one. A few seed records
+                    # (--seed-from) are not a search: when they counted, the share-based rounds never got
+                    # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
+                    first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
+                             if done[i.index] < trials_per_iter}
+                    first = _trim(first, remaining)
+                    run_tasks(first)
+                    # Then rounds in proportion to each task's share of network time, re-planned every round.
+                    last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
+                    stalled: set[int] = set()
+                    while (left := remaining - (progress.trials - trials_at_start)) > 0 and not out_of_time():
+                        shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
+                                  for i in done}
+                        room = {i: per_task_cap - done[i] for i in done}
+                        plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
+                                                 trials_per_iter, room, stalled)
+                        if not plan:
+                            break
+                        before_round = progress.trials
+                        run_tasks(plan)
+                        if progress.trials == before_round:  # search spaces exhausted
+                            break
+                        for i in plan:
+                            best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
+                            improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
+                            if improved:
+                                stalled.discard(i)
+                            else:
+                                stalled.add(i)
+                            last_best[i] = best
+            except KeyboardInterrupt:
+                result.interrupted = True
+            finally:
                 if timer is not None:
-                    timer.daemon = True
-                    timer.start()
-                # Pass 1: one search batch for every task that has not had one. A few seed records
-                # (--seed-from) are not a search: when they counted, the share-based rounds never got
-                # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
-                first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
-                         if done[i.index] < trials_per_iter}
-                first = _trim(first, remaining)
-                run_tasks(first)
-                # Then rounds in proportion to each task's share of network time, re-planned every round.
-                last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
-                stalled: set[int] = set()
-                while (left := remaining - (progress.trials - trials_at_start)) > 0 and not out_of_time():
-                    shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
-                              for i in done}
-                    room = {i: per_task_cap - done[i] for i in done}
-                    plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
-                                             trials_per_iter, room, stalled)
-                    if not plan:
-                        break
-                    before_round = progress.trials
-                    run_tasks(plan)
-                    if progress.trials == before_round:  # search spaces exhausted
-                        break
-                    for i in plan:
-                        best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
-                        improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
-                        if improved:
-                            stalled.discard(i)
-                        else:
-                            stalled.add(i)
-                        last_best[i] = best
-        except KeyboardInterrupt:
-            result.interrupted = True
-        finally:
-            if timer is not None:
-                timer.cancel()
-            bar.close()
-        result.out_of_time = out_of_time()
-        result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
-    result.trials_run = progress.trials - trials_at_start
-    result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
-    result.remeasured = database.duplicates
-    for info in infos:
-        state = progress.tasks.get(info.index, ms_search.TaskProgress())
-        result.outcomes.append(
-            TaskOutcome(
-                info=info,
-                selected=info in selected,
-                before_ms=None if before[info.index] is None else before[info.index] * 1e3,
-                after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
-                trials_before=already[info.index],
-                trials_after=database.measured(info.task.dispatched[0]),
-                build_failures=state.build_failures,
-                run_failures=state.run_failures,
+                    timer.cancel()
+                bar.close()
+            result.out_of_time = out_of_time()
+            result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
+        result.trials_run = progress.trials - trials_at_start
+        result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
+        result.remeasured = database.duplicates
+        for info in infos:
+            state = progress.tasks.get(info.index, ms_search.TaskProgress())
+            result.outcomes.append(
+                TaskOutcome(
+                    info=info,
+                    selected=info in selected,
+                    before_ms=None if before[info.index] is None else before[info.index] * 1e3,
+                    after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
+                    trials_before=already[info.index],
+                    trials_after=database.measured(info.task.dispatched[0]),
+                    build_failures=state.build_failures,
+                    run_failures=state.run_failures,
+                )
             )
-        )
-    result.wall_s = time.monotonic() - started
-    _append_history(folder, progress, result)
-    return result
+        result.wall_s = time.monotonic() - started
+        _append_history(folder, progress, result)
+        return result
 
 
 def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,

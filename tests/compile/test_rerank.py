@@ -12,7 +12,7 @@ def history(tmp_path_factory, tiny_classifier_factory, avx2_profile):
     from tvmdeploy.compile.tuning import tune
 
     model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
-    result = tune(model, avx2_profile, trials=6, ops="all", log_dir=tmp_path_factory.mktemp("db") / "history",
+    result = tune(model, avx2_profile, trials=6, ops="all", auto_seed=False, log_dir=tmp_path_factory.mktemp("db") / "history",
                   trials_per_iter=3, max_trials_per_task=3, measure_baseline=False, progress_bar=False,
                   quick_measure=True, only=lambda info: "conv2d" in info.name)
     return model, result
@@ -84,7 +84,7 @@ def test_cli_tune_export_best_with_rerank(history, tmp_path, capsys):
     shutil.copytree(tuned.folder, folder)
     out = tmp_path / "shipped"
     code = main(["tune", "--model", str(model), "--profile", "x86-avx2", "--ops", "all", "--trials", "1", "--resume",
-                 "--no-baseline", "--no-progress", "--log-dir", str(folder), "--export-best", str(out), "--rerank", "2"])
+                 "--no-baseline", "--no-auto-seed", "--no-progress", "--log-dir", str(folder), "--export-best", str(out), "--rerank", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "exported the in-network fastest record of 2 tasks" in captured.out

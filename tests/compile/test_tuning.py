@@ -68,7 +68,8 @@ def tuned(tiny_model, profile, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("db") / "tiny"
     result = tune(tiny_model, profile, trials=8, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=4,
-                  max_trials_per_task=4, measure_baseline=False, progress_bar=False, quick_measure=True)
+                  max_trials_per_task=4, measure_baseline=False, progress_bar=False, quick_measure=True,
+                  auto_seed=False)
     return result
 
 
@@ -214,7 +215,7 @@ def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
     assert len(_record_keys(folder)) >= 1
 
 
-def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, capsys):
+def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, caplog):
     from tvmdeploy.compile.tuning import tune
     from tvmdeploy.compile.tuning_db import open_database
     from tvmdeploy.targets import load_profile
@@ -223,11 +224,10 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
     avx512 = load_profile("x86-avx512")
     target = avx512 if avx512.runs_on_this_machine else load_profile("x86-avx2")
     folder = tmp_path / "seeded"
-    capsys.readouterr()
     # 2 tuned tasks x top-2 seeds = 4 measurements: the whole budget, so no search runs after them.
     result = tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, seed_from=tuned.folder,
                   seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
-    assert "seeded 4 records for 2 tasks" in capsys.readouterr().err
+    assert "seeded 4 records for 2 tasks" in caplog.text  # the library logs it; the CLI shows warnings
     assert result.trials_run == 0
     seeded = _record_keys(folder)
     assert len(seeded) == 4 and set(seeded) <= set(_record_keys(tuned.folder))  # the seed's own schedules
@@ -237,6 +237,36 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
     tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, resume=True, seed_from=tuned.folder,
          seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
     assert sorted(_record_keys(folder)) == sorted(seeded)  # a resumed run does not time its seeds again
+
+
+def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.ms_search import from_search_space
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.compile.tuning_db import open_database
+
+    folder = tmp_path / "budget"
+    result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
+                  measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.2)
+    assert result.out_of_time and not result.interrupted
+    records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    defaults = [r for r in records if not from_search_space(r.trace)]
+    assert len(defaults) == 2  # one default-schedule record for each selected task, measured first
+    assert len(records) > len(defaults)  # and the search ran after them, within the budget
+    compiled = compile_relax(import_onnx(tiny_model)[0], profile, database_dir=folder)
+    assert compiled.tasks_from_database == 2  # the records (default or searched) replay in the build
+
+
+def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.compile.tuning_db import lock_database
+
+    folder = tmp_path / "busy"
+    with lock_database(folder):  # what a running `tune` holds
+        with pytest.raises(TvmDeployError, match="is being written by PID"):
+            tune(tiny_model, profile, trials=4, log_dir=folder, measure_baseline=False, progress_bar=False)
+    assert not (folder / RECORDS).exists()  # the refused run wrote nothing
 
 
 def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile, tmp_path):

@@ -25,7 +25,7 @@ def test_tuning_measures_through_the_tracker(tmp_path):
                           "--port", str(free_port()))
         server.wait_for("registering as 'tune-test'")
         model = inverted_residual_onnx(tmp_path / "tiny_ir.onnx")
-        result = tune(model, profile, trials=2, ops="depthwise", log_dir=tmp_path / "db", trials_per_iter=2,
+        result = tune(model, profile, trials=2, ops="depthwise", auto_seed=False, log_dir=tmp_path / "db", trials_per_iter=2,
                       rpc_tracker=f"127.0.0.1:{port}", rpc_key="tune-test", progress_bar=False, quick_measure=True)
     finally:
         if server is not None:

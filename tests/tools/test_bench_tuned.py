@@ -15,7 +15,7 @@ def tiny_tuned(tmp_path_factory, tiny_classifier_factory, avx2_profile):
     from tvmdeploy.compile.tuning import tune
 
     model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
-    result = tune(model, avx2_profile, trials=2, ops="all", log_dir=tmp_path_factory.mktemp("db") / "tiny",
+    result = tune(model, avx2_profile, trials=2, ops="all", auto_seed=False, log_dir=tmp_path_factory.mktemp("db") / "tiny",
                   trials_per_iter=2, max_trials_per_task=2, measure_baseline=False, progress_bar=False,
                   quick_measure=True)
     return model, result.folder

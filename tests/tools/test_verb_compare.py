@@ -45,7 +45,7 @@ def test_compare_markdown_reuses_builds(capsys, tmp_path, tiny_model):
     assert "reusing" in second.err and "building" in first.err
     lines = [line for line in second.out.splitlines() if line.startswith("| ")]
     assert lines[0].startswith("| target | batch | device | tuning | median ms")
-    assert any(line.startswith("| TVM x86-avx2 | 1 |") and "untuned" in line and "pass" in line for line in lines)
+    assert any(line.startswith("| TVM x86-avx2 | 1 |") and "default schedules" in line and "pass" in line for line in lines)
     assert "chart:" not in second.out
 
 

@@ -1,0 +1,116 @@
+"""Default CPU schedules: tile choice, every kernel of odd-width nets scheduled, parity, NEON fmla for Arm."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tvmdeploy.compile.schedules.cpu import choose_tile
+from tvmdeploy.compile.schedules.cpu_vector import VectorUnit
+
+UNITS = [VectorUnit(16, 32, "avx512"), VectorUnit(8, 16, "avx2"), VectorUnit(4, 32, "neon")]
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.isa)
+@pytest.mark.parametrize("rows", [1, 5, 7, 13, 14, 28, 56, 112])
+@pytest.mark.parametrize("cols", [1, 3, 7, 12, 20, 24, 36, 72, 96, 144, 160, 1000, 1001, 1280])
+def test_tile_fits_registers_and_divides_the_channels(unit, rows, cols):
+    tile = choose_tile(rows, cols, unit)
+    assert cols % tile.cols == 0  # a partial vector would need a predicate and lose vectorisation
+    assert 1 <= tile.rows <= min(rows, 8)
+    assert tile.rows * -(-tile.cols // unit.lanes) <= unit.accumulators
+    if cols % unit.lanes == 0:
+        assert tile.cols % unit.lanes == 0  # whole vectors whenever the channels allow
+
+
+def inverted_residual_net(width: int):
+    """A MobileNetV2-like net with channel counts that are not multiples of 8 (as x0.75 / x1.5 give)."""
+    import torch
+    from torch import nn
+
+    def conv(cin, cout, k=1, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups), nn.BatchNorm2d(cout)]
+        return nn.Sequential(*layers, nn.ReLU6()) if act else nn.Sequential(*layers)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride, expand):
+            super().__init__()
+            hidden = cin * expand
+            self.body = nn.Sequential(conv(cin, hidden), conv(hidden, hidden, 3, stride, hidden),
+                                      conv(hidden, cout, act=False))
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.body(x) if self.residual else self.body(x)
+
+    c1, c2 = width, width + width // 2
+    net = nn.Sequential(conv(3, c1, 3, 2), Block(c1, c1, 1, 1), Block(c1, c2, 2, 6), Block(c2, c2, 1, 6),
+                        conv(c2, 4 * c2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * c2, 11))
+    torch.manual_seed(0)
+    for module in net.modules():  # non-trivial BN statistics, folded into the convs by the exporter
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def odd_width_onnx(tmp_path_factory) -> Path:
+    import torch
+
+    path = tmp_path_factory.mktemp("odd") / "odd_width.onnx"
+    torch.onnx.export(inverted_residual_net(12), torch.randn(1, 3, 40, 40), str(path), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    return path
+
+
+@pytest.mark.parametrize("profile_name", ["x86-avx2", "x86-avx512"])
+def test_every_kernel_of_an_odd_width_net_gets_a_default_schedule_with_parity(odd_width_onnx, tmp_path, profile_name):
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(profile_name)
+    if not profile.runs_on_this_machine:
+        pytest.skip(f"this CPU cannot run {profile_name} code (the Arm test below covers compile-only)")
+    result = build_artifact(odd_width_onnx, profile, tmp_path / "art", tuning_log="defaults")
+    sources = result.manifest.tuning["schedule_sources"]
+    assert {"stem", "depthwise", "pointwise", "dense"} <= set(sources)
+    assert all(counts["raw"] == 0 and counts["log"] == 0 for counts in sources.values()), sources
+    assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
+
+
+def test_arm_build_emits_neon_fma_in_every_convolution(odd_width_onnx):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.targets import load_profile
+
+    compiled = compile_relax(import_onnx(odd_width_onnx)[0], load_profile("arm-cortex-a72"))
+    assert all(c["raw"] == 0 for c in compiled.schedule_sources.values())
+    (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
+    functions = _functions(library.inspect_source("asm"))
+    kernels = [n for n in functions if n.startswith("fused_conv2d") and n.endswith("_prepacked_compute_")]
+    assert len(kernels) >= 5, sorted(functions)[:20]
+    for name in kernels:
+        # A kernel's work runs in the parallel lambdas its body launches; look there too.
+        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
+                                                                                      functions[name]))
+        assert re.search(r"\bfmla\s+v\d+\.[24]s", code), f"{name}: no NEON fmla"
+
+
+def _functions(asm: str) -> dict[str, str]:
+    """Function name -> its assembly text, from the `.type NAME,@function` markers."""
+    parts = re.split(r"^\s*\.type\s+([\w.$]+),@function\n", asm, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["ppcls_mobilenetv2_x0_75", "ppcls_mobilenetv2_x1_5"])
+def test_card_widths_without_a_log_build_with_default_schedules_and_parity(exported_onnx, tmp_path, avx2_profile,
+                                                                            model):
+    from tvmdeploy.compile.build import build_artifact
+
+    result = build_artifact(exported_onnx(model), avx2_profile, tmp_path / "art", tuning_log="defaults")
+    assert all(c["raw"] == 0 for c in result.manifest.tuning["schedule_sources"].values())
+    assert result.parity.passed and result.parity.top5_identical
