@@ -83,3 +83,34 @@ def test_the_real_host_is_readable_on_linux() -> None:
     if not Path("/proc/cpuinfo").exists():
         pytest.skip("no /proc/cpuinfo on this system")
     assert host_cpu_flags()
+
+
+def _cache_dir(root: Path, entries: list[tuple[str, str, str]]) -> Path:
+    for number, (level, kind, size) in enumerate(entries):
+        index = root / f"index{number}"
+        index.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (index / name).write_text(value + "\n")
+    return root
+
+
+def test_host_cpu_info_x86(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                       "model name\t: AMD EPYC\nflags\t\t: avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n")
+    caches = _cache_dir(tmp_path / "cache", [("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                             ("2", "Unified", "1024K"), ("3", "Unified", "32M")])
+    info = cpu_check.host_cpu_info("znver5", cpuinfo=cpuinfo, cache_dir=caches)
+    assert info == {"vendor": "AuthenticAMD", "model_name": "AMD EPYC", "family": "26", "model": "2", "mcpu": "znver5",
+                    "cores": info["cores"], "l1d_bytes": 48 * 1024, "l2_bytes": 1024**2, "l3_bytes": 32 * 1024**2}
+    assert isinstance(info["cores"], int) and info["cores"] >= 1
+
+
+def test_host_cpu_info_arm_and_unreadable(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(ARM_CPUINFO + "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n")
+    info = cpu_check.host_cpu_info(cpuinfo=cpuinfo, cache_dir=tmp_path / "none")
+    assert (info["vendor"], info["model_name"], info["family"], info["mcpu"]) == ("0x41", "0xd08", "8", None)
+    assert (info["l1d_bytes"], info["l2_bytes"], info["l3_bytes"]) == (None, None, None)
+    missing = cpu_check.host_cpu_info(cpuinfo=tmp_path / "absent", cache_dir=tmp_path / "none")
+    assert missing["vendor"] is None and missing["model_name"] is None

@@ -1,0 +1,162 @@
+"""Which shipped tuning log a model gets: the kernels each log covers, and the CPU each was tuned on.
+
+Logs live in `tuning_logs/<profile>/<folder>/` (MetaSchedule's two JSON files + tuning_meta.json). A log
+fits a model when its meta names the model's key (folder `<key>`, or `<key>@<anything>` for a second
+log of the same kernels tuned on another CPU); failing that, the log whose records cover most of the
+model's conv/dense kernels, if at least half. When several fit, the one tuned on the closest CPU wins:
+same LLVM mcpu > same vendor and family > closest cache sizes > a log that records no CPU at all.
+
+Light on purpose: json and pathlib only at import time (`tvmdeploy zoo` uses it); `cpu_record` asks
+TVM for the LLVM CPU name lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvmdeploy.runtime.cpu_check import host_cpu_info
+
+META_FILE = "tuning_meta.json"  # = compile.tuning.META_FILE (not imported: tuning imports TVM)
+WORKLOAD_FILE = "database_workload.json"  # = compile.tuning_db names (MetaSchedule's own)
+RECORD_FILE = "database_tuning_record.json"
+TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
+MIN_COVER = 0.5
+
+log = logging.getLogger(__name__)
+
+_WORKLOAD_HASH = re.compile(r'\s*\[\s*"?(-?\d+)"?\s*,')
+_RECORD_INDEX = re.compile(r"\s*\[\s*(\d+)\s*,")
+_CACHES = ("l1d_bytes", "l2_bytes", "l3_bytes")
+
+
+def cpu_record() -> dict:
+    """This host's CPU for a log's tuning_meta.json (`tuned_on`): host_cpu_info plus LLVM's name for it."""
+    try:
+        from tvm.target.codegen import llvm_get_system_cpu
+
+        mcpu = str(llvm_get_system_cpu())
+    except Exception as exc:  # a TVM built without LLVM: the record is still useful without mcpu
+        log.debug("LLVM system CPU unknown: %s", exc)
+        mcpu = None
+    return host_cpu_info(mcpu)
+
+
+def read_meta(folder: Path) -> dict:
+    """A log's tuning_meta.json ({} when absent or unreadable)."""
+    try:
+        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def log_workloads(folder: Path) -> set[str]:
+    """Structural hashes (16 hex digits, as TaskInfo.shash) of the workloads that have a record in the log.
+
+    Reads only the start of each line (the workload lines are megabytes of TIR)."""
+    folder = Path(folder)
+    try:
+        workload_lines = (folder / WORKLOAD_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
+        record_lines = (folder / RECORD_FILE).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return set()
+    hashes = []
+    for line in workload_lines:
+        if line.strip():
+            match = _WORKLOAD_HASH.match(line[:64])
+            hashes.append(f"{int(match.group(1)) & 0xFFFFFFFFFFFFFFFF:016x}" if match else None)
+    used = {int(m.group(1)) for line in record_lines if (m := _RECORD_INDEX.match(line[:32]))}
+    return {hashes[i] for i in used if i < len(hashes) and hashes[i]}
+
+
+def _key_of(folder: Path) -> str:
+    return str(read_meta(folder).get("model_key") or folder.name.split("@")[0])
+
+
+def _logs(base: Path) -> list[Path]:
+    base = Path(base)
+    return sorted(p for p in base.iterdir() if (p / RECORD_FILE).is_file()) if base.is_dir() else []
+
+
+# ---- how close a log's CPU is to this host's -------------------------------------------------------------
+
+
+def _cache_distance(tuned_on: dict, host: dict) -> float:
+    """Sum over L1d/L2/L3 of |log2(size ratio)|; a size unknown on either side counts as 4 (16x)."""
+    total = 0.0
+    for name in _CACHES:
+        a, b = tuned_on.get(name), host.get(name)
+        total += abs(math.log2(a / b)) if a and b else 4.0
+    return total
+
+
+def _mib(size: int | None) -> str:
+    if not size:
+        return "?"
+    return f"{size // 1024} KiB" if size < 1024**2 else f"{size / 1024**2:g} MiB"
+
+
+def closeness(tuned_on: dict | None, host: dict) -> tuple[tuple[int, float], str]:
+    """(sort key, smaller is closer; why) for a log tuned on `tuned_on` used on `host` (host_cpu_info dicts)."""
+    if not tuned_on:
+        return (4, 0.0), "the log records no CPU"
+    caches = _cache_distance(tuned_on, host)
+    cpu = f"{tuned_on.get('model_name') or tuned_on.get('vendor') or '?'}"
+    if tuned_on.get("mcpu") and tuned_on.get("mcpu") == host.get("mcpu"):
+        return (0, caches), f"tuned on the same CPU kind (mcpu {tuned_on['mcpu']}, {cpu})"
+    same_vendor = tuned_on.get("vendor") and tuned_on.get("vendor") == host.get("vendor")
+    if same_vendor and tuned_on.get("family") and tuned_on.get("family") == host.get("family"):
+        return (1, caches), (f"tuned on the same vendor and family ({tuned_on['vendor']} family "
+                             f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})")
+    sizes = "/".join(_mib(tuned_on.get(n)) for n in _CACHES)
+    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'}), closest caches L1d/L2/L3 {sizes}"
+
+
+def choose_log(candidates: list[Path], host: dict) -> tuple[Path, str]:
+    """The candidate log tuned on the CPU closest to `host` (host_cpu_info / cpu_record), and why.
+
+    Ties keep the candidates' order. Raises ValueError on an empty list."""
+    if not candidates:
+        raise ValueError("choose_log needs at least one candidate")
+    ranked = sorted(((closeness(read_meta(c).get(TUNED_ON), host), n, Path(c)) for n, c in enumerate(candidates)),
+                    key=lambda item: (item[0][0], item[1]))
+    (_, why), _, best = ranked[0]
+    if len(candidates) == 1:
+        return best, f"the only log that fits; {why}"
+    return best, f"closest of {len(candidates)} fitting logs: {why}"
+
+
+# ---- which logs fit a model ------------------------------------------------------------------------------
+
+
+def fitting_logs(base: Path, key: str, wanted: set[str]) -> tuple[list[Path], str]:
+    """(logs, how they fit) under `base` = tuning_logs/<profile>: those with the model's key, else those
+    covering the largest share (>= MIN_COVER) of `wanted` (the model's conv/dense task hashes)."""
+    logs = _logs(base)
+    same = [p for p in logs if _key_of(p) == key]
+    if same:
+        return same, f"model key {key}"
+    if not wanted:
+        return [], ""
+    cover = {p: len(wanted & log_workloads(p)) / len(wanted) for p in logs}
+    best = max(cover.values(), default=0.0)
+    if best < MIN_COVER:
+        return [], ""
+    return [p for p in logs if cover[p] == best], f"{round(best * len(wanted))}/{len(wanted)} conv/dense kernels"
+
+
+def find_log(base: Path, key: str, wanted: set[str], host: dict | None = None) -> Path | None:
+    """The log the build should use for a model (see the module doc), logging which and why."""
+    logs, fit = fitting_logs(base, key, wanted)
+    if not logs:
+        return None
+    host = cpu_record() if host is None else host
+    chosen, why = choose_log(logs, host)
+    level = logging.WARNING if len(logs) > 1 and closeness(read_meta(chosen).get(TUNED_ON), host)[0][0] > 0 else logging.INFO
+    log.log(level, "tuning log %s (%s): %s", chosen, fit, why)
+    return chosen
