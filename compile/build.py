@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from tvmdeploy.runtime.artifact import (
     write_manifest,
 )
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.labels import load_labels
 from tvmdeploy.runtime.loader import LocalModule
 from tvmdeploy.runtime.preprocess import PreprocessConfig
 from tvmdeploy.targets import TargetProfile
 
+logger = logging.getLogger(__name__)
 
 @dataclass
 class BuildResult:
@@ -119,6 +122,7 @@ def build_artifact(
         else:
             _copy_onnx(onnx_path, reference_onnx)
         num_classes = _output_classes(info)
+        load_labels(info.labels, num_classes)  # the label set must fit the output (run shows it)
         manifest = Manifest(
             model_name=info.model_name,
             model_sha256=sha256_file(reference_onnx),
@@ -133,7 +137,7 @@ def build_artifact(
             tvm_version=tvm_api.tvm_version(),
             input=TensorSpec(info.input_name, info.input_shape, info.input_dtype),
             output=TensorSpec(info.output_name, [info.input_shape[0], num_classes], "float32"),
-            preprocess=PreprocessConfig().to_dict(),
+            preprocess=_preprocess_for(info),
             library_sha256=sha256_file(library),
             tuning=(
                 {
@@ -180,6 +184,15 @@ def _copy_onnx(source: Path, destination: Path) -> None:
         onnx.save(onnx.load(str(source)), str(destination))
     else:
         shutil.copyfile(source, destination)
+
+
+def _preprocess_for(info) -> dict:
+    """The manifest's preprocessing, from the model's input (layout and size); {} for a non-image input."""
+    try:
+        return PreprocessConfig.for_input(info.input_shape).to_dict()
+    except TvmDeployError as exc:
+        logger.warning("%s: %s; `run` and `eval` will refuse the artifact", info.path, exc)
+        return {}
 
 
 def _output_classes(info) -> int:

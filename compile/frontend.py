@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tvmdeploy.runtime.artifact import sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.labels import INDEX_LABELS
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64"}
 _STANDARD_DOMAINS = ("", "ai.onnx")
@@ -74,7 +75,11 @@ class OnnxModelInfo:
 
     @property
     def labels(self) -> str:
-        return self.metadata.get("tvmdeploy.labels", "imagenet1k")
+        """The label set id: the file's own (our exports say), else ImageNet for 1000 classes, else class indices."""
+        if "tvmdeploy.labels" in self.metadata:
+            return self.metadata["tvmdeploy.labels"]
+        classes = self.output_dims[-1] if self.output_dims else None
+        return "imagenet1k" if classes == 1000 else INDEX_LABELS
 
 
 def load_onnx_proto(path: Path):

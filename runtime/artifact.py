@@ -6,9 +6,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.labels import Labels, load_labels
+
+if TYPE_CHECKING:
+    from tvmdeploy.runtime.preprocess import PreprocessConfig
 
 MANIFEST_FILE = "manifest.json"
 LIBRARY_FILE = "model.so"
@@ -38,7 +42,7 @@ class Manifest:
     model_name: str
     model_sha256: str
     weights: str  # "random:seed=N", "sha256:<checkpoint>" or "unknown" for foreign ONNX files
-    labels: str  # label set id, e.g. "imagenet1k"
+    labels: str  # label set id: "imagenet1k", or "index" (class 0..N-1, for any other class count)
     profile: str
     device: str
     arch: str
@@ -48,7 +52,7 @@ class Manifest:
     tvm_version: str
     input: TensorSpec
     output: TensorSpec
-    preprocess: dict[str, Any]
+    preprocess: dict[str, Any]  # PreprocessConfig.to_dict(); {} when the input is not an RGB image batch
     library_sha256: str
     tuning: dict[str, Any] | None = None
     parity: dict[str, Any] | None = None
@@ -63,6 +67,25 @@ class Manifest:
     @property
     def batch(self) -> int:
         return int(self.input.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.output.shape[-1])
+
+    def preprocess_config(self) -> PreprocessConfig:
+        """How images become this model's input; a TvmDeployError when they cannot (e.g. a non-image input)."""
+        from tvmdeploy.runtime.preprocess import PreprocessConfig  # numpy and Pillow: only where images are read
+
+        if not self.preprocess:
+            raise TvmDeployError(
+                f"{self.model_name} takes input {self.input.shape}, not an RGB image batch ([N, 3, S, S] or "
+                "[N, S, S, 3]): images cannot be fed to it (bench and compare still work)"
+            )
+        return PreprocessConfig.from_dict(self.preprocess)
+
+    def class_labels(self) -> Labels:
+        """The label table of this model's outputs (checked against its class count)."""
+        return load_labels(self.labels, self.num_classes)
 
     @property
     def is_tuned(self) -> bool:

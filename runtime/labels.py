@@ -1,4 +1,4 @@
-"""Class-label tables shipped with the runtime (ImageNet-1k), loaded from runtime/data/*.tsv."""
+"""Class-label tables: shipped ones (ImageNet-1k, runtime/data/*.tsv) and "index" (class 0..N-1, any class count)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ _DATA_DIR = Path(__file__).resolve().parent / "data"
 # labels_id -> (file under data/, expected number of classes). The id is what manifests store.
 _TABLES: dict[str, tuple[str, int]] = {"imagenet1k": ("imagenet1k_classes.tsv", 1000)}
 _HEADER = ["index", "wnid", "name"]
+# Generic labels for a classifier of any other class count: "class 0" .. "class N-1", no WordNet ids.
+INDEX_LABELS = "index"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Labels:
         if len(self.names) != len(self.wnids):
             raise ValueError("names and wnids differ in length")
         if not self._wnid_to_index:
-            object.__setattr__(self, "_wnid_to_index", {w: i for i, w in enumerate(self.wnids)})
+            object.__setattr__(self, "_wnid_to_index", {w: i for i, w in enumerate(self.wnids) if w})
 
     def __len__(self) -> int:
         return len(self.names)
@@ -51,12 +53,36 @@ class Labels:
 
 
 def available_labels() -> list[str]:
-    return sorted(_TABLES)
+    return sorted([*_TABLES, INDEX_LABELS])
 
 
-def load_labels(labels_id: str = "imagenet1k") -> Labels:
-    """Load and validate a shipped label table (cached: the table is immutable)."""
+def table_classes(labels_id: str) -> int | None:
+    """How many classes a shipped table has (None for INDEX_LABELS, which fits any count)."""
+    if labels_id == INDEX_LABELS:
+        return None
+    if labels_id not in _TABLES:
+        raise TvmDeployError(f"unknown labels id {labels_id!r}; available: {', '.join(available_labels())}")
+    return _TABLES[labels_id][1]
+
+
+def load_labels(labels_id: str = "imagenet1k", num_classes: int | None = None) -> Labels:
+    """Load and validate a label table (cached: tables are immutable).
+
+    `num_classes` (the model's output count) is required for INDEX_LABELS and checked against a shipped table.
+    """
+    expected = table_classes(labels_id)
+    if expected is None:
+        if num_classes is None or num_classes < 1:
+            raise TvmDeployError(f"labels {INDEX_LABELS!r} need the model's class count, got {num_classes!r}")
+        return _index_labels(int(num_classes))
+    if num_classes is not None and num_classes != expected:
+        raise TvmDeployError(f"labels {labels_id!r} have {expected} classes but the model outputs {num_classes}")
     return _load_cached(labels_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _index_labels(num_classes: int) -> Labels:
+    return Labels(INDEX_LABELS, tuple(f"class {i}" for i in range(num_classes)), ("",) * num_classes)
 
 
 @functools.lru_cache(maxsize=None)

@@ -68,6 +68,28 @@ class PreprocessConfig:
                 f"got {self.interpolation!r}"
             )
 
+    @classmethod
+    def for_input(cls, shape: Sequence[int]) -> PreprocessConfig:
+        """The preprocessing that feeds a model input of `shape`: [N, 3, S, S] (NCHW) or [N, S, S, 3] (NHWC).
+
+        The crop is the input's side S and the resize keeps ImageNet's ratio, round(S * 256 / 224),
+        so a 224 NCHW input gets exactly the defaults. Anything but a square 3-channel image is a
+        TvmDeployError (the pipeline makes RGB squares).
+        """
+        dims = [int(d) for d in shape]
+        if len(dims) == 4 and dims[1] == 3 and dims[2] == dims[3]:
+            layout, side = "NCHW", dims[2]
+        elif len(dims) == 4 and dims[3] == 3 and dims[1] == dims[2]:
+            layout, side = "NHWC", dims[1]
+        else:
+            raise TvmDeployError(
+                f"input shape {dims} is not a square RGB image batch ([N, 3, S, S] or [N, S, S, 3]): "
+                "images cannot be preprocessed for it"
+            )
+        if side < 1:
+            raise TvmDeployError(f"input shape {dims} has no pixels")
+        return cls(resize=int(round(side * 256 / 224)), crop=side, layout=layout)
+
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         if self.layout == "NCHW":
             return (batch, 3, self.crop, self.crop)

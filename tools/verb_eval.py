@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, rpc_endpoint
+from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, rpc_endpoint, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labels for a flat folder: one 0-based class index per line in sorted filename order, or 'FILE LABEL' lines (index or wnid)")
     parser.add_argument("--batch-size", type=int, help="images per step (default: the artifact's batch, 8 for --onnx)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument("--threads", type=int, help="CPU threads for TVM and ONNX Runtime (default: the profile's)")
+    parser.add_argument("--threads", type=thread_count, help="CPU threads for TVM and ONNX Runtime (default: the profile's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_rpc_arguments(parser)
@@ -47,25 +47,26 @@ def run(args: argparse.Namespace) -> int:
         info = inspect_onnx(args.onnx)
         ort = OrtClassifier(args.onnx, threads=threads)
         classify, where = ort.run_images, f"ONNX Runtime {ort.version} (host)"
-        model_name, labels_id, config, weights = info.model_name, info.labels, PreprocessConfig(), info.weights
+        model_name, weights = info.model_name, info.weights
+        config = PreprocessConfig.for_input(info.input_shape)
+        num_classes = info.output_dims[-1] if info.output_dims else None
+        labels = load_labels(info.labels, num_classes)
         batch = args.batch_size or 8
-        num_classes = None
     else:
         module = open_module(args.artifact, args, threads=args.threads)
         manifest = module.manifest
         classify = module.run_images
         where = getattr(module, "description", f"TVM {manifest.profile} (local {manifest.device})")
-        model_name, labels_id, weights = manifest.model_name, manifest.labels, manifest.weights
-        config = PreprocessConfig.from_dict(manifest.preprocess)
+        model_name, weights = manifest.model_name, manifest.weights
+        config, labels = manifest.preprocess_config(), manifest.class_labels()
         batch = args.batch_size or manifest.batch
-        num_classes = int(manifest.output.shape[-1])
+        num_classes = manifest.num_classes
         threads = threads or manifest.threads or 0
         if args.reference:
             from tvmdeploy.runtime.artifact import verify_onnx
 
             ort = OrtClassifier(verify_onnx(args.artifact, manifest), threads=threads)
             reference = ort.run_images
-    labels = load_labels(labels_id)
     dataset = load_dataset(args.images, labels, args.ground_truth, num_classes=num_classes)
     if args.limit:
         dataset.items = dataset.items[: args.limit]

@@ -13,33 +13,31 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module
+from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
     parser.add_argument("images", type=Path, nargs="+", help="image files (JPEG, PNG, ...) or folders of them")
     parser.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: the profile's)")
+    parser.add_argument("--threads", type=thread_count, help="CPU threads (default: the profile's)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_rpc_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.runtime.classify import classify_files, describe_failure, expand_image_paths
-    from tvmdeploy.runtime.labels import load_labels
-    from tvmdeploy.runtime.preprocess import PreprocessConfig
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
     paths = expand_image_paths(args.images)
     module = open_module(args.artifact, args, threads=args.threads)
     manifest = module.manifest
-    labels = load_labels(manifest.labels)
+    labels, config = manifest.class_labels(), manifest.preprocess_config()
     where = getattr(module, "description", f"local {manifest.device}")
     caveat = f"weights are random ({manifest.weights}): class names are meaningless" if manifest.weights_are_random else ""
-    results = classify_files(module.run_images, paths, PreprocessConfig.from_dict(manifest.preprocess),
-                             batch_size=manifest.batch, k=args.topk, labels=labels.names)
+    results = classify_files(module.run_images, paths, config, batch_size=manifest.batch, k=args.topk,
+                             labels=labels.names)
     if not args.json:
         print(f"{manifest.model_name} on {manifest.profile} ({where})")
         if caveat:

@@ -41,6 +41,20 @@ def test_round_trip(tmp_path):
     assert verify_onnx(tmp_path / "a") == tmp_path / "a" / ONNX_FILE
 
 
+def test_labels_and_preprocessing_of_a_manifest(tmp_path):
+    from tvmdeploy.runtime.preprocess import PreprocessConfig
+
+    manifest = make_artifact(tmp_path / "a")
+    assert manifest.num_classes == 1000 and len(manifest.class_labels()) == 1000
+    # preprocess {}: the build found no image input; run and eval refuse in one line.
+    with pytest.raises(TvmDeployError, match=r"takes input \[1, 3, 224, 224\], not an RGB image batch"):
+        manifest.preprocess_config()
+    manifest.preprocess = PreprocessConfig.for_input([1, 3, 224, 224]).to_dict()
+    assert manifest.preprocess_config() == PreprocessConfig()
+    manifest.labels, manifest.output = "index", TensorSpec("logits", [1, 10])
+    assert manifest.class_labels().names[3] == "class 3"
+
+
 def test_modified_library_is_refused(tmp_path):
     make_artifact(tmp_path / "a")
     (tmp_path / "a" / LIBRARY_FILE).write_bytes(b"\x7fELF tampered")

@@ -54,9 +54,25 @@ def test_index_of_wnid_roundtrip_and_errors() -> None:
 
 
 def test_unknown_labels_id() -> None:
-    assert available_labels() == ["imagenet1k"]
-    with pytest.raises(TvmDeployError, match="unknown labels id 'coco'.*imagenet1k"):
+    assert available_labels() == ["imagenet1k", "index"]
+    with pytest.raises(TvmDeployError, match="unknown labels id 'coco'.*imagenet1k, index"):
         load_labels("coco")
+
+
+def test_index_labels_fit_any_class_count() -> None:
+    labels = load_labels("index", 10)
+    assert labels.labels_id == "index" and labels.names == tuple(f"class {i}" for i in range(10))
+    assert labels.name(9) == "class 9"
+    with pytest.raises(TvmDeployError, match="unknown WordNet id"):
+        labels.index_of_wnid("")  # no WordNet ids: synset folders cannot be mapped to index labels
+    with pytest.raises(TvmDeployError, match="need the model's class count"):
+        load_labels("index")
+
+
+def test_shipped_table_must_fit_the_class_count() -> None:
+    assert load_labels("imagenet1k", 1000) is load_labels()
+    with pytest.raises(TvmDeployError, match="'imagenet1k' have 1000 classes but the model outputs 10"):
+        load_labels("imagenet1k", 10)
 
 
 def test_loader_is_cached() -> None:

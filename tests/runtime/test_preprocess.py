@@ -111,6 +111,18 @@ def test_config_defaults_match_model_card() -> None:
     assert PreprocessConfig(layout="NHWC").input_shape() == (1, 224, 224, 3)
 
 
+def test_config_for_a_model_input() -> None:
+    # A 224 NCHW input gets exactly the defaults (Resize 256, CenterCrop 224).
+    assert PreprocessConfig.for_input([1, 3, 224, 224]) == PreprocessConfig()
+    assert PreprocessConfig.for_input((8, 224, 224, 3)) == PreprocessConfig(layout="NHWC")
+    # Other sizes keep ImageNet's resize/crop ratio 256/224.
+    assert PreprocessConfig.for_input([1, 3, 64, 64]) == PreprocessConfig(resize=73, crop=64)
+    assert PreprocessConfig.for_input([1, 299, 299, 3]) == PreprocessConfig(resize=342, crop=299, layout="NHWC")
+    for shape in ([1, 1, 28, 28], [1, 3, 224, 320], [1, 224, 224], [1, 4, 32, 32]):
+        with pytest.raises(TvmDeployError, match="not a square RGB image batch"):
+            PreprocessConfig.for_input(shape)
+
+
 def test_config_roundtrips_through_json() -> None:
     c = PreprocessConfig(resize=160, crop=128, mean=[0.5, 0.5, 0.5], std=(1, 2, 3), layout="NHWC", interpolation="bicubic")
     assert c.mean == (0.5, 0.5, 0.5) and c.std == (1.0, 2.0, 3.0)  # lists/ints normalised to float tuples
