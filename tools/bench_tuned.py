@@ -54,7 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--curve", help="comma list of record counts (or 'all') to measure latency vs trials")
     parser.add_argument("--plot", type=Path, help="PNG for --curve (needs matplotlib)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

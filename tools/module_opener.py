@@ -10,6 +10,17 @@ from tvmdeploy.runtime.errors import TvmDeployError
 DEFAULT_RPC_TIMEOUT_S = 60.0
 
 
+def thread_count(text: str) -> int:
+    """argparse type of every verb's --threads: an integer >= 1 (0 or less is no thread count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise TvmDeployError(f"--threads must be an integer >= 1, got '{text}'") from None
+    if value < 1:
+        raise TvmDeployError(f"--threads must be >= 1, got {value}")
+    return value
+
+
 def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("remote device (TVM RPC)")
     group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="request a device from this RPC tracker")

@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, rpc_endpoint
+from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, rpc_endpoint, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
-    parser.add_argument("--threads", type=int, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)")
+    parser.add_argument("--threads", type=thread_count, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)")
     parser.add_argument("--runs", type=int, default=100, help="timed runs per competitor (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="keep timing until each competitor has this much (default 2)")

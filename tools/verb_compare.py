@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import DEFAULT_RPC_TIMEOUT_S, open_module
+from tvmdeploy.tools.module_opener import DEFAULT_RPC_TIMEOUT_S, open_module, thread_count
 
 _TARGET_HELP = """\
 each TARGET is an artifact folder or a profile name (built from --model into OUT/<profile>-b<batch>),
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("compare-out"),
                         help="folder for built artifacts, re-batched ONNX and the chart (default compare-out)")
     parser.add_argument("--batch", type=int, help="also measure this larger batch (profiles are built at 1 and N)")
-    parser.add_argument("--threads", type=int, help="threads for every host competitor (default: the first local artifact's profile)")
+    parser.add_argument("--threads", type=thread_count, help="threads for every host competitor (default: the first local artifact's profile)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per competitor, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="keep timing until each has this much (default 1)")
