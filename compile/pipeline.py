@@ -8,6 +8,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
+from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
 # Bump when `prepare` changes what the TIR tasks look like: tuning logs are only valid for the same
@@ -127,18 +128,44 @@ def _count_covered(tasks: list, database) -> int:
     )
 
 
-def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
-    """Records apply per kernel, so a log from another pipeline version still loads, but kernels that
-    pipeline changed find no record: say why coverage may be low instead of failing the build."""
+def _check_has_records(folder: Path) -> None:
+    """A database folder without one valid record would silently build untuned code: refuse it in one line."""
+    from tvmdeploy.compile.tuning_db import RECORD_FILE, scan
+
+    if not (folder / RECORD_FILE).exists():
+        return  # open_database says so
+    scanned = scan(folder)
+    if scanned.records:
+        return
+    if scanned.problems:
+        raise TvmDeployError(f"tuning log {folder} holds no valid tuning record: all {len(scanned.problems)} "
+                             f"line(s) are corrupt (first: {scanned.problems[0]})")
+    raise TvmDeployError(f"tuning log {folder} holds no tuning record ({RECORD_FILE} is empty)")
+
+
+def _pipeline_of(folder: Path) -> str | None:
+    """The pipeline version the tuner wrote into the folder's meta file (None: a bare MetaSchedule database)."""
     import json
-    import sys
 
     from tvmdeploy.compile.tuning import META_FILE  # lazy: tuning imports this module
 
     try:
-        made_by = json.loads((folder / META_FILE).read_text()).get("pipeline")
+        return json.loads((folder / META_FILE).read_text()).get("pipeline")
     except (OSError, ValueError, AttributeError):
-        return  # a bare MetaSchedule database (no meta file) is fine
+        return None
+
+
+def _made_by_note(folder: Path) -> str:
+    made_by = _pipeline_of(folder)
+    return f" (made by pipeline '{made_by}', this build is '{PIPELINE_VERSION}')" if made_by and made_by != PIPELINE_VERSION else ""
+
+
+def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
+    """Records apply per kernel, so a log from another pipeline version still loads, but kernels that
+    pipeline changed find no record: say why coverage may be low instead of failing the build."""
+    import sys
+
+    made_by = _pipeline_of(folder)
     if made_by and made_by != PIPELINE_VERSION:
         print(f"warning: tuning log {folder} was made by pipeline '{made_by}', this build is '{PIPELINE_VERSION}': "
               f"only unchanged kernels use it ({covered}/{total} tasks)", file=sys.stderr)
@@ -204,10 +231,17 @@ def compile_relax(
         from tvmdeploy.compile.tuning_db import open_database  # lazy: only tuned builds need it
 
         database_dir = Path(database_dir)
+        _check_has_records(database_dir)
         database = open_database(database_dir, readonly=True)
         tasks = tasks if tasks is not None else tuning_tasks(mod, profile)
         tasks_total = len(tasks)
         tasks_from_database = _count_covered(tasks, database)
+        if tasks_from_database == 0:
+            raise TvmDeployError(
+                f"tuning log {database_dir} covers none of this model's {tasks_total} kernels for {profile.name}"
+                f"{_made_by_note(database_dir)}: it was tuned for another model, profile or lowering; "
+                "use a log tuned for this model and profile (`tvmdeploy tune`), or none"
+            )
         _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)

@@ -1,6 +1,7 @@
 """Build: artifacts for the host pass ONNX Runtime parity; failures keep the previous artifact; bad input is refused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from tvmdeploy.compile.build import build_artifact
 from tvmdeploy.runtime.artifact import LIBRARY_FILE, ONNX_FILE, read_manifest, sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.loader import LocalModule
+from tvmdeploy.runtime.preprocess import PreprocessConfig
 from tvmdeploy.targets import load_profile
 
 
@@ -27,7 +29,9 @@ def test_tiny_build_writes_a_complete_manifest(tiny_onnx, tmp_path, avx2):
     assert manifest.profile == "x86-avx2" and manifest.target == avx2.target
     assert manifest.input.shape == [1, 3, 16, 16] and manifest.output.shape == [1, 10]
     assert manifest.tvm_version.startswith("0.27")
-    assert manifest.preprocess["resize"] == 256 and manifest.preprocess["crop"] == 224
+    # Preprocessing follows the 16x16 NCHW input (ImageNet's 256/224 ratio); labels: class indices for 10 classes.
+    assert manifest.preprocess_config() == PreprocessConfig(resize=18, crop=16)
+    assert manifest.labels == "index" and manifest.class_labels().names[9] == "class 9"
     assert manifest.parity["status"] == "passed" and manifest.parity["max_abs_diff"] <= 1e-4
     assert result.parity.passed and not manifest.is_tuned
     # No shipped log matches the tiny model: every kernel got a default schedule, none kept raw lowering.
@@ -76,6 +80,29 @@ def test_refuses_to_overwrite_a_folder_that_is_not_an_artifact(tiny_onnx, tmp_pa
 def test_missing_tuning_log(tiny_onnx, tmp_path, avx2):
     with pytest.raises(TvmDeployError, match="tuning log folder not found"):
         build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=tmp_path / "nope")
+
+
+SHIPPED_AVX2 = next((Path(__file__).resolve().parents[2] / "tuning_logs" / "x86-avx2").glob("tasks-*"))
+
+
+def test_tuning_log_covering_none_of_the_kernels_is_an_error(tiny_onnx, tmp_path, avx2):
+    # The shipped MobileNetV2 log holds valid records, none of them for the tiny model's kernels.
+    with pytest.raises(TvmDeployError, match=r"tuning log .* covers none of this model's \d+ kernels for x86-avx2"):
+        build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=SHIPPED_AVX2)
+    assert not (tmp_path / "art").exists()
+
+
+def test_tuning_log_without_a_valid_record_is_an_error(tiny_onnx, tmp_path, avx2):
+    folder = tmp_path / "db"
+    folder.mkdir()
+    (folder / "database_workload.json").write_text('["0x1", "not base64"]\n')
+    (folder / "database_tuning_record.json").write_text('{"torn": \n[7, []]\n')
+    with pytest.raises(TvmDeployError, match=r"holds no valid tuning record: all 2 line\(s\) are corrupt") as info:
+        build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=folder)
+    assert "\n" not in str(info.value)
+    (folder / "database_tuning_record.json").write_text("")
+    with pytest.raises(TvmDeployError, match=r"holds no tuning record \(database_tuning_record.json is empty\)"):
+        build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=folder)
 
 
 @pytest.mark.parametrize("name", ["ppcls_mobilenetv2_x0_25", "torchvision_mobilenet_v2"])
