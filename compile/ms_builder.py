@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Names of our global functions inside builder workers (registered by `init_worker`).
 F_BUILD = "tvmdeploy.ms.build"
@@ -114,21 +117,30 @@ def build_and_run(builder, runner, items: list, target, device: str) -> list:
     return run_secs
 
 
-def make_rpc_runner(tracker: str, key: str, max_workers: int = 1, quick: bool = False) -> Any:
-    """A runner that times candidates on a board registered with an RPC tracker under `key`."""
+def make_rpc_runner(tracker: str, key: str, max_workers: int | None = None, quick: bool = False) -> Any:
+    """A runner that times candidates on the boards registered with an RPC tracker under `key`.
+
+    A farm of boards: one runner worker per board registered under the key (`max_workers=None`), each
+    asking the tracker for a free board per measurement, so a batch is timed on all of them at once.
+    The tracker does the distribution; a board that is busy or gone only delays its queued requests.
+    """
     from tvm.s_tir import meta_schedule as ms
 
     from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.runtime.rpc import RpcEndpoint, servers_for_key, wait_for_tracker
 
-    host, _, port = tracker.rpartition(":")
-    if not host or not port.isdigit():
-        raise TvmDeployError(f"--rpc-tracker must be HOST:PORT, got '{tracker}'")
+    endpoint = RpcEndpoint.tracker(tracker, key)
+    boards = servers_for_key(wait_for_tracker(endpoint), key)
+    if not boards:
+        raise TvmDeployError(f"no board with key '{key}' is registered at tracker {endpoint.address}; "
+                             "start one with `tvmdeploy board up` or `tvmdeploy rpc server`")
+    workers = max_workers or len(boards)
+    log.warning("measuring on %d board(s) with key '%s' at %s (%d runner worker(s))", len(boards), key,
+                endpoint.address, workers)
     rpc_config = ms.runner.RPCConfig(
-        tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=600
+        tracker_host=endpoint.host, tracker_port=endpoint.port, tracker_key=key, session_timeout_sec=600
     )
-    return ms.runner.RPCRunner(
-        rpc_config=rpc_config, evaluator_config=measure_config(quick), max_workers=max_workers
-    )
+    return ms.runner.RPCRunner(rpc_config=rpc_config, evaluator_config=measure_config(quick), max_workers=workers)
 
 
 def load_cpu_tensor_intrinsics(arch: str) -> None:
