@@ -4,6 +4,7 @@
     .venv/bin/python tools/bench_tuned.py --profile x86-avx2 --threading spin-in-run
     .venv/bin/python tools/bench_tuned.py --onnx M.onnx --runs 100 --json out.json
     .venv/bin/python tools/bench_tuned.py --tuning-log FULL_DB --curve 500,1000,all --plot docs/x.png
+    .venv/bin/python tools/bench_tuned.py --card --plot docs/card.png > card.md   # every width x x86 profile
 
 `--curve` replays a database's first N records (the file is in measurement order), i.e. the latency
 the model had after N trials, each point measured against ONNX Runtime like the headline.
@@ -32,7 +33,8 @@ THREADING = {
     "spin-in-run": {"tvm_spin_count": 1000,
                     "ort": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}},
 }
-AUTO_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first
+# fastest first (compile/log_choice.X86_PROFILES, spelt out: this script imports nothing of ours at load time)
+AUTO_PROFILES = ("x86-avx512", "x86-avx2")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "spin between the kernels of one inference, sleep after it (ORT force_spinning_stop)")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--curve", help="comma list of record counts (or 'all') to measure latency vs trials")
-    parser.add_argument("--plot", type=Path, help="PNG for --curve (needs matplotlib)")
+    parser.add_argument("--plot", type=Path, help="PNG for --curve or --card (needs matplotlib)")
+    parser.add_argument("--card", action="store_true",
+                        help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
+                        "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the shipped log")
+    parser.add_argument("--card-models", metavar="NAMES",
+                        help="comma list of zoo names or .onnx files for --card (default: the card's widths, "
+                        "tools/tune_card.CARD)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     os.environ["TVM_BIND_THREADS"] = "1" if args.bind_threads else "0"
     os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[args.threading]["tvm_spin_count"])
+
+    if args.card or args.card_models:
+        return _card(args)
 
     from tvmdeploy.compile.frontend import import_onnx
 
@@ -124,6 +135,72 @@ def _pick_profile(args: argparse.Namespace, mod):
         if args.profile:
             raise TvmDeployError(f"no shipped tuning log for this model on {profile.name}; run `tvmdeploy tune` first")
     raise TvmDeployError(f"no shipped tuning log for this model on any of {', '.join(AUTO_PROFILES)} usable here")
+
+
+def _card(args: argparse.Namespace) -> int:
+    """--card: the card's models x the x86 profiles this CPU runs, each measured like the headline."""
+    from tvmdeploy.compile.export import export_onnx
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.log_choice import cpu_record, host_profiles
+    from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED
+    from tvmdeploy.compile.tuning import find_database
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.targets import load_profile
+    from tvmdeploy.tools.tune_card import CARD
+
+    if not args.card:
+        raise TvmDeployError("--card-models needs --card")
+    if args.curve or args.onnx or args.profile:
+        raise TvmDeployError("--card measures every card model on every x86 profile: drop --curve, --onnx and --profile")
+    profiles = [load_profile(name) for name in host_profiles(AUTO_PROFILES)]
+    if not profiles:
+        raise TvmDeployError(f"--card: none of {', '.join(AUTO_PROFILES)} runs on this machine")
+    models = [m.strip() for m in (args.card_models or ",".join(CARD)).split(",") if m.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-card-"))
+    rows = []
+    for model in models:
+        if model.endswith(".onnx"):
+            onnx_path = Path(model)
+            if not onnx_path.is_file():
+                raise TvmDeployError(f"--card-models: no such file {model}")
+        else:
+            onnx_path = workdir / f"{model}.onnx"
+            export_onnx(model, onnx_path, seed=0)
+        mod, info = import_onnx(onnx_path)
+        for profile in profiles:
+            if args.tuning_log in (DEFAULTS, RAW):
+                database = None
+            else:
+                database = find_database(mod, profile) if args.tuning_log == SHIPPED else Path(args.tuning_log)
+            result = _measure(onnx_path, mod, info, profile, database, args)
+            result["model"] = Path(model).stem if model.endswith(".onnx") else model
+            rows.append(result)
+            print(f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
+                  f"{result['ort']['median_ms']:.2f} ms, {result['ratio_tvm_over_ort']:.2f}x", file=sys.stderr, flush=True)
+    cpu = cpu_record()
+    what = f"{cpu['model_name'] or cpu['vendor'] or 'CPU'} (LLVM mcpu {cpu['mcpu'] or '?'})"
+    print(card_table(rows, f"{what}, {args.threads} threads, threading {args.threading}, median of "
+                           f"{rows[0]['tvm']['n'] if rows else 0} interleaved runs"))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    if args.plot:
+        _plot_card(rows, args.plot, f"TVM vs ONNX Runtime, {what}, {args.threads} threads")
+    return 0
+
+
+def _tasks_cell(row: dict) -> str:
+    if row["database"] in (None, "None"):
+        return "no log"
+    return f"{row['tasks_from_database']}/{row['tasks_total']} ({Path(row['database']).name})"
+
+
+def card_table(rows: list[dict], caption: str) -> str:
+    """Markdown table of --card rows (one per model x profile)."""
+    lines = [f"{caption}:", "", "| model | profile | TVM ms | ORT ms | TVM/ORT | tasks from log |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['profile']} | {r['tvm']['median_ms']:.2f} | {r['ort']['median_ms']:.2f} | "
+                     f"**{r['ratio_tvm_over_ort']:.2f}x** | {_tasks_cell(r)} |")
+    return "\n".join(lines)
 
 
 def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
@@ -209,6 +286,39 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _plot_card(rows: list[dict], path: Path, title: str) -> None:
+    """Two panels: median latency per model (TVM per profile, ONNX Runtime), and the TVM/ORT ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    profiles = list(dict.fromkeys(r["profile"] for r in rows))
+    at = {(r["model"], r["profile"]): r for r in rows}
+    width = 0.8 / (len(profiles) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for n, profile in enumerate(profiles):
+        xs = [i + n * width for i, m in enumerate(models) if (m, profile) in at]
+        got = [at[(m, profile)] for m in models if (m, profile) in at]
+        left.bar(xs, [r["tvm"]["median_ms"] for r in got], width, label=f"TVM {profile}")
+        right.bar(xs, [r["ratio_tvm_over_ort"] for r in got], width, label=profile)
+    ort = [sorted(r["ort"]["median_ms"] for r in rows if r["model"] == m) for m in models]
+    left.bar([i + len(profiles) * width for i in range(len(models))], [v[len(v) // 2] for v in ort], width,
+             color="#7f7f7f", label="ONNX Runtime (median of its runs)")
+    right.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    for ax, label in ((left, "latency per image, ms"), (right, "TVM / ONNX Runtime")):
+        ax.set_xticks([i + width * (len(profiles) - 1) / 2 for i in range(len(models))])
+        ax.set_xticklabels([m.replace("mobilenetv2_", "").replace("_mobilenet_v2", "") for m in models], rotation=30,
+                           ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -45,3 +45,34 @@ def test_bench_tuned_unknown_profile_is_one_line_error(tiny_tuned):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bench_tuned_card_table_and_chart(tiny_tuned, tmp_path):
+    from tvmdeploy.compile.log_choice import host_profiles
+
+    model, database = tiny_tuned
+    profiles = host_profiles(("x86-avx512", "x86-avx2"))
+    if not profiles:
+        pytest.skip("no x86 profile runs on this machine")
+    out, chart = tmp_path / "card.json", tmp_path / "card.png"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--card", "--card-models", str(model), "--tuning-log", str(database),
+                           "--runs", "3", "--warmup", "1", "--threads", "1", "--json", str(out), "--plot", str(chart)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == "| model | profile | TVM ms | ORT ms | TVM/ORT | tasks from log |"
+    assert [row.split("|")[1:3] for row in table[2:]] == [[" tiny ", f" {p} "] for p in profiles]
+    rows = json.loads(out.read_text())
+    assert [r["profile"] for r in rows] == profiles
+    for row, line in zip(rows, table[2:]):
+        assert row["max_abs_diff"] < 1e-4 and row["tasks_from_database"] >= 1
+        assert f"**{row['ratio_tvm_over_ort']:.2f}x**" in line
+        assert f"{row['tasks_from_database']}/{row['tasks_total']} ({database.name})" in line
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_tuned_card_models_needs_card(tiny_tuned):
+    model, _ = tiny_tuned
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--card-models", str(model)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --card-models needs --card"
