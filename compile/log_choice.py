@@ -26,6 +26,7 @@ WORKLOAD_FILE = "database_workload.json"  # = compile.tuning_db names (MetaSched
 RECORD_FILE = "database_tuning_record.json"
 TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
 MIN_COVER = 0.5
+X86_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first: the shipped logs a host is offered
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,13 @@ def _key_of(folder: Path) -> str:
 def _logs(base: Path) -> list[Path]:
     base = Path(base)
     return sorted(p for p in base.iterdir() if (p / RECORD_FILE).is_file()) if base.is_dir() else []
+
+
+def host_profiles(names: tuple[str, ...] = X86_PROFILES) -> list[str]:
+    """The profiles of `names` whose code runs on this machine, in the given (fastest-first) order."""
+    from tvmdeploy.targets import load_profile
+
+    return [name for name in names if load_profile(name).runs_on_this_machine]
 
 
 # ---- how close a log's CPU is to this host's -------------------------------------------------------------
