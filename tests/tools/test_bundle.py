@@ -103,17 +103,22 @@ def test_bundle_runs_artifact_with_only_numpy_and_pillow(avx2_artifact: Path, tm
     root = tmp_path / "x" / "tvmdeploy-runtime-linux-x86_64"
     deps = _deps_only_numpy_pillow(tmp_path / "deps")
     logits_file = tmp_path / "logits.npy"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a JPEG")
     # -S: no site-packages at all (no TVM compiler, torch or onnxruntime); only the stdlib, deps and the bundle.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(deps), "HOME": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-S", "-s", str(root / "classify.py"), str(root / "artifacts" / avx2_artifact.name),
-         str(CAT), "--json", "--save-logits", str(logits_file)],
+         str(broken), str(CAT), "--json", "--save-logits", str(logits_file)],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )
-    assert done.returncode == 0, done.stderr
+    # As `tvmdeploy run`: the unreadable image is listed on stderr, the other classified, exit status 1.
+    assert done.returncode == 1, done.stderr
+    assert "unreadable: " in done.stderr and str(broken) in done.stderr and "1 of 2 image(s)" in done.stderr
     report = json.loads(done.stdout)
-    assert report["runtime_only"] is True
-    assert len(report["results"][0]["top"]) == 5
+    assert report["runtime_only"] is True and report["unreadable"] == 1
+    assert [r["image"] for r in report["results"]] == [str(broken), str(CAT)]
+    assert "error" in report["results"][0] and len(report["results"][1]["top"]) == 5
 
     # The full build (compiler present, this process) gives the same logits for the same image.
     from tvmdeploy.runtime.loader import load_artifact
