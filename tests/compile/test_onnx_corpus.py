@@ -128,8 +128,8 @@ def export(net: nn.Module, path: Path, exporter: str, opset: int, shape, *, dyna
             dims = {0: torch.export.Dim("batch")}
             if dynamic_hw:
                 dims |= {2: torch.export.Dim("height", min=16, max=512), 3: torch.export.Dim("width", min=16, max=512)}
-            # external_data=False: one self-contained file (the artifact keeps a copy of model.onnx).
-            torch.onnx.export(net, (x,), str(path), opset_version=opset, dynamo=True, external_data=False,
+            # The default external_data=True: the weights go to a side file M.onnx.data, as users get them.
+            torch.onnx.export(net, (x,), str(path), opset_version=opset, dynamo=True,
                               input_names=["input"], output_names=["logits"], dynamic_shapes=(dims,),
                               verbose=False)
     return path
@@ -144,7 +144,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("net,exporter,opset", CASES)
-def test_corpus_builds_with_parity(net, exporter, opset, tmp_path, avx2_profile):
+def test_corpus_builds_with_parity(net, exporter, opset, tmp_path, avx2_profile, capsys):
     import onnx
 
     from tvmdeploy.compile.build import build_artifact
@@ -156,16 +156,27 @@ def test_corpus_builds_with_parity(net, exporter, opset, tmp_path, avx2_profile)
     written = default_opset(onnx.load(str(path)))
     if written != opset:  # dynamo in torch 2.13 implements 18+ and keeps 18 when it cannot convert down
         pytest.skip(f"torch {torch.__version__}'s {exporter} exporter wrote opset {written} when asked for {opset}")
+    side_file = path.with_name(path.name + ".data")
+    assert side_file.is_file() == (exporter == "dynamo")  # dynamo keeps the weights beside the graph by default
     original = path.read_bytes()
     result = build_artifact(path, avx2_profile, tmp_path / "art", input_shape=[1, 3, SIZE, SIZE] if dynamic_hw else None)
     assert result.parity is not None and result.parity.passed, result.parity
     assert result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
     assert result.manifest.output.shape == [1, CLASSES]
-    # Parity was checked against the user's file, which the artifact keeps unchanged.
-    assert path.read_bytes() == original == (tmp_path / "art" / "model.onnx").read_bytes()
+    # Parity was checked against the user's file, which the artifact keeps unchanged, or, with its weights in a
+    # side file, saved as one self-contained file (the artifact never depends on a file beside the user's model).
+    kept = tmp_path / "art" / "model.onnx"
+    assert path.read_bytes() == original
+    if side_file.exists():
+        assert not (tmp_path / "art" / side_file.name).exists()
+        assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(kept)).graph.initializer)
+    else:
+        assert kept.read_bytes() == original
+    # Not 224x224 and not 1000 classes: `run` preprocesses to the model's 64x64 and shows class indices.
+    assert_run_agrees_with_onnxruntime(tmp_path / "art", path, _photos(tmp_path / "photos", 2), capsys)
 
 
-def test_nhwc_input_transposed_in_graph(tmp_path, avx2_profile):
+def test_nhwc_input_transposed_in_graph(tmp_path, avx2_profile, capsys):
     import onnx
 
     from tvmdeploy.compile.build import build_artifact
@@ -175,6 +186,30 @@ def test_nhwc_input_transposed_in_graph(tmp_path, avx2_profile):
     result = build_artifact(path, avx2_profile, tmp_path / "art")
     assert result.parity is not None and result.parity.passed, result.parity
     assert result.manifest.input.shape == [1, SIZE, SIZE, 3]
+    assert result.manifest.preprocess["layout"] == "NHWC" and result.manifest.preprocess["crop"] == SIZE
+    assert_run_agrees_with_onnxruntime(tmp_path / "art", path, _photos(tmp_path / "photos", 2), capsys)
+
+
+def assert_run_agrees_with_onnxruntime(art: Path, onnx_path: Path, photos: Path, capsys) -> None:
+    """`tvmdeploy run` on a folder: every image classified with the artifact's labels, and its top-5 is ONNX
+    Runtime's on the user's file, fed the same image preprocessed for the model's input (layout and size)."""
+    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.runtime.artifact import read_manifest
+    from tvmdeploy.runtime.preprocess import PreprocessConfig, load_image
+    from tvmdeploy.tools.cli import main
+
+    manifest = read_manifest(art)
+    capsys.readouterr()
+    assert main(["run", str(art), str(photos), "--json"]) == 0, capsys.readouterr().err
+    results = json.loads(capsys.readouterr().out)["results"]
+    config = PreprocessConfig.for_input(manifest.input.shape)
+    ort = OrtModel(onnx_path)
+    for result in results:
+        expected = ort.run(load_image(result["image"], config)[np.newaxis])[0]
+        assert [p["index"] for p in result["top"]] == list(np.argsort(-expected, kind="stable")[:5])
+        if manifest.num_classes != 1000:
+            assert all(p["label"] == f"class {p['index']}" for p in result["top"])
+    assert len(results) == len(list(photos.iterdir()))
 
 
 @pytest.fixture(scope="module")
