@@ -79,31 +79,20 @@ def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path
 def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
     """The tuned database folder for these extracted tasks under `root/<profile>/`, if any.
 
-    The folder with the module's own key wins; otherwise the one whose recorded workloads cover the
-    most of the module's conv/dense kernels, if at least half (records apply per workload, so a
-    variant that shares most layers still gains from them).
+    The folders with the module's own key win (`<key>`, `<key>@<mcpu>` when tuned on several CPUs);
+    otherwise those whose recorded workloads cover the most of the module's conv/dense kernels, if at
+    least half (records apply per workload). Of several, the one tuned on the CPU closest to this one
+    (compile/log_choice.py).
     """
-    from tvmdeploy.compile.tuning_db import RECORD_FILE
+    from tvmdeploy.compile.log_choice import find_log
 
     infos = describe_tasks(tasks)
     base = (root or default_logs_root()) / profile.name
-    folder = base / model_key(infos)
-    if (folder / RECORD_FILE).exists():
-        return folder
-    wanted = {i.shash for i in infos if i.op_class != "other"}
-    best, best_cover = None, 0.0
-    for candidate in sorted(base.glob("*/" + META_FILE)) if base.is_dir() and wanted else []:
-        try:
-            known = {t.get("shash") for t in json.loads(candidate.read_text()).get("tasks", [])}
-        except (OSError, ValueError, AttributeError):
-            continue
-        cover = len(wanted & known) / len(wanted)
-        if cover > best_cover and (candidate.parent / RECORD_FILE).exists():
-            best, best_cover = candidate.parent, cover
-    return best if best_cover >= 0.5 else None
+    return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})
 
 
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:
+    from tvmdeploy.compile.log_choice import cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
 
     meta_path = folder / META_FILE
@@ -117,6 +106,7 @@ def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], mod
             "target": profile.target,
             "pipeline": PIPELINE_VERSION,
             "key_note": "model_key hashes the tasks' TIR (shapes, layouts, fused ops), never weights",
+            "tuned_on": cpu_record(),  # the CPU of the latest run on this log (compile/log_choice.choose_log)
             "tasks": [
                 {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops,
                  "shash": i.shash}
@@ -239,11 +229,12 @@ def tune(
     ms_builder.load_cpu_tensor_intrinsics(profile.arch)
     _, infos, onnx_info = prepared_tasks(onnx_path, profile)
     folder, key = database_folder(profile, infos, log_dir)
-    from tvmdeploy.compile.tuning_db import RECORD_FILE, lock_database, open_database
+    from tvmdeploy.compile.tuning_db import RECORD_FILE, lock_database, open_database, unpack_history
 
     # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
     # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
     with lock_database(folder, what=" ".join(sys.argv)), ms_search.graceful_stop():
+        unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
         has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
         if has_records and not resume:
             raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")

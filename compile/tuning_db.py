@@ -21,6 +21,9 @@ from tvmdeploy.runtime.errors import TvmDeployError
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 REJECTED_FILE = "database_rejected.txt"
+# A tuning history kept in the repository: its JSON files in one xz archive (MetaSchedule traces repeat
+# themselves: 36 MB of records pack into 140 KB). `tune` unpacks it to resume; tools/tune_card.py packs it.
+HISTORY_ARCHIVE = "history.tar.xz"
 LOCK_FILE = ".tvmdeploy-writer.lock"  # not *.json: never part of the database hash or of an export
 
 
@@ -286,3 +289,44 @@ def lock_database(folder: Path, what: str = "tvmdeploy tune") -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def pack_history(folder: Path) -> Path:
+    """Replace the JSON files of a tuning history by one xz archive in the same folder (atomic)."""
+    import tarfile
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("*.json") if p.is_file())
+    if not files:
+        raise TvmDeployError(f"{folder} holds no tuning database to pack")
+    tmp = folder / (HISTORY_ARCHIVE + ".tmp")
+    with tarfile.open(tmp, "w:xz", preset=9) as archive:
+        for path in files:
+            archive.add(path, arcname=path.name)
+    os.replace(tmp, folder / HISTORY_ARCHIVE)
+    for path in files:
+        path.unlink()
+    return folder / HISTORY_ARCHIVE
+
+
+def unpack_history(folder: Path) -> bool:
+    """Restore a packed history's JSON files (to resume it); False when the folder has no archive.
+
+    Files already there win: they are newer than the archive (a run that was not packed again yet).
+    """
+    import tarfile
+
+    archive_path = Path(folder) / HISTORY_ARCHIVE
+    if not archive_path.is_file():
+        return False
+    try:
+        with tarfile.open(archive_path, "r:xz") as archive:
+            for member in archive.getmembers():
+                if not member.isfile() or "/" in member.name or not member.name.endswith(".json"):
+                    raise TvmDeployError(f"{archive_path}: unexpected entry {member.name!r}; not a tuning history")
+                target = Path(folder) / member.name
+                if not target.exists():
+                    archive.extract(member, folder, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise TvmDeployError(f"{archive_path}: corrupt tuning history archive ({exc})") from None
+    return True

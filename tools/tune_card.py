@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.log_choice import TUNED_ON, cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning import META_FILE, default_logs_root, prepared_tasks, print_report, tune
-    from tvmdeploy.compile.tuning_db import RECORD_FILE, export_best
+    from tvmdeploy.compile.tuning_db import HISTORY_ARCHIVE, RECORD_FILE, export_best, pack_history
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(args.profile)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         done.add(key)
         folder = _folder_name(root / profile.name, key, host.get("mcpu"))
         history = root / "history" / profile.name / folder
-        resume = (history / RECORD_FILE).is_file()
+        resume = (history / RECORD_FILE).is_file() or (history / HISTORY_ARCHIVE).is_file()
         print(f"{name}: tuning {key} for {args.minutes:g} min ({'resumed' if resume else 'new'})", flush=True)
         result = tune(onnx_path, profile, resume=resume, log_dir=history, time_budget_min=args.minutes,
                       trials=100000, progress_bar=False)
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads((history / META_FILE).read_text())
         meta.setdefault(TUNED_ON, host)  # tuning.py's _write_meta records it itself once it calls cpu_record()
         (shipped / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-        print(f"{name}: shipped the best record of {count} tasks to {shipped}", flush=True)
+        pack_history(history)  # the full history stays in the repository compressed (~250x), out of the package
+        print(f"{name}: shipped the best record of {count} tasks to {shipped}; history packed in {history}", flush=True)
     return 0
 
 

@@ -258,6 +258,20 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
     assert compiled.tasks_from_database == 2  # the records (default or searched) replay in the build
 
 
+def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.compile.tuning_db import pack_history
+
+    folder = tmp_path / "packed"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    before = _record_keys(folder)
+    pack_history(folder)  # as a history is kept in the repository
+    result = tune(tiny_model, profile, trials=len(before) + 2, ops="depthwise,pointwise", resume=True, log_dir=folder,
+                  trials_per_iter=2, measure_baseline=False, progress_bar=False, quick_measure=True, auto_seed=False)
+    after = _record_keys(folder)
+    assert set(before) <= set(after) and result.trials_run == 2 and len(after) == len(before) + 2
+
+
 def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_path):
     from tvmdeploy.compile.tuning import tune
     from tvmdeploy.compile.tuning_db import lock_database

@@ -1,4 +1,4 @@
-"""tuning_db.lock_database: one writer per tuning database; a killed writer frees it; readers are never blocked."""
+"""tuning_db: one writer per database (a killed writer frees it, readers never blocked); packed histories."""
 
 import os
 import signal
@@ -74,3 +74,42 @@ def test_released_when_the_block_raises(tmp_path):
             raise RuntimeError("tuning failed")
     with lock_database(tmp_path / "db"):
         pass
+
+
+def test_a_packed_history_unpacks_to_the_same_files_and_resumes(tmp_path):
+    import io
+    import tarfile
+
+    from tvmdeploy.compile.tuning_db import HISTORY_ARCHIVE, pack_history, unpack_history
+
+    folder = tmp_path / "history"
+    folder.mkdir()
+    # Records repeat themselves like MetaSchedule traces do: the archive must be far smaller.
+    files = {RECORD_FILE: '[0, [["x", "trace"], [1e-05]]]\n' * 2000, WORKLOAD_FILE: '["w", 1]\n',
+             "tuning_meta.json": '{"model_key": "k"}\n'}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    archive = pack_history(folder)
+    assert archive == folder / HISTORY_ARCHIVE and not list(folder.glob("*.json"))
+    assert archive.stat().st_size < len(files[RECORD_FILE]) / 20
+    assert unpack_history(folder) and {p.name: p.read_text() for p in folder.glob("*.json")} == files
+    (folder / RECORD_FILE).write_text(files[RECORD_FILE] + '[1, "newer"]\n')  # a run not packed again yet
+    unpack_history(folder)
+    assert "newer" in (folder / RECORD_FILE).read_text()  # files on disk win over the archive
+    assert not unpack_history(tmp_path / "nothing")
+
+    with pytest.raises(TvmDeployError, match="corrupt tuning history archive"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / HISTORY_ARCHIVE).write_bytes(b"not xz")
+        unpack_history(tmp_path / "bad")
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    with tarfile.open(evil / HISTORY_ARCHIVE, "w:xz") as tar:
+        info = tarfile.TarInfo("../escape.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(TvmDeployError, match="unexpected entry"):
+        unpack_history(evil)
+    assert not (tmp_path / "escape.json").exists()
+    with pytest.raises(TvmDeployError, match="no tuning database to pack"):
+        pack_history(tmp_path / "nothing")
