@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="idle worker threads of both runtimes: 'sleep' at once (default), or 'spin-in-run': "
                         "spin between the kernels of one inference, sleep after it (ORT force_spinning_stop)")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
-    parser.add_argument("--curve", help="comma list of record counts (or 'all') to measure latency vs trials")
+    parser.add_argument("--curve", help="comma list of record counts, 'all', or minutes of search like '5m' "
+                        "(from the database's logs/progress.csv) to measure latency vs trials or minutes")
     parser.add_argument("--plot", type=Path, help="PNG for --curve or --card (needs matplotlib)")
     parser.add_argument("--card", action="store_true",
                         help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
@@ -90,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     profile, database = _pick_profile(args, mod)
     if args.curve:
         rows = []
-        for count in args.curve.split(","):
-            folder, trials = _prefix_copy(Path(database), None if count.strip() == "all" else int(count))
+        for point in args.curve.split(","):
+            minutes, count = _curve_point(Path(database), point.strip())
+            folder, trials = _prefix_copy(Path(database), count)
             result = _measure(onnx_path, mod, info, profile, folder, args)
             result["trials"] = trials
+            if minutes is not None:
+                result["minutes"] = minutes
             rows.append(result)
             print(f"{trials:>6} trials: TVM {result['tvm']['median_ms']:.2f} ms, ORT {result['ort']['median_ms']:.2f} ms, "
                   f"ratio {result['ratio_tvm_over_ort']:.2f}x", flush=True)
@@ -270,17 +274,46 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path | None, args: a
     }
 
 
+def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:
+    """(minutes or None, record count or None for all) of one `--curve` item.
+
+    'Nm': the records measured by N minutes into the search, from `logs/progress.csv` (elapsed s,
+    search trials, estimate per batch); records before the first search batch (seeds, earlier runs)
+    all count from minute 0.
+    """
+    from tvmdeploy.compile.tuning_db import RECORD_FILE
+    from tvmdeploy.runtime.errors import TvmDeployError
+
+    if point == "all":
+        return None, None
+    if not point.endswith("m"):
+        try:
+            return None, int(point)
+        except ValueError:
+            raise TvmDeployError(f"--curve: '{point}' is not a record count, 'all' or minutes like '5m'") from None
+    try:
+        minutes = float(point[:-1])
+        rows = [line.split(",") for line in (database / "logs" / "progress.csv").read_text().splitlines() if line]
+        progress = [(float(r[0]), int(r[1])) for r in rows]
+    except (ValueError, IndexError, OSError) as exc:
+        raise TvmDeployError(f"--curve {point}: needs {database}/logs/progress.csv from a tuning run ({exc})") from None
+    total = sum(1 for line in (database / RECORD_FILE).read_text().splitlines() if line.strip())
+    before_search = total - max((t for _, t in progress), default=0)
+    return minutes, before_search + max((t for e, t in progress if e <= 60 * minutes), default=0)
+
+
 def _plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trials = [r["trials"] for r in rows]
+    by_minutes = all("minutes" in r for r in rows)
+    xs = [r["minutes"] if by_minutes else r["trials"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(trials, [r["tvm"]["median_ms"] for r in rows], "o-", label="TVM tuned (median)")
-    ax.plot(trials, [r["ort"]["median_ms"] for r in rows], "s--", label="ONNX Runtime (median, same runs)")
-    ax.set_xlabel("tuning trials (records replayed)")
+    ax.plot(xs, [r["tvm"]["median_ms"] for r in rows], "o-", label="TVM tuned (median)")
+    ax.plot(xs, [r["ort"]["median_ms"] for r in rows], "s--", label="ONNX Runtime (median, same runs)")
+    ax.set_xlabel("minutes of search (after seeding)" if by_minutes else "tuning trials (records replayed)")
     ax.set_ylabel("latency per image, ms")
     ax.set_title(title)
     ax.set_ylim(bottom=0)
