@@ -411,8 +411,8 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
         try:
             log(f"opening {c.artifact}" + (f" on {c.remote}" if c.remote else ""))
             module = opener(c.artifact, c.remote, threads)
-            row.emulated = bool(getattr(module, "emulated", False))
-            row.device = getattr(module, "description", None) or f"{host_description()} (local)"
+            row.emulated = c.remote is not None and module.emulated
+            row.device = module.description if c.remote is not None else f"{host_description()} (local)"
             if c.remote is not None and getattr(m, "threads", 0):
                 row.threads = m.threads
             xm = x if x is not None else reference_input(m.input.shape)

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +50,33 @@ class TuneResult:
     wall_s: float = 0.0
     interrupted: bool = False
     out_of_time: bool = False  # stopped by the time budget (cleanly; resumable like an interrupt)
+
+
+@dataclass
+class TuneOptions:
+    """Every option of `tune` (and of `tvmdeploy.tune`), in one place; see `tune` for what each does."""
+
+    trials: int | None = None  # total measured candidates for the selected tasks (default: the profile's tuning_trials)
+    ops: str | None = None  # task classes: comma list of stem, depthwise, pointwise, dense, other, or all
+    resume: bool = False  # continue an existing database
+    log_dir: Path | None = None  # database folder (default: tuning_logs/<profile>/<model-key>/)
+    rpc_tracker: str | None = None  # measure on a board behind this tracker (HOST:PORT)
+    rpc_key: str | None = None  # its device key (default: the profile's rpc_key)
+    max_trials_per_task: int | None = None
+    trials_per_iter: int = TRIALS_PER_ITER
+    measure_baseline: bool = True  # time the untuned kernels first
+    seed: int = 0
+    progress_bar: bool = True
+    quick_measure: bool = False
+    only: Callable[[TaskInfo], bool] | None = None  # a further filter on the selected tasks
+    seed_from: Path | None = None  # re-measure another database's best schedules first
+    seed_top_k: int = 4
+    auto_seed: bool = True  # seed from the other shipped logs and the default schedules
+    time_budget_min: float | None = None  # stop cleanly after this many minutes
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `tune`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def prepared_tasks(onnx_path: Path, profile: TargetProfile) -> tuple[Any, list[TaskInfo], Any]:

@@ -13,19 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.postprocess import Prediction, softmax, topk
-from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, is_image_file, load_image
+from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, is_image_file, load_image, preprocess_pil
 
 
 @dataclass
 class Classified:
-    """One input file: its top-k predictions, or why it could not be read."""
+    """One input (a file, or an in-memory PIL image: `path` None): its top-k predictions, or why it could not be read."""
 
-    path: Path
+    path: Path | None
     top: list[Prediction] | None = None
     error: str = ""
+    position: int = 0  # index among the inputs (names an in-memory image in messages)
 
     @property
     def ok(self) -> bool:
@@ -55,14 +57,14 @@ def expand_image_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def classify_files(
     run_images: Callable[[np.ndarray], np.ndarray],
-    paths: Sequence[Path],
+    paths: Sequence[str | os.PathLike[str] | Image.Image],
     config: PreprocessConfig,
     *,
     batch_size: int,
     k: int,
     labels: Sequence[str] | None = None,
 ) -> Iterator[Classified]:
-    """Yield one Classified per path, in input order, decoding at most `batch_size` images ahead.
+    """Yield one Classified per path (or PIL image), in input order, decoding at most `batch_size` images ahead.
 
     `run_images([n, ...])` returns [n, classes] logits (an artifact module's `run_images`, which pads
     a short batch); use the artifact's batch as `batch_size`.
@@ -82,12 +84,13 @@ def classify_files(
         pending.clear()
         arrays.clear()
 
-    for path in paths:
+    for position, item in enumerate(paths):
+        path = None if isinstance(item, Image.Image) else Path(item)
         try:
-            arrays.append(load_image(path, config))
-            pending.append(Classified(Path(path)))
+            arrays.append(load_image(path, config) if path is not None else preprocess_pil(item, config))
+            pending.append(Classified(path, position=position))
         except TvmDeployError as exc:
-            pending.append(Classified(Path(path), error=str(exc)))
+            pending.append(Classified(path, error=str(exc), position=position))
         if len(arrays) == batch_size:
             yield from flush()
     yield from flush()
@@ -95,4 +98,6 @@ def classify_files(
 
 def describe_failure(item: Classified) -> str:
     """`PATH: reason`, without naming the file twice when the reason already does."""
+    if item.path is None:
+        return f"image #{item.position}: {item.error}"
     return item.error if str(item.path) in item.error else f"{item.path}: {item.error}"

@@ -40,7 +40,7 @@ def run_in_batches(run_one, manifest: Manifest, images: np.ndarray) -> np.ndarra
 
 
 class LocalModule:
-    """An artifact loaded on this machine's CPU or GPU."""
+    """An artifact loaded on this machine's CPU or GPU (implements runtime.module.ArtifactModule)."""
 
     def __init__(self, artifact_dir: Path, *, threads: int | None = None, device_index: int = 0):
         self.artifact_dir = Path(artifact_dir)
@@ -62,6 +62,26 @@ class LocalModule:
             raise TvmDeployError(f"artifact '{self.artifact_dir}' needs a {manifest.device} device, and none is present here")
         library = tvm_api.load_library(verify_library(self.artifact_dir, manifest))
         self.vm = tvm_api.virtual_machine(library, self.device)
+
+    @property
+    def description(self) -> str:
+        """Where it runs, for run/bench output."""
+        return f"local {self.manifest.device}"
+
+    @property
+    def emulated(self) -> bool:
+        """False: this machine's own CPU or GPU (a remote module's may be an emulator)."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to release but the VM (the library stays loaded in this process)."""
+        self.vm = None
+
+    def __enter__(self) -> LocalModule:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Logits for one batch of exactly the artifact's input shape."""

@@ -393,7 +393,7 @@ def connect(
 
 
 class RemoteModule:
-    """An artifact uploaded to a remote device and loaded in a Relax VM there; same calls as LocalModule."""
+    """An artifact uploaded to a remote device and loaded in a Relax VM there (implements runtime.module.ArtifactModule)."""
 
     def __init__(self, session: RemoteSession, artifact_dir: Path):
         self.session = session

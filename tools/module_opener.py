@@ -1,13 +1,22 @@
-"""Open an artifact where it runs: locally, on an RPC server, or on a board behind a tracker."""
+"""The command line's side of opening an artifact where it runs: --threads and the --rpc* flags.
+
+`open_module(artifact, endpoint, threads=, timeout_s=)` itself lives in runtime/module.py (the public
+`tvmdeploy.load` uses it too); `rpc_endpoint(args)` turns the flags into its `endpoint`, with errors
+that name the flags.
+"""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.module import DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module
 
-DEFAULT_RPC_TIMEOUT_S = 60.0
+if TYPE_CHECKING:
+    from tvmdeploy.runtime.rpc import RpcEndpoint
+
+__all__ = ["DEFAULT_RPC_TIMEOUT_S", "ArtifactModule", "add_rpc_arguments", "open_module", "rpc_endpoint", "thread_count"]
 
 
 def thread_count(text: str) -> int:
@@ -31,8 +40,8 @@ def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})")
 
 
-def rpc_endpoint(args: argparse.Namespace):
-    """The RpcEndpoint the arguments name, or None for a local run."""
+def rpc_endpoint(args: argparse.Namespace) -> RpcEndpoint | None:
+    """The RpcEndpoint the --rpc* arguments name, or None for a local run."""
     if args.rpc and args.rpc_tracker:
         raise TvmDeployError("use either --rpc HOST:PORT (a server) or --rpc-tracker HOST:PORT --rpc-key KEY, not both")
     if args.rpc_tracker and not args.rpc_key:
@@ -46,16 +55,3 @@ def rpc_endpoint(args: argparse.Namespace):
     if args.rpc:
         return RpcEndpoint.server(args.rpc, args.rpc_key or "")
     return RpcEndpoint.tracker(args.rpc_tracker, args.rpc_key)
-
-
-def open_module(artifact_dir: Path, args: argparse.Namespace, threads: int | None = None):
-    """A module with `.manifest`, `.run(x)`, `.run_images(x)`, `.time(x, number, repeat)`, local or remote."""
-    endpoint = rpc_endpoint(args)
-    if endpoint is None:
-        from tvmdeploy.runtime.loader import LocalModule
-
-        return LocalModule(artifact_dir, threads=threads)
-    from tvmdeploy.runtime.rpc import RemoteModule, connect
-
-    session = connect(endpoint, timeout_s=args.rpc_timeout)
-    return RemoteModule(session, artifact_dir)

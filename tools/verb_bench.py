@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0:
         raise TvmDeployError("--runs must be >= 1 and --warmup >= 0")
-    remote = rpc_endpoint(args) is not None
-    module = open_module(args.artifact, args, threads=args.threads)
+    endpoint = rpc_endpoint(args)
+    remote = endpoint is not None
+    module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout)
     manifest = module.manifest
     # A remote device runs its own thread pool; the host baseline gets the host's cores, not the board's.
     threads = args.threads or (None if remote else manifest.threads) or os.cpu_count() or 1
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.
         rows.update(blocked(competitors, warmup=args.warmup, min_runs=args.runs, min_seconds=args.min_seconds))
-    emulated = bool(getattr(module, "emulated", False))
+    emulated = module.emulated
     baseline = next((s for name, s in rows.items() if name.startswith("ONNX Runtime")), None)
     tuned = manifest.schedule_text()
     if args.json:

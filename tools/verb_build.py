@@ -32,24 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.compile.build import build_artifact
-    from tvmdeploy.compile.verify import DEFAULT_ATOL
-    from tvmdeploy.targets import load_profile
+    import tvmdeploy
 
-    profile = load_profile(args.profile)
     start = time.perf_counter()
-    result = build_artifact(
+    result = tvmdeploy.build(
         args.model,
-        profile,
+        args.profile,
         args.output,
         tuning_log=args.tuning_log,
         input_shape=args.input_shape,
         batch=args.batch,
         verify=not args.no_verify,
-        atol=DEFAULT_ATOL if args.atol is None else args.atol,
+        atol=args.atol,
     )
     manifest = result.manifest
-    print(f"built {manifest.model_name} for {profile.name} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
+    print(f"built {manifest.model_name} for {manifest.profile} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
     if manifest.tuning and manifest.tuning.get("database"):
         print(f"tuning log: {manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks from {manifest.tuning['database']}")
     else:

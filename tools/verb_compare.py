@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import DEFAULT_RPC_TIMEOUT_S, open_module, thread_count
+from tvmdeploy.tools.module_opener import DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module, thread_count
 
 _TARGET_HELP = """\
 each TARGET is an artifact folder or a profile name (built from --model into OUT/<profile>-b<batch>),
@@ -71,19 +71,21 @@ def _baselines(text: str) -> tuple[str, ...]:
 
 
 def make_opener(args: argparse.Namespace):
-    """Open an artifact here or on its RemoteSpec's device, through the shared module opener."""
+    """Open an artifact here or on its RemoteSpec's device (--rpc-tracker fills in a missing tracker)."""
 
-    def opener(artifact: Path, remote, threads: int):
-        rpc_args = argparse.Namespace(rpc=None, rpc_tracker=None, rpc_key=None, rpc_timeout=args.rpc_timeout)
+    def opener(artifact: Path, remote, threads: int) -> ArtifactModule:
+        endpoint = None
         if remote is not None:
+            from tvmdeploy.runtime.rpc import RpcEndpoint
+
             if remote.server:
-                rpc_args.rpc, rpc_args.rpc_key = remote.server, remote.key
+                endpoint = RpcEndpoint.server(remote.server, remote.key or "")
             else:
-                rpc_args.rpc_tracker = remote.tracker or args.rpc_tracker
-                rpc_args.rpc_key = remote.key
-                if not rpc_args.rpc_tracker:
+                tracker = remote.tracker or args.rpc_tracker
+                if not tracker:
                     raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
-        return open_module(artifact, rpc_args, threads=threads if remote is None else None)
+                endpoint = RpcEndpoint.tracker(tracker, remote.key)
+        return open_module(artifact, endpoint, threads=threads if remote is None else None, timeout_s=args.rpc_timeout)
 
     return opener
 

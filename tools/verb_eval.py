@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
         labels = load_labels(info.labels, num_classes)
         batch = args.batch_size or 8
     else:
-        module = open_module(args.artifact, args, threads=args.threads)
+        endpoint = rpc_endpoint(args)
+        module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout)
         manifest = module.manifest
         classify = module.run_images
-        where = getattr(module, "description", f"TVM {manifest.profile} (local {manifest.device})")
+        where = module.description if endpoint is not None else f"TVM {manifest.profile} (local {manifest.device})"
         model_name, weights = manifest.model_name, manifest.weights
         config, labels = manifest.preprocess_config(), manifest.class_labels()
         batch = args.batch_size or manifest.batch

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.module_opener import add_rpc_arguments, open_module, thread_count
+from tvmdeploy.tools.module_opener import add_rpc_arguments, rpc_endpoint, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,18 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.runtime.classify import classify_files, describe_failure, expand_image_paths
+    import tvmdeploy
+    from tvmdeploy.runtime.classify import describe_failure, expand_image_paths
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
     paths = expand_image_paths(args.images)
-    module = open_module(args.artifact, args, threads=args.threads)
-    manifest = module.manifest
-    labels, config = manifest.class_labels(), manifest.preprocess_config()
-    where = getattr(module, "description", f"local {manifest.device}")
+    rpc_endpoint(args)  # the flags' combination, checked with errors that name them
+    model = tvmdeploy.load(args.artifact, args.rpc_tracker, args.rpc_key, args.threads, rpc_server=args.rpc,
+                           timeout_s=args.rpc_timeout)
+    manifest = model.manifest
+    where = model.description
     caveat = f"weights are random ({manifest.weights}): class names are meaningless" if manifest.weights_are_random else ""
-    results = classify_files(module.run_images, paths, config, batch_size=manifest.batch, k=args.topk,
-                             labels=labels.names)
+    results = model.classify_stream(paths, topk=args.topk)
     if not args.json:
         print(f"{manifest.model_name} on {manifest.profile} ({where})")
         if caveat:

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.compile.tuning import print_report, tune
+    from tvmdeploy.compile.tuning import TuneOptions, print_report
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
             raise TvmDeployError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.time_budget is not None and not args.time_budget > 0:
         raise TvmDeployError(f"--time-budget must be a positive number of minutes, got {args.time_budget}")
+    import tvmdeploy
+
     profile = load_profile(args.profile)
-    result = tune(
-        args.model,
-        profile,
+    options = TuneOptions(
         trials=args.trials,
         ops=args.ops,
         resume=args.resume,
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         auto_seed=not args.no_auto_seed,
         time_budget_min=args.time_budget,
     )
+    result = tvmdeploy.tune(args.model, profile, options)
     print_report(result)
     if args.export_best:
         import shutil

@@ -1,0 +1,176 @@
+"""tvmdeploy: MobileNetV2-class image classifiers from ONNX to tuned, verified native code with Apache TVM.
+
+The public Python API (the `tvmdeploy` command line is built on it)::
+
+    import tvmdeploy
+
+    result = tvmdeploy.build("mnv2.onnx", "x86-avx2", "art/x86")      # -> BuildResult (manifest, parity, ...)
+    with tvmdeploy.load("art/x86") as model:                           # -> Model (local, or over TVM RPC)
+        for top in model.classify(["cat.jpg"], topk=5):                # paths or PIL images
+            print([(p.index, p.label, p.probability) for p in top])
+        print(model.time().summary())                                  # LatencyStats, ms per batch
+    tvmdeploy.tune("mnv2.onnx", "x86-avx2", tvmdeploy.TuneOptions(trials=64, time_budget_min=10))
+    tvmdeploy.profiles(), tvmdeploy.zoo()
+
+This file is the package's `__init__.py`: pyproject maps "tvmdeploy" to the repository root, whose
+folders (compile/, targets/, runtime/, tools/, tuning_logs/) are its sub-packages, so the fixed
+top-level layout stays. Everything heavy (TVM, ONNX, torch) is imported inside the functions:
+`import tvmdeploy` costs only the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.tuning import TuneOptions, TuneResult
+    from tvmdeploy.compile.zoo import ZooEntry
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.runtime.module import ArtifactModule, Model
+    from tvmdeploy.runtime.postprocess import Prediction
+    from tvmdeploy.runtime.timing import LatencyStats
+    from tvmdeploy.targets import TargetProfile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactModule", "BuildResult", "LatencyStats", "Model", "Prediction", "TargetProfile", "TuneOptions",
+    "TuneResult", "TvmDeployError", "ZooEntry", "build", "load", "profiles", "tune", "zoo",
+]
+
+# Public types, imported on first use (PEP 562): name -> defining module.
+_LAZY_TYPES = {
+    "ArtifactModule": "tvmdeploy.runtime.module",
+    "BuildResult": "tvmdeploy.compile.build",
+    "LatencyStats": "tvmdeploy.runtime.timing",
+    "Model": "tvmdeploy.runtime.module",
+    "Prediction": "tvmdeploy.runtime.postprocess",
+    "TargetProfile": "tvmdeploy.targets.profile",
+    "TuneOptions": "tvmdeploy.compile.tuning",
+    "TuneResult": "tvmdeploy.compile.tuning",
+    "TvmDeployError": "tvmdeploy.runtime.errors",
+    "ZooEntry": "tvmdeploy.compile.zoo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_TYPES:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY_TYPES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tvmdeploy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _profile(name_or_profile: str | os.PathLike[str] | TargetProfile) -> TargetProfile:
+    """A TargetProfile as is, or one by name (see `profiles()`) or TOML file."""
+    from tvmdeploy.targets import TargetProfile, load_profile
+
+    if isinstance(name_or_profile, TargetProfile):
+        return name_or_profile
+    return load_profile(os.fspath(name_or_profile))
+
+
+def profiles() -> list[TargetProfile]:
+    """Every shipped target profile (targets/profiles/*.toml), validated."""
+    from tvmdeploy.targets import all_profiles
+
+    return all_profiles()
+
+
+def zoo() -> list[ZooEntry]:
+    """The MobileNetV2 variants of the model card, by name (for `tvmdeploy export NAME`)."""
+    from tvmdeploy.compile import zoo as _zoo
+
+    return [_zoo.get(name) for name in _zoo.names()]
+
+
+def build(
+    model: str | os.PathLike[str],
+    profile: str | os.PathLike[str] | TargetProfile,
+    output: str | os.PathLike[str],
+    tuning_log: str | os.PathLike[str] | None = "shipped",
+    *,
+    input_shape: list[int] | None = None,
+    batch: int | None = None,
+    verify: bool = True,
+    atol: float | None = None,
+) -> BuildResult:
+    """Compile the ONNX `model` for `profile` into the artifact folder `output`; returns the BuildResult.
+
+    `tuning_log`: a MetaSchedule database folder, "shipped" (the shipped log matching the model, if any),
+    "defaults" or None (no log), "none" (no log and no default schedules: TVM's raw lowering). `verify`
+    checks parity with ONNX Runtime (max |Δ logits| <= `atol`, default 1e-4, and the same top-5) when the
+    library runs here; a failed build leaves a previous artifact in place.
+    """
+    from pathlib import Path
+
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.verify import DEFAULT_ATOL
+
+    return build_artifact(
+        Path(model),
+        _profile(profile),
+        Path(output),
+        tuning_log=os.fspath(tuning_log) if isinstance(tuning_log, os.PathLike) else tuning_log,
+        input_shape=input_shape,
+        batch=batch,
+        verify=verify,
+        atol=DEFAULT_ATOL if atol is None else atol,
+    )
+
+
+def load(
+    artifact: str | os.PathLike[str],
+    rpc_tracker: str | None = None,
+    rpc_key: str | None = None,
+    threads: int | None = None,
+    *,
+    rpc_server: str | None = None,
+    timeout_s: float = 60.0,
+) -> Model:
+    """Open a built artifact: here, or on the device with `rpc_key` behind the tracker at `rpc_tracker`
+    ("HOST:PORT"), or on the RPC server at `rpc_server`. `threads`: CPU threads of a local run (default:
+    the profile's). Returns a `Model` (classify, run, time, manifest; close it or use `with`)."""
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.runtime.module import Model, open_module
+
+    if threads is not None and threads < 1:
+        raise TvmDeployError(f"threads must be >= 1, got {threads}")
+    endpoint = None
+    if rpc_server and rpc_tracker:
+        raise TvmDeployError("give either an RPC server or an RPC tracker with a device key, not both")
+    if rpc_tracker or rpc_server:
+        from tvmdeploy.runtime.rpc import RpcEndpoint
+
+        if rpc_tracker:
+            if not rpc_key:
+                raise TvmDeployError("an RPC tracker needs the device key (rpc_key) to request a device")
+            endpoint = RpcEndpoint.tracker(rpc_tracker, rpc_key)
+        else:
+            endpoint = RpcEndpoint.server(rpc_server, rpc_key or "")
+    elif rpc_key:
+        raise TvmDeployError("rpc_key needs rpc_tracker (or rpc_server)")
+    return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s))
+
+
+def tune(
+    model: str | os.PathLike[str],
+    profile: str | os.PathLike[str] | TargetProfile,
+    options: TuneOptions | None = None,
+) -> TuneResult:
+    """MetaSchedule tuning of the model's kernels for `profile` into a resumable database (see TuneOptions);
+    every record is on disk the moment it is measured. Returns the TuneResult (its `folder` is the log)."""
+    from pathlib import Path
+
+    from tvmdeploy.compile.tuning import TuneOptions, tune as _tune
+
+    options = options if options is not None else TuneOptions()
+    return _tune(Path(model), _profile(profile), **options.as_kwargs())
