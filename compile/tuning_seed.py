@@ -99,10 +99,10 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
 
 
 def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str) -> SeedResult:
-    """Measure the default schedule (compile/schedules) of every task the database has no record for.
+    """Measure the default schedule (compile/schedules) of every task, once per database.
 
-    For a workload never tuned anywhere this is the first candidate: as fast as a tuned record on most
-    kernels, so the search starts from a good point instead of from random schedules.
+    For a workload never tuned anywhere this is the first candidate, and where other seeds exist (a log
+    tuned for another ISA) it often beats them: the rules size their tiles for this target's vectors.
     """
     from tvm.s_tir import meta_schedule as ms
 
@@ -113,11 +113,9 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
     candidates = []
     for info in infos:
         mod = info.task.dispatched[0]
-        if database.has_workload(mod) and database.measured(mod):
-            continue
         func = mod["main"]
         sch = schedule_kernel(func, info.task.target)
-        if sch is None:
+        if sch is None or database.has_trace(mod, sch.trace):  # no rule for it, or measured before (resume)
             continue
         result.tasks += 1
         # The kernel as timed takes its weights already repacked (the build does that once).

@@ -216,6 +216,7 @@ def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
 
 
 def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, caplog):
+    from tvmdeploy.compile.ms_search import from_search_space
     from tvmdeploy.compile.tuning import tune
     from tvmdeploy.compile.tuning_db import open_database
     from tvmdeploy.targets import load_profile
@@ -224,14 +225,16 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
     avx512 = load_profile("x86-avx512")
     target = avx512 if avx512.runs_on_this_machine else load_profile("x86-avx2")
     folder = tmp_path / "seeded"
-    # 2 tuned tasks x top-2 seeds = 4 measurements: the whole budget, so no search runs after them.
+    # 2 tuned tasks x top-2 seeds + 2 default schedules = 6 measurements: over the budget, so no search runs.
     result = tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, seed_from=tuned.folder,
                   seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
     assert "seeded 4 records for 2 tasks" in caplog.text  # the library logs it; the CLI shows warnings
     assert result.trials_run == 0
     seeded = _record_keys(folder)
-    assert len(seeded) == 4 and set(seeded) <= set(_record_keys(tuned.folder))  # the seed's own schedules
     records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    from_log = {key for key, r in zip(seeded, records) if from_search_space(r.trace)}
+    assert len(from_log) == 4 and from_log <= set(_record_keys(tuned.folder))  # the seed's own schedules
+    assert len(seeded) == 6  # and this target's default schedule of each of the 2 tasks, measured too
     assert {str(r.target.attrs["mcpu"]) for r in records} == {target.target["mcpu"]}  # timed for this target
 
     tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, resume=True, seed_from=tuned.folder,
