@@ -303,10 +303,12 @@ def tune(
         trials_at_start = progress.trials
         print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
         strategies = []
+        history = _HistoryWriter(folder)
         if to_tune and remaining > 0:
             bar = _make_bar(remaining, progress_bar)
 
             def on_update(p: ms_search.Progress) -> None:
+                history.write(p.history)  # as it goes: a killed run keeps its latency-vs-time curve too
                 done = p.trials - trials_at_start
                 bar.n = min(done, remaining)
                 est = p.estimated_ms()
@@ -431,7 +433,7 @@ def tune(
                 )
             )
         result.wall_s = time.monotonic() - started
-        _append_history(folder, progress, result)
+        history.write(progress.history)
         return result
 
 
@@ -466,12 +468,22 @@ def _make_bar(total: int, enabled: bool):
                 smoothing=0.05, file=sys.stderr)
 
 
-def _append_history(folder: Path, progress, result: TuneResult) -> None:
-    """Tuner-estimated latency vs trials, one line per measured batch (for docs/benchmarks)."""
-    (folder / "logs").mkdir(parents=True, exist_ok=True)  # absent when no search ran (e.g. only seeds)
-    with open(folder / "logs" / "progress.csv", "a", encoding="utf-8") as handle:
-        for elapsed, trials, est in progress.history:
-            handle.write(f"{elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")
+class _HistoryWriter:
+    """Tuner-estimated latency vs trials and time, one line per measured batch, appended as batches finish
+    (logs/progress.csv: elapsed s since the search began, search trials, estimated ms; for docs/benchmarks)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "logs" / "progress.csv"
+        self.written = 0
+
+    def write(self, rows: list) -> None:
+        if len(rows) <= self.written:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for elapsed, trials, est in rows[self.written:]:
+                handle.write(f"{elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")
+        self.written = len(rows)
 
 
 def _share(values: dict[int, float]) -> dict[int, float]:
