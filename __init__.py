@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
-    from tvmdeploy.compile.tuning import TuneOptions, TuneResult
-    from tvmdeploy.compile.zoo import ZooEntry
+    from tvmdeploy.compile.tuning.driver import TuneOptions, TuneResult
+    from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.runtime.module import ArtifactModule, Model
     from tvmdeploy.runtime.postprocess import Prediction
@@ -48,10 +48,10 @@ _LAZY_TYPES = {
     "Model": "tvmdeploy.runtime.module",
     "Prediction": "tvmdeploy.runtime.postprocess",
     "TargetProfile": "tvmdeploy.targets.profile",
-    "TuneOptions": "tvmdeploy.compile.tuning",
-    "TuneResult": "tvmdeploy.compile.tuning",
+    "TuneOptions": "tvmdeploy.compile.tuning.driver",
+    "TuneResult": "tvmdeploy.compile.tuning.driver",
     "TvmDeployError": "tvmdeploy.runtime.errors",
-    "ZooEntry": "tvmdeploy.compile.zoo",
+    "ZooEntry": "tvmdeploy.compile.models.zoo",
 }
 
 
@@ -87,7 +87,7 @@ def profiles() -> list[TargetProfile]:
 
 def zoo() -> list[ZooEntry]:
     """The MobileNetV2 variants of the model card, by name (for `tvmdeploy export NAME`)."""
-    from tvmdeploy.compile import zoo as _zoo
+    from tvmdeploy.compile.models import zoo as _zoo
 
     return [_zoo.get(name) for name in _zoo.names()]
 
@@ -113,7 +113,7 @@ def build(
     from pathlib import Path
 
     from tvmdeploy.compile.build import build_artifact
-    from tvmdeploy.compile.verify import DEFAULT_ATOL
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
 
     return build_artifact(
         Path(model),
@@ -170,7 +170,7 @@ def tune(
     every record is on disk the moment it is measured. Returns the TuneResult (its `folder` is the log)."""
     from pathlib import Path
 
-    from tvmdeploy.compile.tuning import TuneOptions, tune as _tune
+    from tvmdeploy.compile.tuning.driver import TuneOptions, tune as _tune
 
     options = options if options is not None else TuneOptions()
     return _tune(Path(model), _profile(profile), **options.as_kwargs())

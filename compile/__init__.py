@@ -1,1 +1,1 @@
-"""tvmdeploy compile: model zoo and ONNX export, ONNX to Relax front end, tuning and build."""
+"""tvmdeploy compile: ONNX to artifact (front end, pipeline, build), with the model zoo (`models/`), tuning (`tuning/`), back ends (`backends/`), measurement (`measure/`) and default schedules (`schedules/`)."""

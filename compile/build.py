@@ -10,10 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvmdeploy.compile import cross
+from tvmdeploy.compile.backends import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
 from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED, compile_relax
-from tvmdeploy.compile.verify import DEFAULT_ATOL, ParityReport, check_parity
+from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import (
     LIBRARY_FILE,

@@ -130,7 +130,7 @@ def _count_covered(tasks: list, database) -> int:
 
 def _check_has_records(folder: Path) -> None:
     """A database folder without one valid record would silently build untuned code: refuse it in one line."""
-    from tvmdeploy.compile.tuning_db import RECORD_FILE, scan
+    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, scan
 
     if not (folder / RECORD_FILE).exists():
         return  # open_database says so
@@ -147,7 +147,7 @@ def _pipeline_of(folder: Path) -> str | None:
     """The pipeline version the tuner wrote into the folder's meta file (None: a bare MetaSchedule database)."""
     import json
 
-    from tvmdeploy.compile.tuning import META_FILE  # lazy: tuning imports this module
+    from tvmdeploy.compile.tuning.driver import META_FILE  # lazy: tuning imports this module
 
     try:
         return json.loads((folder / META_FILE).read_text()).get("pipeline")
@@ -182,7 +182,7 @@ def _scheduled(mod: tvm.IRModule) -> set[str]:
 
 
 def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) -> dict[str, dict[str, int]]:
-    from tvmdeploy.compile.tasks import OP_CLASSES, classify
+    from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 
     counts: dict[str, dict[str, int]] = {}
     for gvar, func in mod.functions_items():
@@ -223,12 +223,12 @@ def compile_relax(
     tasks_total = tasks_from_database = 0
     tasks = None
     if str(database_dir) == SHIPPED:
-        from tvmdeploy.compile.tuning import find_database_for_tasks  # lazy: tuning imports this module
+        from tvmdeploy.compile.tuning.driver import find_database_for_tasks  # lazy: tuning imports this module
 
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
     if database_dir is not None:
-        from tvmdeploy.compile.tuning_db import open_database  # lazy: only tuned builds need it
+        from tvmdeploy.compile.tuning.tuning_db import open_database  # lazy: only tuned builds need it
 
         database_dir = Path(database_dir)
         _check_has_records(database_dir)
@@ -247,8 +247,8 @@ def compile_relax(
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
     from_log = _scheduled(mod)
     if profile.device == "cuda":
-        # Issue 6 (compile/gpu_schedule.py): dlight schedules for the kernels no database entry covered.
-        from tvmdeploy.compile.gpu_schedule import compile_cuda
+        # Issue 6 (compile/backends/gpu_schedule.py): dlight schedules for the kernels no database entry covered.
+        from tvmdeploy.compile.backends.gpu_schedule import compile_cuda
 
         executable, scheduled = compile_cuda(mod, target)
         return CompiledModel(executable, tasks_total, tasks_from_database, database_dir,

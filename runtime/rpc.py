@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 TRACKER_START_WAIT_S = 30.0  # `tvmdeploy rpc tracker &` needs ~8 s (importing TVM) before it listens
 DEFAULT_CONNECT_TIMEOUT_S = 60.0  # tracker answer + a free board + the server handshake
 DEFAULT_CALL_TIMEOUT_S = 600.0  # one remote call; an emulated board needs seconds per image
-BOARD_INFO_FUNCTION = "tvmdeploy.board.info"  # registered by tools/board_server.py on boards we start
+BOARD_INFO_FUNCTION = "tvmdeploy.board.info"  # registered by tools/devices/board_server.py on boards we start
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # the tracker splits on ':' and the handshake on spaces
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 _REPO = Path(__file__).resolve().parents[1]
 # What the exported bytes depend on: the zoo/export sources and the exporter's versions.
-_KEY_SOURCES = ("compile/mobilenetv2_spec.py", "compile/torch_models.py", "compile/export.py", "compile/zoo.py")
+_KEY_SOURCES = ("compile/models/mobilenetv2_spec.py", "compile/models/torch_models.py", "compile/models/export.py", "compile/models/zoo.py")
 _KEY_PACKAGES = ("torch", "onnx")
 _SEED = 0
 
@@ -54,7 +54,7 @@ def exported_onnx(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest
             shutil.copyfile(cached, target)
         else:
             pytest.importorskip("torch", reason="exporting a zoo model needs torch (the [export] extra)")
-            from tvmdeploy.compile.export import export_onnx
+            from tvmdeploy.compile.models.export import export_onnx
 
             export_onnx(name, target, seed=_SEED)
             _store(target, cache_root, cache_dir, cached)

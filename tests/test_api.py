@@ -36,7 +36,7 @@ def test_public_names_resolve():
 
 def test_tune_options_are_the_tune_parameters():
     """One dataclass carries every keyword of compile.tuning.tune, with the same defaults."""
-    from tvmdeploy.compile.tuning import tune
+    from tvmdeploy.compile.tuning.driver import tune
 
     params = list(inspect.signature(tune).parameters.values())[2:]
     fields = dataclasses.fields(tvmdeploy.TuneOptions)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tvmdeploy.compile import reference
+from tvmdeploy.compile.measure import reference
 from tvmdeploy.compile.build import build_artifact
 from tvmdeploy.runtime.artifact import LIBRARY_FILE, ONNX_FILE, read_manifest, sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError

@@ -103,7 +103,7 @@ def test_detached_weights_become_inputs(tiny_onnx):
     import tvm
     from tvm import relax
 
-    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.compile.measure.reference import OrtModel
 
     path = tiny_onnx()
     mod, info = import_onnx(path, detach_weights=True)
@@ -118,7 +118,7 @@ def test_detached_weights_become_inputs(tiny_onnx):
 
 
 def test_onnx_with_batch_runs_in_ort(tiny_onnx, tmp_path):
-    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.compile.measure.reference import OrtModel
 
     path = onnx_with_batch(tiny_onnx(), 3, tmp_path / "b3.onnx")
     out = OrtModel(path).run(np.zeros((3, 3, 16, 16), np.float32))
@@ -211,7 +211,7 @@ def _same_pad_model(path, input_dims):
 @pytest.mark.parametrize("dims", [[1, 3, 17, 20], ["N", 3, "H", "W"]])
 def test_run_time_padding_is_folded_and_matches_the_original(tmp_path, dims):
     from tvmdeploy.compile.frontend import computed_shape_inputs
-    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.compile.measure.reference import OrtModel
 
     path = _same_pad_model(tmp_path / "same.onnx", dims)
     original = path.read_bytes()
@@ -255,7 +255,7 @@ def test_data_dependent_shape_names_node_and_input(tmp_path):
 
 
 def test_cli_build_of_a_bad_model_is_one_line(tmp_path, capsys):
-    from tvmdeploy.tools.cli import main
+    from tvmdeploy.tools.cli.main import main
 
     node = helper.make_node("FusedThing", ["input"], ["out"], name="vendor_op", domain="com.example")
     path = _single_node_model(tmp_path / "custom.onnx", node, domains=["com.example"])

@@ -193,10 +193,10 @@ def test_nhwc_input_transposed_in_graph(tmp_path, avx2_profile, capsys):
 def assert_run_agrees_with_onnxruntime(art: Path, onnx_path: Path, photos: Path, capsys) -> None:
     """`tvmdeploy run` on a folder: every image classified with the artifact's labels, and its top-5 is ONNX
     Runtime's on the user's file, fed the same image preprocessed for the model's input (layout and size)."""
-    from tvmdeploy.compile.reference import OrtModel
+    from tvmdeploy.compile.measure.reference import OrtModel
     from tvmdeploy.runtime.artifact import read_manifest
     from tvmdeploy.runtime.preprocess import PreprocessConfig, load_image
-    from tvmdeploy.tools.cli import main
+    from tvmdeploy.tools.cli.main import main
 
     manifest = read_manifest(art)
     capsys.readouterr()
@@ -216,7 +216,7 @@ def assert_run_agrees_with_onnxruntime(art: Path, onnx_path: Path, photos: Path,
 def own_artifact(tmp_path_factory, avx2_profile):
     """The real-world case of issue 11: an ImageNet classifier (1000 classes: `run` shows ImageNet labels) exported
     by TorchScript at opset 17 with run-time "same" padding, 224x224, built by the CLI."""
-    from tvmdeploy.tools.cli import main
+    from tvmdeploy.tools.cli.main import main
 
     folder = tmp_path_factory.mktemp("own")
     path = export(randomised(efficientnet_like(classes=1000)), folder / "own.onnx", "torchscript", 17, (1, 3, 224, 224))
@@ -234,7 +234,7 @@ def _photos(folder: Path, count: int) -> Path:
 
 
 def test_own_model_runs_benches_and_compares(own_artifact, capsys):
-    from tvmdeploy.tools.cli import main
+    from tvmdeploy.tools.cli.main import main
 
     art = own_artifact / "art"
     photos = _photos(own_artifact / "photos", 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.compile.test_tuning import inverted_residual_onnx
+from tests.compile.tuning.test_driver import inverted_residual_onnx
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_model_key_ignores_weight_values(tiny, cpu_profile, tmp_path):
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import prepare, tuning_tasks
-    from tvmdeploy.compile.tasks import describe_tasks, model_key
+    from tvmdeploy.compile.tuning.tasks import describe_tasks, model_key
 
     path, mod, _ = tiny
     model = onnx.load(str(path))
@@ -80,7 +80,7 @@ def test_model_key_ignores_weight_values(tiny, cpu_profile, tmp_path):
 
 
 def test_allot_follows_time_share():
-    from tvmdeploy.compile.tuning_plan import allot, round_budget
+    from tvmdeploy.compile.tuning.tuning_plan import allot, round_budget
 
     shares = {0: 6.0, 1: 3.0, 2: 1.0, 3: 0.0}
     room = {0: 1000, 1: 1000, 2: 1000, 3: 1000}

@@ -10,7 +10,7 @@ import pytest
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.labels import Labels, available_labels, load_labels
-from tvmdeploy.tools.gen_imagenet_labels import build_rows
+from tvmdeploy.tools.dev.gen_imagenet_labels import build_rows
 
 REPO = Path(__file__).resolve().parents[2]
 TSV = REPO / "runtime" / "data" / "imagenet1k_classes.tsv"

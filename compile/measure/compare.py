@@ -1,0 +1,478 @@
+"""Latency comparison across targets: resolve/build each, measure alike with host baselines, one row per target and batch."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvmdeploy.compile.frontend import onnx_with_batch
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.timing import LatencyStats, blocked
+
+KINDS = ("tvm", "onnxruntime", "pytorch")
+BASELINES = ("onnxruntime", "pytorch")
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """Where a target runs when not here: a key behind a tracker, or a direct RPC server."""
+
+    key: str | None = None
+    tracker: str | None = None  # HOST:PORT; None means the run's --rpc-tracker
+    server: str | None = None  # HOST:PORT of a direct RPC server
+
+    def __str__(self) -> str:
+        if self.server:
+            return f"rpc={self.server}" + (f",key={self.key}" if self.key else "")
+        return f"key={self.key}" + (f",tracker={self.tracker}" if self.tracker else "")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    text: str  # as the user wrote it
+    name: str  # artifact folder or profile name
+    remote: RemoteSpec | None = None
+
+
+def parse_target(text: str) -> TargetSpec:
+    """`NAME[@WHERE]`: NAME an artifact folder or a profile; WHERE `KEY`, `key=KEY[,tracker=HOST:PORT]` or `rpc=HOST:PORT[,key=KEY]`."""
+    if "@" not in text or Path(text).exists():
+        if not text:
+            raise TvmDeployError("empty target")
+        return TargetSpec(text, text)
+    name, where = text.rsplit("@", 1)
+    if not name or not where:
+        raise TvmDeployError(f"target {text!r}: expected NAME@KEY, NAME@key=KEY,tracker=HOST:PORT or NAME@rpc=HOST:PORT")
+    fields: dict[str, str] = {}
+    for part in where.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            if fields or "," in where:
+                raise TvmDeployError(f"target {text!r}: write key=KEY when giving several fields")
+            key, value = "key", part
+        key = key.strip()
+        if key not in ("key", "tracker", "rpc") or not value.strip():
+            raise TvmDeployError(f"target {text!r}: unknown or empty field {part!r} (use key=, tracker=, rpc=)")
+        fields[key] = value.strip()
+    if "rpc" in fields and "tracker" in fields:
+        raise TvmDeployError(f"target {text!r}: rpc=HOST:PORT (a direct server) excludes tracker=")
+    if "tracker" in fields and "key" not in fields:  # noqa: SIM102
+        raise TvmDeployError(f"target {text!r}: tracker= needs key=KEY (the device key)")
+    for address in (fields.get("tracker"), fields.get("rpc")):
+        if address is not None and (address.count(":") != 1 or not address.rsplit(":", 1)[1].isdigit()):
+            raise TvmDeployError(f"target {text!r}: {address!r} is not HOST:PORT")
+    return TargetSpec(text, name, RemoteSpec(key=fields.get("key"), tracker=fields.get("tracker"), server=fields.get("rpc")))
+
+
+@dataclass
+class Row:
+    """One competitor at one batch size: its latency, or why there is none."""
+
+    label: str
+    kind: str  # one of KINDS
+    batch: int
+    device: str = ""
+    emulated: bool = False
+    tuning: str = ""
+    stats: LatencyStats | None = None
+    ratio_to_ort: float | None = None
+    parity: str = ""
+    status: str = "ok"  # ok | failed | skipped
+    error: str = ""
+    artifact: str = ""
+    threads: int = 0
+
+    @property
+    def images_per_second(self) -> float | None:
+        if self.stats is None or self.stats.median_ms <= 0:
+            return None
+        return self.batch / (self.stats.median_ms / 1e3)
+
+    def fail(self, error: str, status: str = "failed") -> "Row":
+        self.status, self.error, self.stats = status, error, None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "batch": self.batch,
+            "device": self.device,
+            "emulated": self.emulated,
+            "tuning": self.tuning,
+            "status": self.status,
+            "error": self.error or None,
+            "artifact": self.artifact or None,
+            "threads": self.threads,
+            **(self.stats.to_dict() if self.stats else {"n": 0, "median_ms": None, "p10_ms": None, "p90_ms": None}),
+            "images_per_second": self.images_per_second,
+            "ratio_to_ort": self.ratio_to_ort,
+            "parity": self.parity,
+        }
+
+
+@dataclass
+class CompareConfig:
+    targets: list[str]
+    model: Path | None = None
+    out_dir: Path = Path("compare-out")
+    batch: int | None = None  # the larger batch; profiles are built at 1 and at this
+    threads: int | None = None
+    warmup: int = 10
+    runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0  # per remote competitor: an emulated board takes seconds per run
+    baselines: tuple[str, ...] = BASELINES
+    rpc_tracker: str | None = None
+    tuning_logs: dict[str, Path] = field(default_factory=dict)
+    torch_weights: Path | None = None
+    rebuild: bool = False
+    atol: float | None = None
+
+
+@dataclass
+class Candidate:
+    """A TVM target resolved to an artifact folder (or to the error that prevented it)."""
+
+    spec: TargetSpec
+    label: str
+    artifact: Path | None
+    remote: RemoteSpec | None
+    batch: int
+    error: str = ""
+    manifest: Any = None
+
+
+Opener = Callable[[Path, "RemoteSpec | None", int], Any]
+Log = Callable[[str], None]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _artifact_reusable(folder: Path, onnx_sha: str, profile, tuning_log: Path | None) -> bool:
+    from tvmdeploy.compile.build import database_sha256
+    from tvmdeploy.runtime import tvm_api
+    from tvmdeploy.runtime.artifact import read_manifest
+
+    try:
+        m = read_manifest(folder)
+        same_tuning = (m.tuning or {}).get("database_sha256") == (database_sha256(tuning_log) if tuning_log else None)
+        return (m.model_sha256 == onnx_sha and m.profile == profile.name and m.tvm_version == tvm_api.tvm_version()
+                and same_tuning and (folder / "model.so").is_file())
+    except TvmDeployError:
+        return False
+
+
+def resolve_targets(config: CompareConfig, log: Log) -> list[Candidate]:
+    """Each target as artifact folders: given ones as they are, profiles built at batch 1 (and --batch) first."""
+    from tvmdeploy.runtime.artifact import read_manifest
+
+    candidates: list[Candidate] = []
+    for text in config.targets:
+        spec = parse_target(text)
+        path = Path(spec.name)
+        if path.is_dir():
+            try:
+                manifest = read_manifest(path)
+            except TvmDeployError as exc:
+                candidates.append(Candidate(spec, f"TVM {spec.name}", None, spec.remote, 1, _one_line(exc)))
+                continue
+            candidates.append(Candidate(spec, f"TVM {manifest.profile}", path, spec.remote, manifest.batch, manifest=manifest))
+            continue
+        candidates += _build_profile(spec, config, log)
+    return candidates
+
+
+def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Candidate]:
+    from tvmdeploy.runtime.artifact import sha256_file
+    from tvmdeploy.targets import load_profile, profile_names
+
+    batches = sorted({1, config.batch or 1})
+    label = f"TVM {spec.name}"
+    if spec.name not in profile_names() and not spec.name.endswith(".toml"):
+        error = f"neither an artifact folder nor a profile (profiles: {', '.join(profile_names())})"
+        return [Candidate(spec, label, None, spec.remote, b, error) for b in batches]
+    if config.model is None:
+        return [Candidate(spec, label, None, spec.remote, b, "a profile target needs --model M.onnx to build from") for b in batches]
+    try:
+        profile = load_profile(spec.name)
+    except TvmDeployError as exc:
+        return [Candidate(spec, label, None, spec.remote, b, _one_line(exc)) for b in batches]
+    label = f"TVM {profile.name}"
+    remote = spec.remote
+    if remote is None and not profile.runs_on_this_machine and profile.rpc_key and config.rpc_tracker:
+        remote = RemoteSpec(key=profile.rpc_key)  # the profile's own device key behind --rpc-tracker
+    tuning_log = config.tuning_logs.get(profile.name)
+    out: list[Candidate] = []
+    for batch in batches:
+        folder = Path(config.out_dir) / f"{profile.name}-b{batch}"
+        try:
+            source = batch_onnx(Path(config.model), batch, Path(config.out_dir))
+            if not config.rebuild and _artifact_reusable(folder, sha256_file(source), profile, tuning_log):
+                log(f"reusing {folder}")
+            else:
+                from tvmdeploy.compile.build import build_artifact
+                from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
+
+                log(f"building {source} for {profile.name} at batch {batch} -> {folder}")
+                build_artifact(source, profile, folder, tuning_log=tuning_log, batch=batch,
+                               atol=config.atol if config.atol is not None else DEFAULT_ATOL)
+            from tvmdeploy.runtime.artifact import read_manifest
+
+            out.append(Candidate(spec, label, folder, remote, batch, manifest=read_manifest(folder)))
+        except Exception as exc:  # noqa: BLE001 - any build failure (TVM, cross compiler) is this target's row
+            out.append(Candidate(spec, label, None, remote, batch, f"build failed: {_one_line(exc)}"))
+    return out
+
+
+def batch_onnx(model: Path, batch: int, out_dir: Path) -> Path:
+    """`model` itself when it runs at `batch`, else its re-batched copy OUT/<stem>-b<batch>.onnx (made once).
+
+    Exported zoo models fix the batch at 1; ONNX Runtime, and the build's own parity check, need
+    a file whose input really has the batch being measured.
+    """
+    fixed = _onnx_batch(model)
+    if fixed is None or fixed == batch:
+        return model
+    dest = out_dir / f"{model.stem}-b{batch}.onnx"
+    if not dest.is_file() or dest.stat().st_mtime < model.stat().st_mtime:
+        onnx_with_batch(model, batch, dest)
+    return dest
+
+
+def _onnx_batch(path: Path) -> int | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
+
+
+def torch_module(onnx_path: Path, weights: Path | None) -> tuple[Any, str]:
+    """The eager PyTorch twin of a zoo export (from its tvmdeploy.* metadata) and a label; raises with the reason to skip."""
+    try:
+        import torch
+    except ImportError:
+        raise TvmDeployError("torch is not installed (pip install 'tvmdeploy[export]')") from None
+    from tvmdeploy.compile.models.export import META_MODEL, META_WEIGHTS, build_torch_model, read_metadata
+
+    meta = read_metadata(onnx_path)
+    name, tag = meta.get(META_MODEL), meta.get(META_WEIGHTS, "")
+    if not name:
+        raise TvmDeployError("the ONNX file is not a tvmdeploy zoo export (no tvmdeploy.model metadata); no PyTorch module to rebuild")
+    if tag.startswith("random:seed="):
+        module, built = build_torch_model(name, seed=int(tag.split("=", 1)[1]))
+    elif weights is not None:
+        module, built = build_torch_model(name, weights=weights)
+    else:
+        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass --torch-weights FILE to rebuild it")
+    if built != tag:
+        raise TvmDeployError(f"rebuilt weights {built[:19]}… differ from the export's {tag[:19]}…")
+    return module, f"PyTorch {torch.__version__.split('+')[0]} eager"
+
+
+class _TorchRunner:
+    def __init__(self, module: Any, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.torch, self.module = torch, module
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.module(self.torch.from_numpy(x)).numpy()
+
+
+def _parity(actual: np.ndarray, expected: np.ndarray, atol: float) -> str:
+    from tvmdeploy.compile.measure.verify import compare_logits
+
+    report = compare_logits(actual, expected, atol, "onnxruntime")
+    verdict = "pass" if report.passed else "FAIL"
+    return f"{verdict} ({report.max_abs_diff:.1e}{'' if report.top5_identical else ', top-5 differs'})"
+
+
+def host_description() -> str:
+    return f"host {platform.machine()}"
+
+
+def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -> list[Row]:
+    """Every target and baseline at every batch size, measured the same way; failures become rows."""
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
+
+    if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
+        raise TvmDeployError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
+    unknown = set(config.baselines) - set(BASELINES)
+    if unknown:
+        raise TvmDeployError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
+    candidates = resolve_targets(config, log)
+    reference_onnx = _reference_onnx(config, candidates)
+    reference_sha = None
+    if reference_onnx is not None:
+        from tvmdeploy.runtime.artifact import sha256_file
+
+        reference_sha = sha256_file(reference_onnx)
+    threads = config.threads or next(
+        (c.manifest.threads for c in candidates if c.manifest is not None and c.remote is None and c.manifest.threads), 0
+    ) or os.cpu_count() or 1
+    atol = config.atol if config.atol is not None else DEFAULT_ATOL
+    batches = sorted({c.batch for c in candidates} | {1} | ({config.batch} if config.batch else set()))
+    rows: list[Row] = []
+    for batch in batches:
+        rows += _compare_batch(batch, [c for c in candidates if c.batch == batch], config, opener, log,
+                               reference_onnx, reference_sha, threads, atol)
+    return rows
+
+
+def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path | None:
+    if config.model is not None:
+        if not Path(config.model).is_file():
+            raise TvmDeployError(f"ONNX file not found: {config.model}")
+        return Path(config.model)
+    from tvmdeploy.runtime.artifact import verify_onnx
+
+    for c in candidates:
+        if c.artifact is not None:
+            try:
+                return verify_onnx(c.artifact, c.manifest)
+            except TvmDeployError:
+                continue
+    return None
+
+
+def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol) -> list[Row]:
+    from tvmdeploy.compile.measure.reference import reference_input
+    log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
+    shape = None
+    if reference_onnx is not None:
+        from tvmdeploy.compile.frontend import inspect_onnx
+
+        shape = inspect_onnx(reference_onnx, batch=batch).input_shape
+    elif candidates and candidates[0].manifest is not None:
+        shape = list(candidates[0].manifest.input.shape)
+    x = reference_input(shape) if shape else None
+
+    accepted_sha = {reference_sha}
+    if reference_onnx is not None:
+        from tvmdeploy.runtime.artifact import sha256_file
+
+        # An artifact built from this batch's re-batched copy is the same model.
+        accepted_sha.add(sha256_file(batch_onnx(reference_onnx, batch, Path(config.out_dir))))
+    rows: list[Row] = []
+    local: dict[int, Callable[[], object]] = {}  # row index -> call
+    remote: dict[int, Any] = {}  # row index -> module
+    expected = None
+    ort_row = None
+    if "onnxruntime" in config.baselines:
+        ort_row, ort_run = _ort_baseline(batch, reference_onnx, config, threads)
+        rows.append(ort_row)
+        if ort_run is not None and x is not None:
+            try:
+                expected = ort_run(x)
+                ort_row.parity = "reference"
+                local[len(rows) - 1] = lambda: ort_run(x)
+            except Exception as exc:  # noqa: BLE001 - ORT errors have no common base type
+                ort_row.fail(f"ONNX Runtime cannot run batch {batch}: {_one_line(exc)}")
+    if "pytorch" in config.baselines:
+        row = Row("PyTorch eager", "pytorch", batch, host_description(), tuning="-", threads=threads)
+        rows.append(row)
+        if reference_onnx is None:
+            row.fail("no ONNX model to rebuild PyTorch from", "skipped")
+        else:
+            try:
+                module, row.label = torch_module(reference_onnx, config.torch_weights)
+                runner = _TorchRunner(module, threads)
+                out = runner.run(x)
+                row.parity = _parity(out, expected, atol) if expected is not None else "not checked (no ORT)"
+                local[len(rows) - 1] = lambda r=runner: r.run(x)
+            except TvmDeployError as exc:
+                row.fail(_one_line(exc), "skipped")
+            except Exception as exc:  # noqa: BLE001 - a broken torch install must not sink the comparison
+                row.fail(f"PyTorch failed: {_one_line(exc)}")
+    for c in candidates:
+        row = Row(c.label, "tvm", batch, artifact=str(c.artifact or ""), threads=threads)
+        rows.append(row)
+        if c.error:
+            row.fail(c.error)
+            continue
+        m = c.manifest
+        row.tuning = m.schedule_text()
+        if reference_sha is not None and m.model_sha256 not in accepted_sha:
+            row.fail(f"built from another model ({m.model_name}, sha {m.model_sha256[:12]}…) than the baseline")
+            continue
+        try:
+            log(f"opening {c.artifact}" + (f" on {c.remote}" if c.remote else ""))
+            module = opener(c.artifact, c.remote, threads)
+            row.emulated = c.remote is not None and module.emulated
+            row.device = module.description if c.remote is not None else f"{host_description()} (local)"
+            if c.remote is not None and getattr(m, "threads", 0):
+                row.threads = m.threads
+            xm = x if x is not None else reference_input(m.input.shape)
+            out = module.run(xm)
+            row.parity = _parity(out, expected, atol) if expected is not None else _manifest_parity(m)
+            if c.remote is None:
+                local[len(rows) - 1] = lambda mod=module, xm=xm: mod.run(xm)
+            else:
+                remote[len(rows) - 1] = (module, xm)
+        except Exception as exc:  # noqa: BLE001 - unreachable board, load error: this row fails, the rest goes on
+            row.fail(_one_line(exc))
+
+    if local:
+        log(f"batch {batch}: timing {len(local)} host competitor(s) in alternating blocks")
+        stats = blocked({str(i): fn for i, fn in local.items()}, warmup=config.warmup, min_runs=config.runs,
+                        min_seconds=config.min_seconds)
+        for i in local:
+            rows[i].stats = stats[str(i)]
+    for i, (module, xm) in remote.items():
+        log(f"batch {batch}: timing {rows[i].label} on {rows[i].device}")
+        try:
+            rows[i].stats = _time_remote(module, xm, config)
+        except Exception as exc:  # noqa: BLE001
+            rows[i].fail(f"timing failed: {_one_line(exc)}")
+    base = ort_row.stats if ort_row is not None and ort_row.stats is not None else None
+    for row in rows:
+        if row.stats is not None and base is not None:
+            row.ratio_to_ort = row.stats.median_ms / base.median_ms
+    return rows
+
+
+def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, threads: int):
+    from tvmdeploy.compile.measure.reference import OrtModel
+
+    row = Row("ONNX Runtime", "onnxruntime", batch, host_description(), tuning="-", threads=threads)
+    if onnx_path is None:
+        return row.fail("no ONNX model (give --model or an artifact)", "skipped"), None
+    try:
+        ort = OrtModel(batch_onnx(onnx_path, batch, Path(config.out_dir)), threads=threads)
+    except Exception as exc:  # noqa: BLE001
+        return row.fail(_one_line(exc)), None
+    row.label = f"ONNX Runtime {ort.version}"
+    return row, ort.run
+
+
+def _manifest_parity(manifest) -> str:
+    parity = manifest.parity or {}
+    status = parity.get("status", "unknown")
+    return f"{status} (manifest)"
+
+
+def _time_remote(module, x: np.ndarray, config: CompareConfig) -> LatencyStats:
+    """The device's own timer (network round trips would swamp a few-ms kernel), within the time budget."""
+    import math
+
+    first = module.time(x, number=1, repeat=1)  # warm-up, and a size for the budget
+    per_run = max(first[0], 1e-6)
+    warmup = min(config.warmup, max(0, int(config.max_seconds * 0.1 / per_run)))
+    if warmup:
+        module.time(x, number=1, repeat=warmup)
+    wanted = max(config.runs, math.ceil(config.min_seconds / per_run))
+    repeat = max(3, min(wanted, int(config.max_seconds / per_run)))
+    return LatencyStats.from_samples([s * 1e3 for s in module.time(x, number=1, repeat=repeat)])

@@ -1,0 +1,536 @@
+"""MetaSchedule tuning of a model's kernels for a profile, into a resumable database under tuning_logs/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from tvmdeploy.compile.tuning import tuning_plan
+from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
+from tvmdeploy.compile.tuning.tuning_db import mean_seconds
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.targets import TargetProfile
+
+META_FILE = "tuning_meta.json"
+TRIALS_PER_ITER = 16  # candidates per search iteration; also the granularity of trial allotment
+
+
+def default_logs_root() -> Path:
+    """`tuning_logs/` of the source tree (shipped databases live there)."""
+    return Path(__file__).resolve().parents[2] / "tuning_logs"
+
+
+@dataclass
+class TaskOutcome:
+    info: TaskInfo
+    selected: bool
+    before_ms: float | None  # per call: best in the database before this run, else the untuned kernel
+    after_ms: float | None  # per call: best in the database after this run
+    trials_before: int
+    trials_after: int
+    build_failures: int = 0
+    run_failures: int = 0
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    key: str
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+    trials_run: int = 0
+    skipped_duplicates: int = 0  # proposals the search dropped because they were measured before
+    remeasured: int = 0  # candidates measured again anyway (their second record is not kept)
+    wall_s: float = 0.0
+    interrupted: bool = False
+    out_of_time: bool = False  # stopped by the time budget (cleanly; resumable like an interrupt)
+
+
+@dataclass
+class TuneOptions:
+    """Every option of `tune` (and of `tvmdeploy.tune`), in one place; see `tune` for what each does."""
+
+    trials: int | None = None  # total measured candidates for the selected tasks (default: the profile's tuning_trials)
+    ops: str | None = None  # task classes: comma list of stem, depthwise, pointwise, dense, other, or all
+    resume: bool = False  # continue an existing database
+    log_dir: Path | None = None  # database folder (default: tuning_logs/<profile>/<model-key>/)
+    rpc_tracker: str | None = None  # measure on a board behind this tracker (HOST:PORT)
+    rpc_key: str | None = None  # its device key (default: the profile's rpc_key)
+    max_trials_per_task: int | None = None
+    trials_per_iter: int = TRIALS_PER_ITER
+    measure_baseline: bool = True  # time the untuned kernels first
+    seed: int = 0
+    progress_bar: bool = True
+    quick_measure: bool = False
+    only: Callable[[TaskInfo], bool] | None = None  # a further filter on the selected tasks
+    seed_from: Path | None = None  # re-measure another database's best schedules first
+    seed_top_k: int = 4
+    auto_seed: bool = True  # seed from the other shipped logs and the default schedules
+    time_budget_min: float | None = None  # stop cleanly after this many minutes
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `tune`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def prepared_tasks(onnx_path: Path, profile: TargetProfile) -> tuple[Any, list[TaskInfo], Any]:
+    """(prepared module, task infos, onnx info): the same lowering the build compiles."""
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
+
+    mod, info = import_onnx(Path(onnx_path))
+    prepared = prepare(mod, profile)
+    return prepared, describe_tasks(tuning_tasks(prepared, profile)), info
+
+
+def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path | None) -> tuple[Path, str]:
+    key = model_key(infos)
+    if log_dir is not None:
+        return Path(log_dir), key
+    return default_logs_root() / profile.name / key, key
+
+
+def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path | None:
+    """The tuned database folder for this (unprepared) module under `root/<profile>/`, if any."""
+    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
+
+    return find_database_for_tasks(tuning_tasks(prepare(mod, profile), profile), profile, root)
+
+
+def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
+    """The tuned database folder for these extracted tasks under `root/<profile>/`, if any.
+
+    The folders with the module's own key win (`<key>`, `<key>@<mcpu>` when tuned on several CPUs);
+    otherwise those whose recorded workloads cover the most of the module's conv/dense kernels, if at
+    least half (records apply per workload). Of several, the one tuned on the CPU closest to this one
+    (compile/tuning/log_choice.py).
+    """
+    from tvmdeploy.compile.tuning.log_choice import find_log
+
+    infos = describe_tasks(tasks)
+    base = (root or default_logs_root()) / profile.name
+    return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})
+
+
+def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:
+    from tvmdeploy.compile.tuning.log_choice import cpu_record
+    from tvmdeploy.compile.pipeline import PIPELINE_VERSION
+
+    meta_path = folder / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    models = sorted(set(meta.get("models", [])) | {model_name})
+    meta.update(
+        {
+            "model_key": key,
+            "models": models,
+            "profile": profile.name,
+            "target": profile.target,
+            "pipeline": PIPELINE_VERSION,
+            "key_note": "model_key hashes the tasks' TIR (shapes, layouts, fused ops), never weights",
+            "tuned_on": cpu_record(),  # the CPU of the latest run on this log (compile/log_choice.choose_log)
+            "tasks": [
+                {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops,
+                 "shash": i.shash}
+                for i in infos
+            ],
+        }
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp, meta_path)
+
+
+def _quiet_loggers(folder: Path, names: list[str]) -> list[Any]:
+    """Per-task MetaSchedule loggers writing to `logs/`; MetaSchedule's console handler shows only
+    warnings: the console belongs to the progress bar and our tables."""
+    from tvm.s_tir.meta_schedule.logging import get_loggers_from_work_dir
+
+    top = logging.getLogger("tvm.s_tir.meta_schedule")
+    # TVM rebuilds its logging config from the names of its top logger's handlers and crashes on an
+    # unnamed one; a host process (pytest's capture handlers, an app's own) may have left some there.
+    for handler in [h for h in top.handlers if h.get_name() is None]:
+        top.removeHandler(handler)
+    # MetaSchedule sizes its console handler by this level when it (re)configures its loggers;
+    # its scheduler tables and XGBoost iterations still reach logs/*.log at DEBUG.
+    top.setLevel(logging.WARNING)
+    return get_loggers_from_work_dir(str(folder), names)
+
+
+def _best_seconds(database, info: TaskInfo) -> float | None:
+    mod = info.task.dispatched[0]
+    if not database.has_workload(mod):
+        return None
+    top = database.get_top_k(database.commit_workload(mod), 1)
+    if not top or not top[0].run_secs:
+        return None
+    best = mean_seconds(top[0].run_secs)
+    return None if best >= 1e9 else best  # MetaSchedule stores 1e10 for failed candidates
+
+
+def measure_untuned(infos: list[TaskInfo], profile: TargetProfile, builder, runner) -> dict[int, float]:
+    """Per-call seconds of each kernel with no schedule at all (the 'before' of a first run)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+
+    if not infos:
+        return {}
+    items = [(i.task.dispatched[0], ms.arg_info.ArgInfo.from_prim_func(next(iter(i.task.dispatched[0].functions.values()))))
+             for i in infos]
+    measured = build_and_run(builder, runner, items, infos[0].task.target, "cpu" if profile.device == "cpu" else "cuda")
+    return {info.index: mean_seconds(secs) for info, secs in zip(infos, measured) if secs}
+
+
+def _pretrain_cost_model(cost_model, contexts, database) -> None:
+    """On resume, teach the fresh cost model everything measured before, so search starts informed."""
+    from tvm.s_tir import meta_schedule as ms
+
+    batches = []
+    for context in contexts:
+        if database.has_workload(context.mod):
+            records = database.get_top_k(database.commit_workload(context.mod), 100000)
+            if records:
+                batches.append((context, records))
+    try:
+        for number, (context, records) in enumerate(batches):
+            # XGBModel retrains whenever its data grew by a fifth; train once, on the last batch.
+            cost_model.last_train_size = 0 if number == len(batches) - 1 else 10**12
+            cost_model.update(
+                context,
+                [r.as_measure_candidate() for r in records],
+                [ms.runner.RunnerResult(run_secs=r.run_secs, error_msg=None) for r in records],
+            )
+    except Exception as exc:  # an informed start is an optimisation; never fail the run over it
+        print(f"warning: cost model warm start skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def tune(
+    onnx_path: Path,
+    profile: TargetProfile,
+    *,
+    trials: int | None = None,
+    ops: str | None = None,
+    resume: bool = False,
+    log_dir: Path | None = None,
+    rpc_tracker: str | None = None,
+    rpc_key: str | None = None,
+    max_trials_per_task: int | None = None,
+    trials_per_iter: int = TRIALS_PER_ITER,
+    measure_baseline: bool = True,
+    seed: int = 0,
+    progress_bar: bool = True,
+    quick_measure: bool = False,
+    only: Callable[[TaskInfo], bool] | None = None,
+    seed_from: Path | None = None,
+    seed_top_k: int = 4,
+    auto_seed: bool = True,
+    time_budget_min: float | None = None,
+) -> TuneResult:
+    """Tune the selected kernel classes; every finished record is on disk the moment it is measured.
+
+    Tuning starts from what is known: `seed_from` and (with `auto_seed`) every other log under
+    tuning_logs/ that holds some of these workloads are re-measured here first, then the default
+    schedule of every task still without a record; the cost model is trained on all of it before the
+    search. `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    """
+    started = time.monotonic()
+    deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
+    classes = parse_ops(ops)
+    if rpc_tracker and not (rpc_key or profile.rpc_key):
+        raise TvmDeployError("--rpc-tracker needs --rpc-key (or a profile with rpc_key)")
+    if profile.device != "cpu" and not rpc_tracker:
+        # TODO(tuning): CUDA tuning needs a GPU runner; only CPU profiles are tuned here.
+        raise TvmDeployError(f"profile '{profile.name}' is a {profile.device} target; tuning supports CPU profiles")
+    if profile.needs_cross_compiler and not rpc_tracker:
+        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with --rpc-tracker/--rpc-key")
+
+    from tvmdeploy.compile.tuning import ms_builder
+    from tvmdeploy.compile.tuning import ms_search
+
+    ms_builder.load_cpu_tensor_intrinsics(profile.arch)
+    _, infos, onnx_info = prepared_tasks(onnx_path, profile)
+    folder, key = database_folder(profile, infos, log_dir)
+    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, lock_database, open_database, unpack_history
+
+    # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
+    # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
+    with lock_database(folder, what=" ".join(sys.argv)), ms_search.graceful_stop():
+        unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
+        has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
+        if has_records and not resume:
+            raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")
+        _write_meta(folder, profile, infos, onnx_info.model_name, key)
+        database = open_database(folder)
+
+        from tvm.s_tir import meta_schedule as ms
+
+        selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
+        cores = os.cpu_count() or 1
+        cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
+        builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
+        if rpc_tracker:
+            runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
+        else:
+            runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
+        if profile.device == "cpu" and not ms_search.STOP.is_set():
+            _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
+
+        budget = trials if trials is not None else profile.tuning_trials
+        already = {i.index: database.measured(i.task.dispatched[0]) for i in infos}
+        remaining = max(0, budget - sum(already[i.index] for i in selected))
+        per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
+        to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
+
+        before = {i.index: _best_seconds(database, i) for i in infos}
+        if measure_baseline and not rpc_tracker:
+            missing = [i for i in infos if before[i.index] is None]
+            if missing:
+                untuned = measure_untuned(missing, profile, builder, runner)
+                before.update({k: v for k, v in untuned.items()})
+
+        result = TuneResult(folder=folder, key=key)
+        progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
+        for info in infos:  # the report's estimate starts from what is known: database bests
+            best = _best_seconds(database, info)
+            if best is not None:
+                progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
+        trials_at_start = progress.trials
+        print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
+        strategies = []
+        history = _HistoryWriter(folder)
+        if to_tune and remaining > 0:
+            bar = _make_bar(remaining, progress_bar)
+
+            def on_update(p: ms_search.Progress) -> None:
+                history.write(p.history)  # as it goes: a killed run keeps its latency-vs-time curve too
+                done = p.trials - trials_at_start
+                bar.n = min(done, remaining)
+                est = p.estimated_ms()
+                bar.set_postfix_str(
+                    (f"est {est:.2f} ms" if est is not None else "est ?")
+                    + f", build fails {p.build_failures}, run fails {p.run_failures}",
+                    refresh=True,
+                )
+
+            loggers = _quiet_loggers(folder, [i.name for i in to_tune])
+            contexts = []
+            for info, logger, rand_state in zip(to_tune, loggers, range(seed, seed + len(to_tune))):
+                strategy = ms_search.make_dedup_search(database)
+                strategies.append(strategy)
+                contexts.append(
+                    ms.TuneContext(
+                        mod=info.task.dispatched[0],
+                        target=info.task.target,
+                        space_generator="post-order-apply",
+                        search_strategy=strategy,
+                        task_name=info.name,
+                        logger=logger,
+                        rand_state=rand_state + 1,
+                        num_threads=cores,
+                    )
+                )
+            cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
+            if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
+                _pretrain_cost_model(cost_model, contexts, database)
+            current: list[int] = []  # task indices of the scheduler call in progress
+            callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+            callbacks.append(ms_search.make_progress_callback(progress, current, on_update))
+            context_of = {info.index: context for info, context in zip(to_tune, contexts)}
+            info_of = {info.index: info for info in to_tune}
+            done = {i.index: already[i.index] for i in to_tune}
+
+            def out_of_time() -> bool:
+                return deadline is not None and time.monotonic() >= deadline
+
+            def run_tasks(plan: dict[int, int]) -> None:
+                """Tune each planned task for its trials. One task per call, so the round-robin scheduler
+                commits every batch before it sends the next (the gradient scheduler commits nothing until
+                it has visited every task once: a kill in that first pass used to lose everything)."""
+                for index, trials in plan.items():
+                    if ms_search.STOP.is_set() or out_of_time():
+                        return
+                    current[:] = [index]
+                    ms.task_scheduler.RoundRobin().tune(
+                        tasks=[context_of[index]],
+                        task_weights=[float(info_of[index].weight)],
+                        max_trials_global=trials,
+                        max_trials_per_task=trials,
+                        num_trials_per_iter=min(trials_per_iter, trials),
+                        builder=builder,
+                        runner=runner,
+                        measure_callbacks=callbacks,
+                        database=database,
+                        cost_model=cost_model,
+                    )
+                    done[index] = database.measured(info_of[index].task.dispatched[0])
+
+            # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
+            try:
+                with ms_search.graceful_stop():
+                    if timer is not None:
+                        timer.daemon = True
+                        timer.start()
+                    # Pass 1: one search batch for every task that has not had one. A few seed records
+                    # (--seed-from) are not a search: when they counted, the share-based rounds never got
+                    # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
+                    first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
+                             if done[i.index] < trials_per_iter}
+                    first = _trim(first, remaining)
+                    run_tasks(first)
+                    # Then rounds in proportion to each task's share of network time, re-planned every round.
+                    last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
+                    stalled: set[int] = set()
+                    while (left := remaining - (progress.trials - trials_at_start)) > 0 and not out_of_time():
+                        shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
+                                  for i in done}
+                        room = {i: per_task_cap - done[i] for i in done}
+                        plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
+                                                 trials_per_iter, room, stalled)
+                        if not plan:
+                            break
+                        before_round = progress.trials
+                        run_tasks(plan)
+                        if progress.trials == before_round:  # search spaces exhausted
+                            break
+                        for i in plan:
+                            best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
+                            improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
+                            if improved:
+                                stalled.discard(i)
+                            else:
+                                stalled.add(i)
+                            last_best[i] = best
+            except KeyboardInterrupt:
+                result.interrupted = True
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                bar.close()
+            result.out_of_time = out_of_time()
+            result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
+        result.trials_run = progress.trials - trials_at_start
+        result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
+        result.remeasured = database.duplicates
+        for info in infos:
+            state = progress.tasks.get(info.index, ms_search.TaskProgress())
+            result.outcomes.append(
+                TaskOutcome(
+                    info=info,
+                    selected=info in selected,
+                    before_ms=None if before[info.index] is None else before[info.index] * 1e3,
+                    after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
+                    trials_before=already[info.index],
+                    trials_after=database.measured(info.task.dispatched[0]),
+                    build_failures=state.build_failures,
+                    run_failures=state.run_failures,
+                )
+            )
+        result.wall_s = time.monotonic() - started
+        history.write(progress.history)
+        return result
+
+
+def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
+          auto_seed: bool, top_k: int) -> None:
+    """Records to start from: `seed_from`, the other logs holding these workloads, then default schedules."""
+    from tvmdeploy.compile.tuning.tuning_seed import nearest_logs, seed_database, seed_defaults
+
+    sources = [seed_from] if seed_from is not None else []
+    if auto_seed:
+        sources += [f for f in nearest_logs(default_logs_root(), selected, exclude=folder) if f not in sources]
+    for source in sources:
+        seed_database(database, source, selected, builder, runner, "cpu", top_k=top_k)
+    if auto_seed or seed_from is not None:
+        seed_defaults(database, selected, builder, runner, "cpu")
+
+
+def _trim(plan: dict[int, int], budget: int) -> dict[int, int]:
+    """Keep a plan within `budget` trials (in plan order)."""
+    trimmed = {}
+    for task, trials in plan.items():
+        trials = min(trials, budget - sum(trimmed.values()))
+        if trials > 0:
+            trimmed[task] = trials
+    return trimmed
+
+
+def _make_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="trial", desc="tuning", disable=not enabled, dynamic_ncols=True,
+                smoothing=0.05, file=sys.stderr)
+
+
+class _HistoryWriter:
+    """Tuner-estimated latency vs trials and time, one line per measured batch, appended as batches finish
+    (logs/progress.csv: elapsed s since the search began, search trials, estimated ms; for docs/benchmarks)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "logs" / "progress.csv"
+        self.written = 0
+
+    def write(self, rows: list) -> None:
+        if len(rows) <= self.written:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for elapsed, trials, est in rows[self.written:]:
+                handle.write(f"{elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")
+        self.written = len(rows)
+
+
+def _share(values: dict[int, float]) -> dict[int, float]:
+    total = sum(values.values())
+    return {k: (v / total if total else 0.0) for k, v in values.items()}
+
+
+def print_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int], stream=None) -> None:
+    """Every task with its class, calls, share of FLOPs and share of measured time (before tuning)."""
+    stream = stream or sys.stdout
+    flops = _share({i.index: i.total_flops for i in infos})
+    timed = _share({i.index: (seconds.get(i.index) or 0.0) * i.weight for i in infos})
+    print(f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune",
+          file=stream)
+    for info in sorted(infos, key=lambda i: -timed[i.index]):
+        ms_call = seconds.get(info.index)
+        print(
+            f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
+            f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
+            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}",
+            file=stream,
+        )
+
+
+def print_report(result: TuneResult, stream=None) -> None:
+    """Final table: per task before -> after (per call and x calls), trials, failures."""
+    stream = stream or sys.stdout
+    print(f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
+          f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}", file=stream)
+    total_before = total_after = 0.0
+    for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
+        before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
+        after = "-" if o.after_ms is None else f"{o.after_ms:.4g}"
+        speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
+        total_before += (o.before_ms or 0.0) * o.info.weight
+        total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight
+        print(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} {after:>9} "
+              f"{speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}", file=stream)
+    builds = sum(o.build_failures for o in result.outcomes)
+    runs = sum(o.run_failures for o in result.outcomes)
+    print(
+        f"kernel time x calls: {total_before:.2f} ms -> {total_after:.2f} ms (sum of kernels, not end to end); "
+        f"{result.trials_run} trials in {result.wall_s / 60:.1f} min; build failures {builds}, run failures {runs}; "
+        f"{result.skipped_duplicates} already-measured candidates skipped",
+        file=stream,
+    )
+    stopped = " (interrupted; --resume continues)" if result.interrupted else (
+        " (time budget reached; --resume continues)" if result.out_of_time else "")
+    print(f"database: {result.folder}{stopped}", file=stream)

@@ -1,0 +1,154 @@
+"""Pick each kernel's schedule by its time inside the whole network, among the tuner's best few."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.targets import TargetProfile
+
+LAYOUT_SUFFIX = "_prepacked"  # SplitLayoutRewritePreproc renames a kernel whose weights it repacked
+
+
+@dataclass
+class RerankChoice:
+    task: str
+    ranks: int  # candidates tried (the database may hold fewer than top_k valid records)
+    chosen: int  # rank (0 = the tuner's best) with the lowest in-network time
+    in_network_us: list[float]  # per rank: kernel time inside the network, summed over its call sites
+    tuner_us: list[float]  # per rank: the tuner's own measurement, per call
+
+
+@dataclass
+class RerankResult:
+    choices: list[RerankChoice] = field(default_factory=list)
+    records: int = 0  # records written to the output database
+
+    @property
+    def changed(self) -> list[RerankChoice]:
+        return [c for c in self.choices if c.chosen != 0]
+
+    def table(self) -> str:
+        """Markdown, biggest in-network gain first; tasks the hook did not see (folded into VM builtins) last."""
+        lines = ["| task | tried | chosen rank | in-network us: tuner's best -> chosen | tuner us/call: best -> chosen |",
+                 "|---|--:|--:|--:|--:|"]
+        seen = [c for c in self.choices if np.isfinite(c.in_network_us[0])]
+        for c in sorted(seen, key=lambda c: c.in_network_us[0] - c.in_network_us[c.chosen], reverse=True):
+            lines.append(f"| {c.task} | {c.ranks} | {c.chosen} | {c.in_network_us[0]:.1f} -> {c.in_network_us[c.chosen]:.1f} "
+                         f"| {c.tuner_us[0]:.1f} -> {c.tuner_us[c.chosen]:.1f} |")
+        for c in self.choices:
+            if c not in seen:
+                lines.append(f"| {c.task} | {c.ranks} | 0 | not timed in the network | {c.tuner_us[0]:.1f} |")
+        before = sum(c.in_network_us[0] for c in seen)
+        after = sum(c.in_network_us[c.chosen] for c in seen)
+        lines.append(f"| **{len(seen)} timed tasks** | | {len(self.changed)} changed | {before:.0f} -> {after:.0f} | |")
+        return "\n".join(lines)
+
+
+class _VmModule:
+    """The two things `kernel_breakdown` needs of a module: its VM and a run on numpy input."""
+
+    def __init__(self, executable) -> None:
+        import tvm
+        from tvm import relax
+
+        self.vm = relax.VirtualMachine(executable, tvm.cpu())
+        self._tensor = tvm.runtime.tensor
+
+    def run(self, x: np.ndarray):
+        return self.vm["main"](self._tensor(x))
+
+
+def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, output: Path, *, top_k: int = 4,
+                      repeats: int = 30, progress=None) -> RerankResult:
+    """Write to `output` one record per workload: of the `top_k` best in `history`, the fastest in the network.
+
+    The tuner times a kernel alone, hundreds of times over the same warm buffers. In the network its
+    input was just written by the previous kernel (often by the other core) and its weights were
+    evicted by the layers between: some schedules that win alone lose there. Build i applies every
+    task's i-th best record; each kernel's time is read per call site from the VM's instrument hook
+    (`kernel_breakdown`), and every task keeps its fastest rank.
+    """
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
+    from tvmdeploy.compile.pipeline import compile_relax, prepare, tuning_tasks
+    from tvmdeploy.compile.measure.reference import reference_input
+    from tvmdeploy.compile.tuning.tasks import describe_tasks
+    from tvmdeploy.compile.tuning.tuning_db import mean_seconds, open_database, require_no_database
+    from tvmdeploy.runtime.tvm_api import configure_threads
+
+    if top_k < 1:
+        raise TvmDeployError(f"rerank needs top_k >= 1, got {top_k}")
+    if not profile.runs_on_this_machine:
+        raise TvmDeployError(f"rerank times the model on this machine, which cannot run profile {profile.name}")
+    output = Path(output)
+    require_no_database(output)  # now, not after K builds
+    database = open_database(Path(history), readonly=True)
+    mod, info = import_onnx(Path(onnx_path))
+    candidates: dict[str, list] = {}  # task name -> records, best first
+    workloads = {}
+    for task in describe_tasks(tuning_tasks(prepare(mod, profile), profile)):
+        workload_mod = task.task.dispatched[0]
+        if database.has_workload(workload_mod):
+            records = [r for r in database.get_top_k(database.commit_workload(workload_mod), top_k) if r.run_secs]
+            if records:
+                candidates[task.name] = records
+                workloads[task.name] = workload_mod
+    if not candidates:
+        raise TvmDeployError(f"{history} has no record for any kernel of {Path(onnx_path).name} on {profile.name}")
+
+    configure_threads(profile.threads or None)  # as deployed; before the first kernel starts TVM's pool
+    x = reference_input(info.input_shape)
+    ranks = max(len(r) for r in candidates.values())
+    in_network: dict[str, list[float]] = {name: [] for name in candidates}
+    scratch = Path(tempfile.mkdtemp(prefix="tvmdeploy-rerank-"))
+    try:
+        for rank in range(ranks):
+            folder = scratch / f"rank{rank}"
+            _write_database(folder, {name: records[min(rank, len(records) - 1)] for name, records in candidates.items()},
+                            workloads)
+            compiled = compile_relax(mod, profile, database_dir=folder)
+            breakdown = kernel_breakdown(_VmModule(compiled.executable), x, repeats=repeats)
+            times = {k.name.removesuffix(LAYOUT_SUFFIX): k.median_us for k in breakdown.kernels}
+            for name in candidates:
+                # A task the network calls under another name (or not at all) cannot be ranked: keep rank 0.
+                in_network[name].append(times.get(name, float("inf")) if rank < len(candidates[name]) else float("inf"))
+            if progress is not None:
+                progress(rank + 1, ranks)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    result = RerankResult()
+    chosen_records = {}
+    for name, records in candidates.items():
+        times = in_network[name]
+        best = int(np.argmin(times)) if np.isfinite(min(times)) else 0
+        chosen_records[name] = records[best]
+        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)], [mean_seconds(r.run_secs) * 1e6 for r in records]))
+    result.records = _write_database(output, chosen_records, workloads)
+    print(f"reranked {len(result.choices)} tasks in the network: {len(result.changed)} now use a schedule other than "
+          "the tuner's best", file=sys.stderr)
+    return result
+
+
+def _write_database(folder: Path, records: dict, workloads: dict) -> int:
+    """A fresh MetaSchedule database holding exactly these records (one per task)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    folder.mkdir(parents=True, exist_ok=True)
+    database = ms.database.JSONDatabase(work_dir=str(folder), allow_missing=True)
+    for name, record in records.items():
+        database.commit_tuning_record(ms.database.TuningRecord(
+            trace=record.trace,
+            workload=database.commit_workload(workloads[name]),
+            run_secs=record.run_secs,
+            target=record.target,
+            args_info=record.args_info,
+        ))
+    return len(records)

@@ -1,0 +1,217 @@
+"""Comparison library: target syntax, block timing, failure rows, baselines, kernel classification and breakdown."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tvmdeploy.compile.measure.compare import (
+    CompareConfig,
+    RemoteSpec,
+    compare,
+    parse_target,
+    torch_module,
+)
+from tvmdeploy.compile.measure.kernel_breakdown import classify_call, format_breakdown, kernel_breakdown
+from tvmdeploy.runtime.errors import TvmDeployError
+
+
+@pytest.mark.parametrize(
+    "text, name, remote",
+    [
+        ("build/x86", "build/x86", None),
+        ("x86-avx2", "x86-avx2", None),
+        ("build/a72@qemu-aarch64", "build/a72", RemoteSpec(key="qemu-aarch64")),
+        ("arm-cortex-a72@key=k,tracker=127.0.0.1:9190", "arm-cortex-a72", RemoteSpec(key="k", tracker="127.0.0.1:9190")),
+        ("a@rpc=localhost:9090", "a", RemoteSpec(server="localhost:9090")),
+        ("a@rpc=localhost:9090,key=qemu-aarch64", "a", RemoteSpec(key="qemu-aarch64", server="localhost:9090")),
+    ],
+)
+def test_parse_target(text, name, remote):
+    spec = parse_target(text)
+    assert (spec.name, spec.remote) == (name, remote)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a@", "expected NAME@KEY"),
+        ("a@tracker=h:1", "tracker= needs key="),
+        ("a@rpc=h:1,tracker=h:2", "excludes"),
+        ("a@rpc=nohostport", "not HOST:PORT"),
+        ("a@colour=red", "unknown or empty field"),
+        ("a@k,tracker=h:1", "write key=KEY"),
+    ],
+)
+def test_parse_target_errors(text, message):
+    with pytest.raises(TvmDeployError, match=message):
+        parse_target(text)
+
+
+def test_existing_path_with_at_sign_is_a_path(tmp_path):
+    folder = tmp_path / "odd@name"
+    folder.mkdir()
+    assert parse_target(str(folder)).remote is None
+
+
+def test_torch_is_skipped_for_a_foreign_onnx(tiny_onnx):
+    pytest.importorskip("torch")
+    with pytest.raises(TvmDeployError, match="not a tvmdeploy zoo export"):
+        torch_module(tiny_onnx(), None)
+
+
+class FakeModule:
+    """Stands in for LocalModule/RemoteModule: runs ORT on the same ONNX so parity passes."""
+
+    def __init__(self, onnx_path, batch, emulated=False, offset=0.0):
+        from tvmdeploy.compile.measure.reference import OrtModel
+
+        self.ort = OrtModel(onnx_path)
+        self.emulated = emulated
+        self.description = "remote cpu at 127.0.0.1:1; EMULATED" if emulated else None
+        self.offset = offset
+
+    def run(self, x):
+        return self.ort.run(x) + self.offset
+
+    def time(self, x, number=1, repeat=1):
+        return [0.002] * repeat
+
+
+def _fake_artifact(folder, onnx_path, batch=1):
+    """A manifest-only artifact folder (no library): enough for resolve_targets and the fake opener."""
+    import shutil
+
+    from tvmdeploy.runtime.artifact import Manifest, TensorSpec, sha256_file, write_manifest
+
+    folder.mkdir(parents=True)
+    shutil.copyfile(onnx_path, folder / "model.onnx")
+    write_manifest(folder, Manifest(
+        model_name="tiny", model_sha256=sha256_file(onnx_path), weights="unknown", labels="imagenet1k",
+        profile="fake-profile", device="cpu", arch="x86_64", cpu_flags=[], threads=1, target={"kind": "llvm"},
+        tvm_version="0", input=TensorSpec("input", [batch, 3, 16, 16]), output=TensorSpec("logits", [batch, 10]),
+        preprocess={}, library_sha256="0" * 64, tuning={"database": "logs", "tasks_total": 9, "tasks_from_database": 7},
+    ))
+    return folder
+
+
+def test_failures_become_rows_and_the_rest_completes(tiny_onnx, tmp_path):
+    onnx_path = tiny_onnx()
+    good = _fake_artifact(tmp_path / "good", onnx_path)
+    board = _fake_artifact(tmp_path / "board", onnx_path)
+    wrong = _fake_artifact(tmp_path / "wrong", onnx_path)
+
+    def opener(artifact, remote, threads):
+        if artifact == wrong:
+            return FakeModule(onnx_path, 1, offset=1.0)  # numerically wrong: parity must say so
+        if remote is not None and remote.key == "nobody":
+            raise TvmDeployError("no free device for key 'nobody'")
+        return FakeModule(onnx_path, 1, emulated=remote is not None)
+
+    config = CompareConfig(
+        targets=[str(good), f"{board}@qemu-aarch64", f"{good}@nobody", str(wrong), "no-such-thing", "x86-avx2"],
+        model=onnx_path, out_dir=tmp_path / "out", warmup=1, runs=3, min_seconds=0, threads=1,
+        baselines=("onnxruntime", "pytorch"), rpc_tracker="127.0.0.1:9190",
+    )
+    config_without_model = CompareConfig(targets=["x86-avx2"], out_dir=tmp_path / "out", baselines=())
+    rows = compare(config, opener)
+    by_label = {(r.label, r.artifact, r.device[:6]): r for r in rows}
+    assert [r.kind for r in rows[:2]] == ["onnxruntime", "pytorch"]
+    ort, torch_row = rows[0], rows[1]
+    assert ort.status == "ok" and ort.ratio_to_ort == 1.0 and ort.parity == "reference"
+    assert torch_row.status == "skipped"  # a foreign ONNX has no torch twin (or torch is missing)
+    tvm = [r for r in rows if r.kind == "tvm"]
+    assert [r.status for r in tvm] == ["ok", "ok", "failed", "ok", "failed", "ok"]
+    assert tvm[0].tuning == "tuned 7/9 tasks" and tvm[0].parity.startswith("pass")
+    assert tvm[1].emulated and tvm[1].stats.median_ms == pytest.approx(2.0)  # the device timer's 2 ms
+    assert "no free device" in tvm[2].error
+    assert tvm[3].parity.startswith("FAIL")
+    assert "neither an artifact folder nor a profile" in tvm[4].error
+    # a profile target is built from --model; the tiny model builds and runs here
+    assert tvm[5].label == "TVM x86-avx2" and tvm[5].artifact.endswith("x86-avx2-b1")
+    assert by_label and all(r.batch == 1 for r in rows)
+    rows = compare(config_without_model, opener)
+    assert rows[0].status == "failed" and "needs --model" in rows[0].error
+
+
+def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_path):
+    onnx_path = tiny_onnx()
+    config = CompareConfig(targets=["x86-avx2"], model=onnx_path, out_dir=tmp_path / "out", batch=2, warmup=0,
+                           runs=2, min_seconds=0, threads=1, baselines=("onnxruntime",))
+    from tvmdeploy.tools.cli.compare import make_opener
+
+    opener = make_opener(SimpleNamespace(rpc_timeout=5, rpc_tracker=None))
+    rows = compare(config, opener)
+    assert [(r.kind, r.batch, r.status) for r in rows] == [
+        ("onnxruntime", 1, "ok"), ("tvm", 1, "ok"), ("onnxruntime", 2, "ok"), ("tvm", 2, "ok")]
+    assert all(r.parity.startswith("pass") for r in rows if r.kind == "tvm")
+    assert rows[3].images_per_second == pytest.approx(2 / (rows[3].stats.median_ms / 1e3))
+    assert (tmp_path / "out" / "x86-avx2-b2" / "manifest.json").is_file()
+    logged = []
+    compare(config, opener, logged.append)  # second run reuses both builds
+    assert sum("reusing" in m for m in logged) == 2
+
+
+@pytest.mark.parametrize(
+    "name, shapes, first, expected",
+    [
+        ("fused_conv2d_add_clip", [(1, 224, 224, 3), (8, 3, 3, 3), (1, 1, 1, 8), (1, 112, 112, 8)], True, ("stem", "stem 3x3 s2 3->8 @112x112")),
+        ("fused_conv2d1_add", [(1, 112, 112, 8), (8, 1, 1, 8), (1, 1, 1, 8), (1, 112, 112, 8)], False, ("pointwise", "pointwise-project 8->8 @112x112")),
+        ("fused_conv2d2_add", [(1, 112, 112, 8), (8, 3, 3, 1), (1, 1, 1, 8), (1, 56, 56, 8)], False, ("depthwise", "depthwise 3x3 s2 c8 @56x56")),
+        ("fused_conv2d4_add", [(1, 56, 56, 4), (24, 1, 1, 4), (1, 1, 1, 24), (1, 56, 56, 24)], False, ("pointwise", "pointwise-expand 4->24 @56x56")),
+        # a tuned build's repacked weight: another shape, the same element count
+        ("fused_conv2d9_add", [(1, 7, 7, 240), (5, 3, 16, 4, 20), (1, 1, 1, 80), (1, 7, 7, 80)], False, ("pointwise", "pointwise-project 240->80 @7x7")),
+        ("fused_conv2d5", [(1, 8, 56, 56), (8, 1, 3, 3), (1, 8, 56, 56)], False, ("depthwise", "depthwise 3x3 c8 @56x56")),
+        ("fused_matmul_add", [(1, 1280), (1280, 1000), (1000,), (1, 1000)], False, ("head", "classifier")),
+        ("mean1", [(1, 7, 7, 1280), (1, 1, 1, 1280)], False, ("head", "global pool")),
+        ("transpose1", [(1, 3, 224, 224), (1, 224, 224, 3)], False, ("other", "transpose")),
+        ("vm.builtin.alloc_tensor", [], False, ("vm", "vm.builtin.alloc_tensor")),
+    ],
+)
+def test_classify_call(name, shapes, first, expected):
+    nhwc = not name == "fused_conv2d5"
+    assert classify_call(name, shapes, first_conv=first, nhwc=nhwc) == expected
+
+
+class FakeVM:
+    """Calls the instrument around a fixed call sequence, as the Relax VM does."""
+
+    CALLS = [
+        ("vm.builtin.alloc_storage", []),
+        ("fused_conv2d_add", [np.zeros((1, 8, 8, 3)), np.zeros((4, 3, 3, 3)), np.zeros((1, 4, 4, 4))]),
+        ("fused_conv2d1_add", [np.zeros((1, 4, 4, 4)), np.zeros((4, 3, 3, 1)), np.zeros((1, 4, 4, 4))]),
+        ("fused_conv2d1_add", [np.zeros((1, 4, 4, 4)), np.zeros((4, 3, 3, 1)), np.zeros((1, 4, 4, 4))]),
+        ("fused_matmul", [np.zeros((1, 4)), np.zeros((4, 10)), np.zeros((1, 10))]),
+    ]
+
+    def __init__(self):
+        self.instrument = None
+
+    def set_instrument(self, fn):
+        self.instrument = fn
+
+    def main(self):
+        for name, args in self.CALLS:
+            if self.instrument:
+                self.instrument(None, name, True, None, *args)
+                self.instrument(None, name, False, None, *args)
+
+
+def test_kernel_breakdown_with_a_fake_vm():
+    vm = FakeVM()
+    module = SimpleNamespace(vm=vm, manifest=SimpleNamespace(device="cpu"), run=lambda x: vm.main())
+    b = kernel_breakdown(module, np.zeros(1), repeats=3, warmup=1)
+    assert vm.instrument is None  # the hook is removed afterwards
+    classes = {k.name: (k.op_class, k.calls) for k in b.kernels}
+    assert classes == {
+        "fused_conv2d_add": ("stem", 1), "fused_conv2d1_add": ("depthwise", 2), "fused_matmul": ("head", 1),
+        "vm builtins": ("vm", 1),
+    }
+    assert list(b.by_class()) == ["stem", "depthwise", "head", "vm"]
+    text = format_breakdown(b)
+    assert "| depthwise | 1 | 2 |" in text and "fused_conv2d1_add" in text
+
+
+def test_breakdown_refuses_a_remote_module():
+    with pytest.raises(TvmDeployError, match="local artifact"):
+        kernel_breakdown(SimpleNamespace(manifest=None), np.zeros(1))

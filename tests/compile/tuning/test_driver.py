@@ -1,0 +1,314 @@
+"""MetaSchedule tuning: tiny runs that write, resume, survive SIGKILL and corrupt lines, and apply."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+RECORDS = "database_tuning_record.json"
+
+
+def inverted_residual_onnx(path: Path) -> Path:
+    """stem Conv -> ReLU6 -> depthwise Conv -> ReLU6 -> pointwise Conv -> pool -> Gemm, 16x16 input."""
+    rng = np.random.default_rng(0)
+
+    def tensor(name, shape):
+        return numpy_helper.from_array((0.3 * rng.standard_normal(shape)).astype(np.float32), name)
+
+    inits = [tensor("w1", (8, 3, 3, 3)), tensor("b1", (8,)), tensor("w2", (8, 1, 3, 3)), tensor("b2", (8,)),
+             tensor("w3", (16, 8, 1, 1)), tensor("b3", (16,)), tensor("fc", (10, 16)), tensor("fcb", (10,)),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+        helper.make_node("GlobalAveragePool", ["c3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_ir", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def profile(avx2_profile):
+    return avx2_profile
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return inverted_residual_onnx(tmp_path_factory.mktemp("tiny") / "tiny_ir.onnx")
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_model, profile, tmp_path_factory):
+    """One tiny tuning run shared by the tests: depthwise + pointwise, 4 trials each."""
+    from tvmdeploy.compile.tuning.driver import tune
+
+    folder = tmp_path_factory.mktemp("db") / "tiny"
+    result = tune(tiny_model, profile, trials=8, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=4,
+                  max_trials_per_task=4, measure_baseline=False, progress_bar=False, quick_measure=True,
+                  auto_seed=False)
+    return result
+
+
+def _record_keys(folder: Path) -> list[tuple[int, str]]:
+    """(workload hash, printed trace) of every record, as the build would load them."""
+    import tvm_ffi
+
+    from tvmdeploy.compile.tuning.tuning_db import open_database
+
+    database = open_database(folder, readonly=True, quiet=True)
+    return [(int(tvm_ffi.structural_hash(r.workload.mod)), str(r.trace)) for r in database.get_all_tuning_records()]
+
+
+def test_task_classes_of_tiny_model(tuned):
+    classes = sorted(o.info.op_class for o in tuned.outcomes)
+    assert {"stem", "depthwise", "pointwise", "dense"} <= set(classes)
+
+
+def test_tiny_tuning_writes_records_only_for_selected_ops(tuned):
+    assert (tuned.folder / RECORDS).stat().st_size > 0
+    tuned_classes = {o.info.op_class for o in tuned.outcomes if o.trials_after > 0}
+    assert tuned_classes == {"depthwise", "pointwise"}
+    assert tuned.trials_run == 8
+    assert tuned.remeasured == 0
+
+
+def test_records_apply_and_keep_parity(tuned, tiny_model, profile):
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+
+    mod, info = import_onnx(tiny_model)
+    compiled = compile_relax(mod, profile, database_dir=tuned.folder)
+    assert compiled.tasks_from_database == 2
+    assert compiled.tasks_total == len(tuned.outcomes)
+    x = np.random.default_rng(1).standard_normal(info.input_shape).astype(np.float32)
+    vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x)).numpy()
+    want = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path, capsys):
+    from tvmdeploy.compile.tuning.tuning_db import REJECTED_FILE, open_database
+
+    folder = tmp_path / "db"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    good = _record_keys(folder)
+    lines = (folder / RECORDS).read_text().splitlines(keepends=True)
+    torn = lines[0][: len(lines[0]) // 2]  # what a kill in the middle of a write leaves
+    (folder / RECORDS).write_text(lines[0] + "{not json\n" + "".join(lines[1:]) + torn)
+    capsys.readouterr()
+
+    database = open_database(folder, readonly=True)
+    err = capsys.readouterr().err
+    assert f"{RECORDS}:2: corrupt record line skipped" in err
+    assert f"{RECORDS}:{len(lines) + 2}: corrupt record line skipped" in err
+    assert len(database.get_all_tuning_records()) == len(good)
+    assert "{not json" in (folder / RECORDS).read_text()  # readonly: the files are untouched
+
+    open_database(folder)  # writable: the bad lines leave the files, kept aside for inspection
+    assert "{not json" not in (folder / RECORDS).read_text()
+    assert "{not json" in (folder / REJECTED_FILE).read_text()
+    assert sorted(_record_keys(folder)) == sorted(good)
+
+
+def test_parse_ops():
+    from tvmdeploy.compile.tuning.tasks import OP_CLASSES, parse_ops
+
+    assert parse_ops(None) == ("depthwise", "pointwise")
+    assert parse_ops("all") == OP_CLASSES
+    assert parse_ops("stem, dense") == ("stem", "dense")
+    with pytest.raises(TvmDeployError, match="unknown class"):
+        parse_ops("depthwise,winograd")
+
+
+def test_existing_database_needs_resume(tuned, tiny_model, profile):
+    from tvmdeploy.compile.tuning.driver import tune
+
+    with pytest.raises(TvmDeployError, match="--resume"):
+        tune(tiny_model, profile, trials=8, log_dir=tuned.folder, progress_bar=False)
+
+
+def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning.driver import tune
+
+    folder = tmp_path / "killed"
+    command = [sys.executable, "-m", "tvmdeploy.tools.cli", "tune", "--model", str(tiny_model), "--profile",
+               "x86-avx2", "--ops", "depthwise,pointwise", "--trials", "200", "--trials-per-iter", "2",
+               "--no-baseline", "--no-progress", "--log-dir", str(folder)]
+    with open(tmp_path / "tune.log", "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            path = folder / RECORDS
+            if path.exists() and path.read_bytes().count(b"\n") >= 3:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, (tmp_path / "tune.log").read_text()[-2000:]
+        os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its builder/runner workers, no cleanup
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    before = _record_keys(folder)
+    assert len(before) >= 3
+
+    result = tune(tiny_model, profile, trials=len(before) + 4, ops="depthwise,pointwise", resume=True,
+                  log_dir=folder, trials_per_iter=2, measure_baseline=False, progress_bar=False,
+                  quick_measure=True)
+    after = _record_keys(folder)
+    assert set(before) <= set(after)  # every finished record kept
+    assert len(set(after)) == len(after)  # no candidate recorded twice
+    assert result.remeasured == 0  # ...nor sent to the runner again
+    assert result.trials_run == 4 and len(after) == len(before) + 4
+
+
+def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
+    folder = tmp_path / "stopped"
+    command = [sys.executable, "-m", "tvmdeploy.tools.cli", "tune", "--model", str(tiny_model), "--profile",
+               "x86-avx2", "--ops", "depthwise,pointwise", "--trials", "200", "--trials-per-iter", "2",
+               "--no-baseline", "--no-progress", "--log-dir", str(folder)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (folder / RECORDS).exists() and (folder / RECORDS).read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 130, text[-2000:]
+    assert "interrupted; --resume continues" in text
+    assert "Segfault" not in text and "terminate" not in text
+    assert len(_record_keys(folder)) >= 1
+
+
+def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, caplog):
+    from tvmdeploy.compile.tuning.ms_search import from_search_space
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.tuning_db import open_database
+    from tvmdeploy.targets import load_profile
+
+    # The real use: an AVX2 log warm-starts an AVX-512 one (workloads are target-independent).
+    avx512 = load_profile("x86-avx512")
+    target = avx512 if avx512.runs_on_this_machine else load_profile("x86-avx2")
+    folder = tmp_path / "seeded"
+    # 2 tuned tasks x top-2 seeds + 2 default schedules = 6 measurements: over the budget, so no search runs.
+    result = tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, seed_from=tuned.folder,
+                  seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    assert "seeded 4 records for 2 tasks" in caplog.text  # the library logs it; the CLI shows warnings
+    assert result.trials_run == 0
+    seeded = _record_keys(folder)
+    records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    from_log = {key for key, r in zip(seeded, records) if from_search_space(r.trace)}
+    assert len(from_log) == 4 and from_log <= set(_record_keys(tuned.folder))  # the seed's own schedules
+    assert len(seeded) == 6  # and this target's default schedule of each of the 2 tasks, measured too
+    assert {str(r.target.attrs["mcpu"]) for r in records} == {target.target["mcpu"]}  # timed for this target
+
+    tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, resume=True, seed_from=tuned.folder,
+         seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    assert sorted(_record_keys(folder)) == sorted(seeded)  # a resumed run does not time its seeds again
+
+
+def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.tuning.ms_search import from_search_space
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.tuning_db import open_database
+
+    folder = tmp_path / "budget"
+    result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
+                  measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.2)
+    assert result.out_of_time and not result.interrupted
+    records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    defaults = [r for r in records if not from_search_space(r.trace)]
+    assert len(defaults) == 2  # one default-schedule record for each selected task, measured first
+    assert len(records) > len(defaults)  # and the search ran after them, within the budget
+    compiled = compile_relax(import_onnx(tiny_model)[0], profile, database_dir=folder)
+    assert compiled.tasks_from_database == 2  # the records (default or searched) replay in the build
+
+
+def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.tuning_db import pack_history
+
+    folder = tmp_path / "packed"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    before = _record_keys(folder)
+    pack_history(folder)  # as a history is kept in the repository
+    result = tune(tiny_model, profile, trials=len(before) + 2, ops="depthwise,pointwise", resume=True, log_dir=folder,
+                  trials_per_iter=2, measure_baseline=False, progress_bar=False, quick_measure=True, auto_seed=False)
+    after = _record_keys(folder)
+    assert set(before) <= set(after) and result.trials_run == 2 and len(after) == len(before) + 2
+
+
+def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.tuning_db import lock_database
+
+    folder = tmp_path / "busy"
+    with lock_database(folder):  # what a running `tune` holds
+        with pytest.raises(TvmDeployError, match="is being written by PID"):
+            tune(tiny_model, profile, trials=4, log_dir=folder, measure_baseline=False, progress_bar=False)
+    assert not (folder / RECORDS).exists()  # the refused run wrote nothing
+
+
+def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile, tmp_path):
+    from tvmdeploy.compile.tuning.driver import tune
+
+    with pytest.raises(TvmDeployError, match="has no database_tuning_record.json"):
+        tune(tiny_model, profile, trials=4, log_dir=tmp_path / "db", seed_from=tmp_path / "nothing",
+             measure_baseline=False, progress_bar=False)
+
+
+def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_model, profile, tmp_path, capsys):
+    import json
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning.driver import META_FILE
+
+    folder = tmp_path / "db"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["pipeline"] = "nchw-0"
+    (folder / META_FILE).write_text(json.dumps(meta))
+    mod, _ = import_onnx(tiny_model)
+    capsys.readouterr()
+    compiled = compile_relax(mod, profile, database_dir=folder)
+    err = capsys.readouterr().err
+    assert "was made by pipeline 'nchw-0'" in err and "(2/7 tasks)" in err
+    assert compiled.tasks_from_database == 2

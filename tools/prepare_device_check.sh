@@ -1,7 +1,0 @@
-#!/usr/bin/env bash
-# Build, on this GPU-less host, the kit that tools/device_check.sh runs on a GPU machine:
-#   tools/prepare_device_check.sh [KIT_DIR] [--with-onnx] [--batch N ...] [--python X.Y ...]
-# (see tools/prepare_device_check.py --help). Takes a few minutes: three MobileNetV2 x1.0 builds.
-set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-exec "${PYTHON:-$repo/.venv/bin/python}" -m tvmdeploy.tools.prepare_device_check "$@"
