@@ -111,7 +111,7 @@ def host_cpu_info(mcpu: str | None = None, *, cpuinfo: Path | None = None, cache
     """This machine's CPU as plain data: vendor, model name, family/model numbers, LLVM mcpu, caches, cores.
 
     `mcpu` is LLVM's name for this CPU (`tvm.target.codegen.llvm_get_system_cpu()`): the runtime cannot
-    ask the compiler, so the caller passes it in (compile/log_choice.cpu_record does). Fields that cannot
+    ask the compiler, so the caller passes it in (compile/tuning/log_choice.cpu_record does). Fields that cannot
     be read are None. On Arm, /proc/cpuinfo names no vendor or model: the implementer and part codes
     stand in for them.
     """
