@@ -251,7 +251,7 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
 
     folder = tmp_path / "budget"
     result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
-                  measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.2)
+                  measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.5)
     assert result.out_of_time and not result.interrupted
     records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
     defaults = [r for r in records if not from_search_space(r.trace)]
