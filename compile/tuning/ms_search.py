@@ -65,23 +65,11 @@ def searchable_view(database) -> Any:
     weight). They stay in the database itself, for the build and the report.
     """
     from tvm.ir.utils import derived_object
-    from tvm.s_tir import meta_schedule as ms
+
+    from tvmdeploy.compile.tuning.tuning_db import delegating_database_base
 
     @derived_object
-    class SearchView(ms.database.PyDatabase):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = database
-
-        def has_workload(self, mod) -> bool:
-            return self.inner.has_workload(mod)
-
-        def commit_workload(self, mod):
-            return self.inner.commit_workload(mod)
-
-        def commit_tuning_record(self, record) -> None:
-            self.inner.commit_tuning_record(record)
-
+    class SearchView(delegating_database_base()):
         def get_top_k(self, workload, top_k: int):
             # Default-schedule records are one per task and seed source at most: a few more suffice.
             records = self.inner.get_top_k(workload, top_k + 8)
@@ -90,19 +78,7 @@ def searchable_view(database) -> Any:
         def get_all_tuning_records(self):
             return [r for r in self.inner.get_all_tuning_records() if from_search_space(r.trace)]
 
-        def query_tuning_record(self, mod, target, workload_name=None):
-            return self.inner.query_tuning_record(mod, target, workload_name)
-
-        def query_schedule(self, mod, target, workload_name=None):
-            return self.inner.query_schedule(mod, target, workload_name)
-
-        def query_ir_module(self, mod, target, workload_name=None):
-            return self.inner.query_ir_module(mod, target, workload_name)
-
-        def __len__(self) -> int:
-            return len(self.inner)
-
-    return SearchView()
+    return SearchView(database)
 
 
 def make_dedup_search(database, population: int = POPULATION) -> Any:

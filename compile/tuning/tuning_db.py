@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -153,32 +154,16 @@ def _workload_key(mod) -> int:
     return int(tvm_ffi.structural_hash(mod))
 
 
-def _make_resumable(inner):
-    from tvm.ir.utils import derived_object
+@functools.cache
+def delegating_database_base():
+    """A MetaSchedule PyDatabase forwarding every call to `self.inner`: subclass it, decorate the subclass
+    with `tvm.ir.utils.derived_object`, and override only what differs."""
     from tvm.s_tir import meta_schedule as ms
 
-    @derived_object
-    class ResumableDatabase(ms.database.PyDatabase):
-        """MetaSchedule's JSONDatabase (it appends each record to the file as it is committed), plus
-        bookkeeping: measured candidates per workload, and no second record for a known candidate."""
-
-        def __init__(self) -> None:
+    class DelegatingDatabase(ms.database.PyDatabase):
+        def __init__(self, inner) -> None:
             super().__init__()
             self.inner = inner
-            self.keys: set[tuple[int, str]] = set()
-            self.counts: dict[int, int] = {}
-            self.duplicates = 0
-            for record in inner.get_all_tuning_records():
-                self._remember(record)
-
-        def _remember(self, record) -> bool:
-            # The printed trace includes every sampling decision: it identifies the candidate.
-            key = (_workload_key(record.workload.mod), str(record.trace))
-            if key in self.keys:
-                return False
-            self.keys.add(key)
-            self.counts[key[0]] = self.counts.get(key[0], 0) + 1
-            return True
 
         def has_workload(self, mod) -> bool:
             return self.inner.has_workload(mod)
@@ -187,9 +172,6 @@ def _make_resumable(inner):
             return self.inner.commit_workload(mod)
 
         def commit_tuning_record(self, record) -> None:
-            if not self._remember(record):
-                self.duplicates += 1
-                return
             self.inner.commit_tuning_record(record)
 
         def get_top_k(self, workload, top_k: int):
@@ -210,6 +192,40 @@ def _make_resumable(inner):
         def __len__(self) -> int:
             return len(self.inner)
 
+    return DelegatingDatabase
+
+
+def _make_resumable(inner):
+    from tvm.ir.utils import derived_object
+
+    @derived_object
+    class ResumableDatabase(delegating_database_base()):
+        """MetaSchedule's JSONDatabase (it appends each record to the file as it is committed), plus
+        bookkeeping: measured candidates per workload, and no second record for a known candidate."""
+
+        def __init__(self, inner) -> None:
+            super().__init__(inner)
+            self.keys: set[tuple[int, str]] = set()
+            self.counts: dict[int, int] = {}
+            self.duplicates = 0
+            for record in inner.get_all_tuning_records():
+                self._remember(record)
+
+        def _remember(self, record) -> bool:
+            # The printed trace includes every sampling decision: it identifies the candidate.
+            key = (_workload_key(record.workload.mod), str(record.trace))
+            if key in self.keys:
+                return False
+            self.keys.add(key)
+            self.counts[key[0]] = self.counts.get(key[0], 0) + 1
+            return True
+
+        def commit_tuning_record(self, record) -> None:
+            if not self._remember(record):
+                self.duplicates += 1
+                return
+            self.inner.commit_tuning_record(record)
+
         def measured(self, mod) -> int:
             """How many distinct candidates were measured for this workload."""
             return self.counts.get(_workload_key(mod), 0)
@@ -218,7 +234,7 @@ def _make_resumable(inner):
             """Whether this exact candidate (workload + trace with decisions) was measured before."""
             return (_workload_key(mod), str(trace)) in self.keys
 
-    return ResumableDatabase()
+    return ResumableDatabase(inner)
 
 
 def mean_seconds(run_secs) -> float:
