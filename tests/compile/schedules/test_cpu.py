@@ -106,7 +106,7 @@ def _functions(asm: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["ppcls_mobilenetv2_x0_75", "ppcls_mobilenetv2_x1_5"])
+@pytest.mark.parametrize("model", ["ppcls_mobilenetv2_x0_75"])  # x1.5 builds alike; one keeps `make test` short
 def test_card_widths_without_a_log_build_with_default_schedules_and_parity(exported_onnx, tmp_path, avx2_profile,
                                                                             model):
     from tvmdeploy.compile.build import build_artifact
