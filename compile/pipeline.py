@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from tvm import relax
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
+
+log = logging.getLogger(__name__)
 
 # Bump when `prepare` changes what the TIR tasks look like: tuning logs are only valid for the same
 # lowering, so the tuner writes this into the database folder's meta file and the build checks it.
@@ -163,12 +166,10 @@ def _made_by_note(folder: Path) -> str:
 def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
     """Records apply per kernel, so a log from another pipeline version still loads, but kernels that
     pipeline changed find no record: say why coverage may be low instead of failing the build."""
-    import sys
-
     made_by = _pipeline_of(folder)
     if made_by and made_by != PIPELINE_VERSION:
-        print(f"warning: tuning log {folder} was made by pipeline '{made_by}', this build is '{PIPELINE_VERSION}': "
-              f"only unchanged kernels use it ({covered}/{total} tasks)", file=sys.stderr)
+        log.warning("warning: tuning log %s was made by pipeline '%s', this build is '%s': only unchanged kernels "
+                    "use it (%d/%d tasks)", folder, made_by, PIPELINE_VERSION, covered, total)
 
 
 def _scheduled(mod: tvm.IRModule) -> set[str]:

@@ -18,6 +18,8 @@ from tvmdeploy.compile.tuning.tuning_db import mean_seconds
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
+log = logging.getLogger(__name__)
+
 META_FILE = "tuning_meta.json"
 TRIALS_PER_ITER = 16  # candidates per search iteration; also the granularity of trial allotment
 
@@ -208,7 +210,7 @@ def _pretrain_cost_model(cost_model, contexts, database) -> None:
                 [ms.runner.RunnerResult(run_secs=r.run_secs, error_msg=None) for r in records],
             )
     except Exception as exc:  # an informed start is an optimisation; never fail the run over it
-        print(f"warning: cost model warm start skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        log.warning("warning: cost model warm start skipped (%s: %s)", type(exc).__name__, exc)
 
 
 def tune(
