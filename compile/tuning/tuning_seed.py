@@ -27,14 +27,11 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     another (AVX-512) and gives the search a near-converged start. Seed timings are never copied:
     every committed record was built for and timed on this database's target.
     """
-    from tvm.s_tir import meta_schedule as ms
-
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
     from tvmdeploy.compile.tuning.tuning_db import open_database
 
     seeds = open_database(seed_folder, readonly=True)
     result = SeedResult()
-    candidates, owners = [], []
+    candidates = []
     for info in infos:
         mod = info.task.dispatched[0]
         if not seeds.has_workload(mod):
@@ -48,24 +45,10 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
                 continue
             if database.has_trace(mod, candidate.sch.trace):
                 continue  # measured on this target already (a resumed run)
-            candidates.append(candidate)
-            owners.append(info)
+            candidates.append((info, candidate.sch, candidate.args_info))
+    _measure_and_commit(database, candidates, builder, runner, device, result)
     if not candidates:
         return result
-    measured = build_and_run(builder, runner, [(c.sch.mod, c.args_info) for c in candidates],
-                             owners[0].task.target, device)
-    for candidate, info, run_secs in zip(candidates, owners, measured):
-        if run_secs is None:  # did not build or run here: not kept
-            result.failed += 1
-            continue
-        database.commit_tuning_record(ms.database.TuningRecord(
-            trace=candidate.sch.trace,
-            workload=database.commit_workload(info.task.dispatched[0]),
-            run_secs=run_secs,
-            target=info.task.target,
-            args_info=candidate.args_info,
-        ))
-        result.measured += 1
     log.warning("seeded %d records for %d tasks from %s%s", result.measured, result.tasks, seed_folder,
                 f" ({result.failed} seed schedules failed here)" if result.failed else "")
     return result
@@ -106,7 +89,6 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
     """
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
     from tvmdeploy.compile.schedules.cpu import schedule_kernel
 
     result = SeedResult()
@@ -120,8 +102,25 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
         result.tasks += 1
         # The kernel as timed takes its weights already repacked (the build does that once).
         candidates.append((info, sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)))
+    _measure_and_commit(database, candidates, builder, runner, device, result)
     if not candidates:
         return result
+    log.warning("seeded the default schedules of %d tasks%s", result.measured,
+                f" ({result.failed} failed to build or run)" if result.failed else "")
+    return result
+
+
+def _measure_and_commit(database, candidates: list, builder, runner, device: str, result: SeedResult) -> None:
+    """Build and time (task info, schedule, args info) candidates here; commit each that ran as a record.
+
+    Candidates that do not build or run on this target are counted in `result.failed`, never kept.
+    """
+    if not candidates:
+        return
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+
     measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates],
                              candidates[0][0].task.target, device)
     for (info, sch, args_info), run_secs in zip(candidates, measured):
@@ -136,6 +135,3 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
             args_info=args_info,
         ))
         result.measured += 1
-    log.warning("seeded the default schedules of %d tasks%s", result.measured,
-                f" ({result.failed} failed to build or run)" if result.failed else "")
-    return result
