@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     mod, info = import_onnx(onnx_path)
     profile, database = _pick_profile(args, mod)
     if args.curve:
+        database = _unpacked(Path(database))
         rows = []
         for point in args.curve.split(","):
             minutes, count = _curve_point(Path(database), point.strip())
@@ -205,6 +207,21 @@ def card_table(rows: list[dict], caption: str) -> str:
         lines.append(f"| {r['model']} | {r['profile']} | {r['tvm']['median_ms']:.2f} | {r['ort']['median_ms']:.2f} | "
                      f"**{r['ratio_tvm_over_ort']:.2f}x** | {_tasks_cell(r)} |")
     return "\n".join(lines)
+
+
+def _unpacked(database: Path) -> Path:
+    """The database itself, or for a packed history (history.tar.xz only) a temporary unpacked copy."""
+    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, unpack_history
+
+    if (database / RECORD_FILE).is_file():
+        return database
+    copy = Path(tempfile.mkdtemp(prefix="bench-history-")) / database.name
+    shutil.copytree(database, copy)
+    if not unpack_history(copy):
+        from tvmdeploy.runtime.errors import TvmDeployError
+
+        raise TvmDeployError(f"{database} holds neither a tuning database nor a packed history")
+    return copy
 
 
 def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
