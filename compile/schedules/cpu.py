@@ -19,6 +19,13 @@ LAYOUT_REWRITE_PREPROC = "meta_schedule.layout_rewrite_preproc"
 _UNROLL_REDUCTION = 7
 # Injective kernels smaller than this run on one thread: a parallel launch costs more than it saves.
 _PARALLEL_MIN_ELEMENTS = 4096
+# Reductions estimated to take less than this on one core run on one thread. Waking the pool's other
+# threads and joining them costs tens of microseconds on a VM (an interrupt into an idle vCPU each time);
+# a kernel shorter than that only gets slower in parallel. The estimate is deliberately crude: a
+# multiply-add rate and a memory rate typical of one x86 core on these kernels.
+_PARALLEL_MIN_US = 0.0
+_MACS_PER_US = 40e3
+_BYTES_PER_US = 40e3
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,19 @@ def choose_tile(rows: int, cols: int, unit: VectorUnit) -> Tile:
             if score > best_score + 1e-9:
                 best, best_score = Tile(row, col), score
     return best
+
+
+def _work(extents) -> int:
+    total = 1
+    for extent in extents:
+        total *= int(extent)
+    return total
+
+
+def _serial_us(func: tirx.PrimFunc, extents: list[int]) -> float:
+    """Crude one-core time of a reduction kernel: its multiply-adds plus the bytes of its arguments."""
+    nbytes = sum(_work(buf.shape) * buf.dtype.bits // 8 for buf in func.params)
+    return _work(extents) / _MACS_PER_US + nbytes / _BYTES_PER_US
 
 
 def _block(sch: s_tir.Schedule, rv) -> tirx.SBlock:
@@ -185,7 +205,9 @@ class RegisterBlockedReduction(ScheduleRule):
         for block_rv in tail:
             _try(sch.reverse_compute_at, block_rv, channel_outer, True)
 
-        sch.parallel(sch.fuse(*outer, channel_outer))
+        fused = sch.fuse(*outer, channel_outer)
+        if _serial_us(func, extents) >= _PARALLEL_MIN_US:
+            sch.parallel(fused)
         for loop, iv_index in zip(reduction_loops, reduce):
             if 1 < extents[iv_index] <= _UNROLL_REDUCTION:
                 sch.unroll(loop)
@@ -212,8 +234,8 @@ def _vectorize_innermost(sch: s_tir.Schedule, block_rv, first: int) -> None:
 
 
 class ParallelInjective(ScheduleRule):
-    """Kernels without a reduction (layout transposes, reshapes, elementwise): one fused loop, parallel and
-    vectorised, every intermediate inlined."""
+    """Kernels without a reduction (layout transposes, reshapes, elementwise): every intermediate inlined, the
+    loops fused, vectorised along an axis that is contiguous in memory, and parallel."""
 
     def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
@@ -225,21 +247,53 @@ class ParallelInjective(ScheduleRule):
         lanes = vector_unit(target).lanes
         for rv in blocks[:-1]:
             _try(sch.compute_inline, rv)
-        outputs = sch.get_child_blocks(sch.get_sblock("root"))
-        for rv in outputs:
+        for rv in sch.get_child_blocks(sch.get_sblock("root")):
             loops = sch.get_loops(rv)
-            if not loops:
-                continue
-            fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-            total = 1
-            for iv in _block(sch, rv).iter_vars:
-                total *= int(iv.dom.extent)
-            if total % lanes == 0:
-                fused, vector = sch.split(fused, [None, lanes])
-                sch.vectorize(vector)
-            if total >= _PARALLEL_MIN_ELEMENTS:
-                sch.parallel(fused)
+            if loops:
+                _schedule_injective(sch, rv, loops, lanes)
         return sch
+
+
+def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int) -> None:
+    block = _block(sch, rv)
+    extents = [int(iv.dom.extent) for iv in block.iter_vars]
+    total = _work(extents)
+    axis = _read_contiguous_axis(block, extents, lanes) if len(loops) == len(extents) else None
+    if axis is None:
+        # Output-contiguous: one flat loop, vectorised in whole vectors (elementwise ops, reshapes).
+        fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+        if total % lanes == 0:
+            fused, vector = sch.split(fused, [None, lanes])
+            sch.vectorize(vector)
+    else:
+        # A transpose whose output's last axis is too short for a vector (NCHW -> NHWC with 3 channels):
+        # vectorise the axis the input is contiguous in instead. Fusing everything into one flat loop made
+        # every lane divide and take the modulo of its index into a gather: 10x slower (200 vs 19 us).
+        vector_outer, vector = sch.split(loops[axis], [None, lanes])
+        others = [loop for i, loop in enumerate(loops) if i != axis]
+        *outer, last = others
+        sch.reorder(*outer, vector_outer, last, vector)
+        sch.vectorize(vector)
+        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0] if outer else vector_outer
+    if total >= _PARALLEL_MIN_ELEMENTS:
+        sch.parallel(fused)
+
+
+def _read_contiguous_axis(block: tirx.SBlock, extents: list[int], lanes: int) -> int | None:
+    """The block axis to vectorise instead of the output's last one, or None to keep the output's.
+
+    Only when the output's last axis is shorter than a vector and a read indexes its own last
+    (contiguous) dimension by a single other axis whose extent is a whole number of vectors.
+    """
+    if extents[-1] >= lanes:
+        return None
+    axis_of = {iv.var: i for i, iv in enumerate(block.iter_vars)}
+    for region in block.reads:
+        index = region.region[-1].min if region.region else None
+        axis = axis_of.get(index) if isinstance(index, tirx.Var) else None
+        if axis is not None and axis != len(extents) - 1 and extents[axis] % lanes == 0:
+            return axis
+    return None
 
 
 def default_cpu_rules() -> list[ScheduleRule]:

@@ -114,3 +114,39 @@ def test_card_widths_without_a_log_build_with_default_schedules_and_parity(expor
     result = build_artifact(exported_onnx(model), avx2_profile, tmp_path / "art", tuning_log="defaults")
     assert all(c["raw"] == 0 for c in result.manifest.tuning["schedule_sources"].values())
     assert result.parity.passed and result.parity.top5_identical
+
+
+@pytest.mark.parametrize("profile_name", ["x86-avx2", "x86-avx512"])
+@pytest.mark.parametrize("shape", [(1, 3, 224, 224), (2, 3, 40, 48), (1, 5, 7, 9)])
+def test_nchw_to_nhwc_transpose_is_vectorised_along_the_input_rows(profile_name, shape):
+    """The model input's layout change: its output's last axis (3 channels) is shorter than a vector, so the
+    rule vectorises the axis the input is contiguous in (W), when W holds whole vectors; values stay exact."""
+    import numpy as np
+    import tvm
+    from tvm import te
+
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+    from tvmdeploy.compile.schedules.cpu_vector import vector_unit
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(profile_name)
+    n, c, h, w = shape
+    source = te.placeholder(shape, name="input")
+    result = te.compute((n, h, w, c), lambda b, y, x, k: source[b, k, y, x], name="T_transpose")
+    target = make_target(profile)
+    sch = schedule_kernel(te.create_prim_func([source, result]).with_attr("global_symbol", "main"), target)
+    assert sch is not None
+    lanes = vector_unit(target).lanes
+    if w % lanes == 0:
+        (vector_loop,) = [line for line in sch.mod.script().splitlines() if "T.vectorized" in line]
+        # The vector loop binds the block axis the input's last dimension is indexed by (W): contiguous loads.
+        loop_var = re.search(r"for (\w+) in T\.vectorized", vector_loop).group(1)
+        assert re.search(rf"v_x = T\.axis\.spatial\({w}, [^)]*\b{loop_var}\)", sch.mod.script()), sch.mod.script()
+    if not profile.runs_on_this_machine:
+        return
+    library = tvm.compile(sch.mod, target=target)
+    data = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    out = tvm.runtime.tensor(np.zeros((n, h, w, c), "float32"))
+    library["main"](tvm.runtime.tensor(data), out)
+    np.testing.assert_array_equal(out.numpy(), data.transpose(0, 2, 3, 1))
