@@ -133,7 +133,7 @@ def _count_covered(tasks: list, database) -> int:
 
 def _check_has_records(folder: Path) -> None:
     """A database folder without one valid record would silently build untuned code: refuse it in one line."""
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, scan
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, scan
 
     if not (folder / RECORD_FILE).exists():
         return  # open_database says so
@@ -229,7 +229,7 @@ def compile_relax(
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
     if database_dir is not None:
-        from tvmdeploy.compile.tuning.tuning_db import open_database  # lazy: only tuned builds need it
+        from tvmdeploy.compile.tuning.database import open_database  # lazy: only tuned builds need it
 
         database_dir = Path(database_dir)
         _check_has_records(database_dir)

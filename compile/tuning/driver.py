@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from tvmdeploy.compile.tuning import tuning_plan
+from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
-from tvmdeploy.compile.tuning.tuning_db import mean_seconds
+from tvmdeploy.compile.tuning.database import mean_seconds
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
@@ -180,7 +180,7 @@ def measure_untuned(infos: list[TaskInfo], profile: TargetProfile, builder, runn
     """Per-call seconds of each kernel with no schedule at all (the 'before' of a first run)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+    from tvmdeploy.compile.tuning.builder import build_and_run
 
     if not infos:
         return {}
@@ -253,13 +253,13 @@ def tune(
     if profile.needs_cross_compiler and not rpc_tracker:
         raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with --rpc-tracker/--rpc-key")
 
-    from tvmdeploy.compile.tuning import ms_builder
-    from tvmdeploy.compile.tuning import ms_search
+    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name below
+    from tvmdeploy.compile.tuning import search as ms_search
 
     ms_builder.load_cpu_tensor_intrinsics(profile.arch)
     _, infos, onnx_info = prepared_tasks(onnx_path, profile)
     folder, key = database_folder(profile, infos, log_dir)
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, lock_database, open_database, unpack_history
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, lock_database, open_database, unpack_history
 
     # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
     # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
@@ -443,7 +443,7 @@ def tune(
 def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
           auto_seed: bool, top_k: int) -> None:
     """Records to start from: `seed_from`, the other logs holding these workloads, then default schedules."""
-    from tvmdeploy.compile.tuning.tuning_seed import nearest_logs, seed_database, seed_defaults
+    from tvmdeploy.compile.tuning.seeding import nearest_logs, seed_database, seed_defaults
 
     sources = [seed_from] if seed_from is not None else []
     if auto_seed:

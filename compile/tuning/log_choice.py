@@ -22,7 +22,7 @@ from pathlib import Path
 from tvmdeploy.runtime.cpu_check import host_cpu_info
 
 META_FILE = "tuning_meta.json"  # = compile.tuning.META_FILE (not imported: tuning imports TVM)
-WORKLOAD_FILE = "database_workload.json"  # = compile.tuning_db names (MetaSchedule's own)
+WORKLOAD_FILE = "database_workload.json"  # = compile.tuning.database names (MetaSchedule's own)
 RECORD_FILE = "database_tuning_record.json"
 TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
 MIN_COVER = 0.5

@@ -211,7 +211,7 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
     """A copy of the database holding only its first `count` records (all workloads)."""
     import shutil
 
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, WORKLOAD_FILE
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, WORKLOAD_FILE
 
     folder = Path(tempfile.mkdtemp(prefix="bench-prefix-"))
     shutil.copyfile(database / WORKLOAD_FILE, folder / WORKLOAD_FILE)
@@ -281,7 +281,7 @@ def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:
     search trials, estimate per batch); records before the first search batch (seeds, earlier runs)
     all count from minute 0.
     """
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE
+    from tvmdeploy.compile.tuning.database import RECORD_FILE
     from tvmdeploy.runtime.errors import TvmDeployError
 
     if point == "all":

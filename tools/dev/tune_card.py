@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning.driver import META_FILE, default_logs_root, prepared_tasks, print_report, tune
-    from tvmdeploy.compile.tuning.tuning_db import HISTORY_ARCHIVE, RECORD_FILE, export_best, pack_history
+    from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, RECORD_FILE, export_best, pack_history
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(args.profile)

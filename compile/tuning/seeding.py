@@ -27,7 +27,7 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     another (AVX-512) and gives the search a near-converged start. Seed timings are never copied:
     every committed record was built for and timed on this database's target.
     """
-    from tvmdeploy.compile.tuning.tuning_db import open_database
+    from tvmdeploy.compile.tuning.database import open_database
 
     seeds = open_database(seed_folder, readonly=True)
     result = SeedResult()
@@ -61,7 +61,7 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
     model, or this profile's log for a model sharing layers, gives measured-good first candidates.
     """
     from tvmdeploy.compile.tuning.driver import META_FILE
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE
+    from tvmdeploy.compile.tuning.database import RECORD_FILE
 
     wanted = {i.shash for i in infos}
     found = []
@@ -119,7 +119,7 @@ def _measure_and_commit(database, candidates: list, builder, runner, device: str
         return
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+    from tvmdeploy.compile.tuning.builder import build_and_run
 
     measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates],
                              candidates[0][0].task.target, device)
