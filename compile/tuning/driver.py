@@ -13,20 +13,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
+from tvmdeploy.compile.tuning.database import META_FILE, mean_seconds
+from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
-from tvmdeploy.compile.tuning.database import mean_seconds
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
 
-META_FILE = "tuning_meta.json"
 TRIALS_PER_ITER = 16  # candidates per search iteration; also the granularity of trial allotment
-
-
-def default_logs_root() -> Path:
-    """`tuning_logs/` of the source tree (shipped databases live there)."""
-    return Path(__file__).resolve().parents[2] / "tuning_logs"
 
 
 @dataclass
@@ -103,21 +98,6 @@ def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path
     from tvmdeploy.compile.pipeline import prepare, tuning_tasks
 
     return find_database_for_tasks(tuning_tasks(prepare(mod, profile), profile), profile, root)
-
-
-def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
-    """The tuned database folder for these extracted tasks under `root/<profile>/`, if any.
-
-    The folders with the module's own key win (`<key>`, `<key>@<mcpu>` when tuned on several CPUs);
-    otherwise those whose recorded workloads cover the most of the module's conv/dense kernels, if at
-    least half (records apply per workload). Of several, the one tuned on the CPU closest to this one
-    (compile/tuning/log_choice.py).
-    """
-    from tvmdeploy.compile.tuning.log_choice import find_log
-
-    infos = describe_tasks(tasks)
-    base = (root or default_logs_root()) / profile.name
-    return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})
 
 
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:

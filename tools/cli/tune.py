@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export_best:
         import shutil
 
-        from tvmdeploy.compile.tuning.driver import META_FILE
+        from tvmdeploy.compile.tuning.database import META_FILE
 
         if args.rerank:
             from tqdm import tqdm

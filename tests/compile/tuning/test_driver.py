@@ -299,7 +299,7 @@ def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_mo
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
-    from tvmdeploy.compile.tuning.driver import META_FILE
+    from tvmdeploy.compile.tuning.database import META_FILE
 
     folder = tmp_path / "db"
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
