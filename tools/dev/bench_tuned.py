@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return _card(args)
 
     from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.runtime.artifact import tuned_tasks
 
     onnx_path = args.onnx
     if onnx_path is None:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
     print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-          + (f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}" if database
+          + (f"tuned {tuned_tasks(result)} from {database}" if database
              else f"no tuning log (--tuning-log {args.tuning_log})"))
     print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
     print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
