@@ -9,6 +9,9 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
+from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks
+from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
@@ -133,8 +136,6 @@ def _count_covered(tasks: list, database) -> int:
 
 def _check_has_records(folder: Path) -> None:
     """A database folder without one valid record would silently build untuned code: refuse it in one line."""
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, scan
-
     if not (folder / RECORD_FILE).exists():
         return  # open_database says so
     scanned = scan(folder)
@@ -148,14 +149,7 @@ def _check_has_records(folder: Path) -> None:
 
 def _pipeline_of(folder: Path) -> str | None:
     """The pipeline version the tuner wrote into the folder's meta file (None: a bare MetaSchedule database)."""
-    import json
-
-    from tvmdeploy.compile.tuning.driver import META_FILE  # lazy: tuning imports this module
-
-    try:
-        return json.loads((folder / META_FILE).read_text()).get("pipeline")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return read_meta(folder).get("pipeline")
 
 
 def _made_by_note(folder: Path) -> str:
@@ -183,8 +177,6 @@ def _scheduled(mod: tvm.IRModule) -> set[str]:
 
 
 def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) -> dict[str, dict[str, int]]:
-    from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
-
     counts: dict[str, dict[str, int]] = {}
     for gvar, func in mod.functions_items():
         if not isinstance(func, tvm.tirx.PrimFunc):
@@ -224,13 +216,9 @@ def compile_relax(
     tasks_total = tasks_from_database = 0
     tasks = None
     if str(database_dir) == SHIPPED:
-        from tvmdeploy.compile.tuning.driver import find_database_for_tasks  # lazy: tuning imports this module
-
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
     if database_dir is not None:
-        from tvmdeploy.compile.tuning.tuning_db import open_database  # lazy: only tuned builds need it
-
         database_dir = Path(database_dir)
         _check_has_records(database_dir)
         database = open_database(database_dir, readonly=True)

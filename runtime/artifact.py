@@ -28,6 +28,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tuned_tasks(tuning: dict[str, Any] | None) -> str:
+    """'34/34 tasks': how many of the model's tasks took a tuning log's records (a manifest's `tuning`, or any
+    mapping with its `tasks_from_database` and `tasks_total`)."""
+    tuning = tuning or {}
+    return f"{tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
+
+
 @dataclass
 class TensorSpec:
     name: str
@@ -96,7 +103,7 @@ class Manifest:
         """'tuned 34/34 tasks' (+ trials), 'default schedules' or 'raw lowering': where the kernels came from."""
         tuning = self.tuning or {}
         if self.is_tuned:
-            text = f"tuned {tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
+            text = f"tuned {tuned_tasks(tuning)}"
             return f"{text}, {tuning['trials']} trials" if tuning.get("trials") else text
         sources = tuning.get("schedule_sources") or {}
         if any(counts.get("default") for counts in sources.values()):

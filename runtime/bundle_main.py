@@ -14,8 +14,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvmdeploy.runtime.errors import TvmDeployError
+
+if TYPE_CHECKING:
+    from tvmdeploy.runtime.classify import Classified
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,14 +48,16 @@ def _check_dependencies() -> None:
         raise TvmDeployError(f"this Python ({sys.executable}) lacks {' and '.join(missing)}: pip install {' '.join(missing)}")
 
 
-def classify(args: argparse.Namespace) -> dict:
-    """Load the artifact and classify the images, streaming (runtime/classify.py, as `tvmdeploy run`)."""
+def classify(args: argparse.Namespace) -> tuple[dict, list[Classified]]:
+    """Load the artifact and classify the images with the runtime's classify flow (`Model.classify_stream`, as
+    `tvmdeploy run`): the report (what --json prints) and the classified inputs, in order."""
     _check_dependencies()
     import numpy as np
 
     from tvmdeploy.runtime.artifact import read_manifest
-    from tvmdeploy.runtime.classify import classify_files, expand_image_paths
+    from tvmdeploy.runtime.classify import expand_image_paths, to_record
     from tvmdeploy.runtime.loader import load_artifact
+    from tvmdeploy.runtime.module import Model
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
@@ -59,55 +65,45 @@ def classify(args: argparse.Namespace) -> dict:
         raise TvmDeployError(f"--threads must be >= 1, got {args.threads}")
     paths = expand_image_paths(args.images)
     manifest = read_manifest(args.artifact)
-    labels, config = manifest.class_labels(), manifest.preprocess_config()
+    # A model that cannot classify images (no image input, a wrong label table) fails here, before loading.
+    manifest.preprocess_config()
+    manifest.class_labels()
     started = time.perf_counter()
     from tvmdeploy.runtime.tvm_api import load_device_runtime  # after the numpy/Pillow check above
 
     load_device_runtime(manifest.device)
-    module = load_artifact(args.artifact, threads=args.threads)
+    model = Model(load_artifact(args.artifact, threads=args.threads))
     loaded = time.perf_counter()
-    logits: list[np.ndarray] = []  # of the readable images, in order, for --save-logits
-
-    def run_images(images: np.ndarray) -> np.ndarray:
-        out = module.run_images(images)
-        logits.append(out)
-        return out
-
-    results = []
-    for item in classify_files(run_images, paths, config, batch_size=manifest.batch, k=args.topk, labels=labels.names):
-        if item.ok:
-            results.append({"image": str(item.path), "top": [
-                {"index": p.index, "label": p.label, "probability": p.probability} for p in item.top]})
-        else:
-            results.append({"image": str(item.path), "error": item.error})
+    items = list(model.classify_stream(paths, topk=args.topk))
     ran = time.perf_counter()
     if args.save_logits:
-        np.save(args.save_logits, np.concatenate(logits) if logits else np.zeros((0, manifest.num_classes), np.float32))
+        logits = [item.logits for item in items if item.ok]  # of the readable images, in order
+        np.save(args.save_logits, np.stack(logits) if logits else np.zeros((0, manifest.num_classes), np.float32))
     import tvm.base
 
-    return {
+    report = {
         "model": manifest.model_name,
         "profile": manifest.profile,
         "weights": manifest.weights,
         "runtime_only": bool(tvm.base._RUNTIME_ONLY),
         "load_s": round(loaded - started, 3),
         "run_s": round(ran - loaded, 3),
-        "results": results,
-        "unreadable": sum("error" in r for r in results),
+        "results": [to_record(item) for item in items],
+        "unreadable": sum(not item.ok for item in items),
     }
+    return report, items
 
 
-def _print_text(report: dict) -> None:
+def _print_text(report: dict, items: list[Classified]) -> None:
+    from tvmdeploy.runtime.classify import prediction_lines, weights_caveat
+
     mode = "runtime-only" if report["runtime_only"] else "full TVM"
     print(f"{report['model']} on {report['profile']} ({mode}, load {report['load_s']} s, run {report['run_s']} s)")
-    if report["weights"].startswith("random"):
-        print(f"warning: weights are random ({report['weights']}): class names are meaningless")
-    for result in report["results"]:
-        if "error" in result:
-            continue  # on stderr (see main)
-        print(f"{result['image']}:")
-        for rank, p in enumerate(result["top"], 1):
-            print(f"  {rank}. {p['probability'] * 100:6.2f}%  {p['label']} (class {p['index']})")
+    if caveat := weights_caveat(report["weights"]):
+        print(f"warning: {caveat}")
+    for item in items:
+        if item.ok:  # the unreadable ones go to stderr (see main)
+            print("\n".join(prediction_lines(item)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,22 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
     args = _parser().parse_args(argv)
     try:
-        report = classify(args)
+        report, items = classify(args)
     except TvmDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from tvmdeploy.runtime.classify import describe_failure, unreadable_summary
+
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_text(report)
+        _print_text(report, items)
     # As `tvmdeploy run`: every unreadable image on stderr with its reason, the others classified, exit 1.
-    failed = [r for r in report["results"] if "error" in r]
-    for result in failed:
-        reason = result["error"] if result["image"] in result["error"] else f"{result['image']}: {result['error']}"
-        print(f"unreadable: {reason}", file=sys.stderr)
+    failed = [item for item in items if not item.ok]
+    for item in failed:
+        print(f"unreadable: {describe_failure(item)}", file=sys.stderr)
     if failed:
-        print(f"error: {len(failed)} of {len(report['results'])} image(s) could not be read (listed above); "
-              "the others were classified", file=sys.stderr)
+        print(f"error: {unreadable_summary(len(failed), len(items))}", file=sys.stderr)
         return 1
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class Classified:
     top: list[Prediction] | None = None
     error: str = ""
     position: int = 0  # index among the inputs (names an in-memory image in messages)
+    logits: np.ndarray | None = field(default=None, repr=False, compare=False)  # its raw output row, when readable
 
     @property
     def ok(self) -> bool:
@@ -76,10 +77,11 @@ def classify_files(
 
     def flush() -> Iterator[Classified]:
         if arrays:
-            predictions = iter(topk(softmax(run_images(np.stack(arrays))), k, labels))
+            logits = run_images(np.stack(arrays))
+            predictions = iter(zip(topk(softmax(logits), k, labels), logits))
             for item in pending:
                 if item.error == "":
-                    item.top = next(predictions)
+                    item.top, item.logits = next(predictions)
         yield from pending
         pending.clear()
         arrays.clear()
@@ -101,3 +103,30 @@ def describe_failure(item: Classified) -> str:
     if item.path is None:
         return f"image #{item.position}: {item.error}"
     return item.error if str(item.path) in item.error else f"{item.path}: {item.error}"
+
+
+# ---- reporting one classified input (`tvmdeploy run` and the runtime-only bundle print the same) ----------
+
+
+def to_record(item: Classified) -> dict:
+    """The JSON record of one input: {"image", "top": [{"index", "label", "probability"}, ...]} or {"image", "error"}."""
+    if not item.ok:
+        return {"image": str(item.path), "error": item.error}
+    return {"image": str(item.path),
+            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top]}
+
+
+def prediction_lines(item: Classified) -> list[str]:
+    """The text of one classified input: `PATH:`, then one `  RANK. PERCENT%  LABEL (class INDEX)` line per class."""
+    return [f"{item.path}:"] + [f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})"
+                                for rank, p in enumerate(item.top or [], 1)]
+
+
+def unreadable_summary(failed: int, total: int) -> str:
+    """The closing line when some inputs could not be read (each was listed with `describe_failure`)."""
+    return f"{failed} of {total} image(s) could not be read (listed above); the others were classified"
+
+
+def weights_caveat(weights: str) -> str:
+    """The warning to show with predictions of an artifact built with random weights (a manifest's `weights`), else ''."""
+    return f"weights are random ({weights}): class names are meaningless" if weights.startswith("random") else ""

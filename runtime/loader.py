@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +24,27 @@ def check_input(manifest: Manifest, x: np.ndarray) -> np.ndarray:
     raise TvmDeployError(f"input dtype {x.dtype} is not numeric; expected {manifest.input.dtype}")
 
 
+def run_padded(run_batch: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, batch: int,
+               empty: np.ndarray) -> np.ndarray:
+    """Outputs for any number of inputs through `run_batch`, which takes exactly `batch` of them (a model
+    compiled for a fixed batch): the last chunk is padded with zeros and the padding's outputs dropped.
+    `empty` is the result for no inputs (nothing is run then)."""
+    outputs = []
+    for start in range(0, len(inputs), batch):
+        chunk = inputs[start : start + batch]
+        real = len(chunk)
+        if real < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - real, *chunk.shape[1:]), dtype=chunk.dtype)])
+        outputs.append(run_batch(chunk)[:real])
+    return np.concatenate(outputs) if outputs else empty
+
+
 def run_in_batches(run_one, manifest: Manifest, images: np.ndarray) -> np.ndarray:
     """Logits for any number of images through a library compiled for a fixed batch (the last batch is padded)."""
-    batch = manifest.batch
     per_image = tuple(manifest.input.shape[1:])
     if images.ndim != 4 or tuple(images.shape[1:]) != per_image:
         raise TvmDeployError(f"images shape {list(images.shape)} does not match the artifact's [N, {', '.join(map(str, per_image))}]")
-    outputs = []
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        real = len(chunk)
-        if real < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - real, *per_image), dtype=chunk.dtype)])
-        outputs.append(run_one(chunk)[:real])
-    return np.concatenate(outputs) if outputs else np.zeros((0, *manifest.output.shape[1:]), np.float32)
+    return run_padded(run_one, images, manifest.batch, np.zeros((0, *manifest.output.shape[1:]), np.float32))
 
 
 class LocalModule:

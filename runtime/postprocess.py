@@ -37,6 +37,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest scores along the last axis ([..., k]), highest first; ties keep the lower index first."""
+    # Stable sort on the negated scores: deterministic order among equal values.
+    return np.argsort(-np.asarray(scores), axis=-1, kind="stable")[..., :k]
+
+
 def topk(probs: np.ndarray, k: int, labels: Sequence[str] | None = None) -> list[list[Prediction]]:
     """Top-k per row of a [N, C] (or [C]) probability array, highest first; ties keep the lower index first.
 
@@ -54,11 +60,8 @@ def topk(probs: np.ndarray, k: int, labels: Sequence[str] | None = None) -> list
         raise TvmDeployError(
             f"top-k: {len(labels)} labels for {num_classes} classes (wrong label table for this model?)"
         )
-    k = int(k)
     results: list[list[Prediction]] = []
-    for row in p:
-        # Stable sort on the negated row: deterministic order among equal probabilities.
-        order = np.argsort(-row, kind="stable")[:k]
+    for row, order in zip(p, topk_indices(p, int(k))):
         results.append(
             [
                 Prediction(int(i), labels[i] if labels is not None else f"class {int(i)}", float(row[i]))

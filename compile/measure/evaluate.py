@@ -12,6 +12,8 @@ import numpy as np
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.labels import Labels
+from tvmdeploy.runtime.loader import run_padded
+from tvmdeploy.runtime.postprocess import topk_indices
 from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, is_image_file
 
 logger = logging.getLogger(__name__)
@@ -140,11 +142,6 @@ def _flat_with_ground_truth(root: Path, gt: Path, labels: Labels, classes: int) 
     return [LabelledImage(present[name], by_name[name]) for name in sorted(by_name)]
 
 
-def topk_indices(logits: np.ndarray, k: int) -> np.ndarray:
-    """[N, k] class indices, highest first; ties keep the lower index (as `verify.top5` and `postprocess.topk`)."""
-    return np.argsort(-np.asarray(logits), axis=-1, kind="stable")[:, :k]
-
-
 @dataclass
 class Metrics:
     """Running top-1/top-5 counts, and agreement with a reference run when one is given."""
@@ -247,11 +244,4 @@ class OrtClassifier:
     def run_images(self, images: np.ndarray) -> np.ndarray:
         if self.batch is None:
             return self.model.run(images)
-        outputs = []
-        for start in range(0, len(images), self.batch):
-            chunk = images[start : start + self.batch]
-            real = len(chunk)
-            if real < self.batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch - real, *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self.model.run(chunk)[:real])
-        return np.concatenate(outputs)
+        return run_padded(self.model.run, images, self.batch, np.zeros((0, 0), np.float32))

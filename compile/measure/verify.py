@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from tvmdeploy.compile.measure.reference import OrtModel, reference_input
+from tvmdeploy.runtime.postprocess import topk_indices
 
 DEFAULT_ATOL = 1e-4
 
@@ -37,7 +38,7 @@ class ParityReport:
 
 
 def top5(logits: np.ndarray) -> np.ndarray:
-    return np.argsort(-logits, axis=-1, kind="stable")[..., :5]
+    return topk_indices(logits, 5)
 
 
 def compare_logits(actual: np.ndarray, expected: np.ndarray, atol: float, reference: str, seed: int = 0) -> ParityReport:

@@ -107,9 +107,7 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
     if value is None:
         return None
     if logs_root is None:
-        from tvmdeploy.compile.tuning.driver import default_logs_root  # no TVM at import time
-
-        logs_root = default_logs_root()
+        logs_root = log_choice.default_logs_root()
     tasks = set(value["kernels"]) | set(value["glue"])
     logs, fit = log_choice.fitting_logs(Path(logs_root) / profile, value["key"], set(value["kernels"]))
     result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits"}

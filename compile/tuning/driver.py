@@ -12,21 +12,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from tvmdeploy.compile.tuning import tuning_plan
+from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
+from tvmdeploy.compile.tuning.database import META_FILE, mean_seconds
+from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
-from tvmdeploy.compile.tuning.tuning_db import mean_seconds
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
 
-META_FILE = "tuning_meta.json"
 TRIALS_PER_ITER = 16  # candidates per search iteration; also the granularity of trial allotment
-
-
-def default_logs_root() -> Path:
-    """`tuning_logs/` of the source tree (shipped databases live there)."""
-    return Path(__file__).resolve().parents[2] / "tuning_logs"
 
 
 @dataclass
@@ -105,21 +100,6 @@ def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path
     return find_database_for_tasks(tuning_tasks(prepare(mod, profile), profile), profile, root)
 
 
-def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
-    """The tuned database folder for these extracted tasks under `root/<profile>/`, if any.
-
-    The folders with the module's own key win (`<key>`, `<key>@<mcpu>` when tuned on several CPUs);
-    otherwise those whose recorded workloads cover the most of the module's conv/dense kernels, if at
-    least half (records apply per workload). Of several, the one tuned on the CPU closest to this one
-    (compile/tuning/log_choice.py).
-    """
-    from tvmdeploy.compile.tuning.log_choice import find_log
-
-    infos = describe_tasks(tasks)
-    base = (root or default_logs_root()) / profile.name
-    return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})
-
-
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:
     from tvmdeploy.compile.tuning.log_choice import cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
@@ -180,7 +160,7 @@ def measure_untuned(infos: list[TaskInfo], profile: TargetProfile, builder, runn
     """Per-call seconds of each kernel with no schedule at all (the 'before' of a first run)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+    from tvmdeploy.compile.tuning.builder import build_and_run
 
     if not infos:
         return {}
@@ -253,13 +233,13 @@ def tune(
     if profile.needs_cross_compiler and not rpc_tracker:
         raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with --rpc-tracker/--rpc-key")
 
-    from tvmdeploy.compile.tuning import ms_builder
-    from tvmdeploy.compile.tuning import ms_search
+    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name below
+    from tvmdeploy.compile.tuning import search as ms_search
 
     ms_builder.load_cpu_tensor_intrinsics(profile.arch)
     _, infos, onnx_info = prepared_tasks(onnx_path, profile)
     folder, key = database_folder(profile, infos, log_dir)
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, lock_database, open_database, unpack_history
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, lock_database, open_database, unpack_history
 
     # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
     # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
@@ -443,7 +423,7 @@ def tune(
 def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
           auto_seed: bool, top_k: int) -> None:
     """Records to start from: `seed_from`, the other logs holding these workloads, then default schedules."""
-    from tvmdeploy.compile.tuning.tuning_seed import nearest_logs, seed_database, seed_defaults
+    from tvmdeploy.compile.tuning.seeding import nearest_logs, seed_database, seed_defaults
 
     sources = [seed_from] if seed_from is not None else []
     if auto_seed:

@@ -6,24 +6,26 @@ log of the same kernels tuned on another CPU); failing that, the log whose recor
 model's conv/dense kernels, if at least half. When several fit, the one tuned on the closest CPU wins:
 same LLVM mcpu > same vendor and family > closest cache sizes > a log that records no CPU at all.
 
-Light on purpose: json and pathlib only at import time (`tvmdeploy zoo` uses it); `cpu_record` asks
-TVM for the LLVM CPU name lazily.
+Light on purpose: no TVM at import time (`tvmdeploy zoo` uses it); `cpu_record` asks TVM for the LLVM
+CPU name lazily. `find_database_for_tasks` is the build's lookup (compile/pipeline.py, `--tuning-log shipped`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from tvmdeploy.compile.tuning.database import RECORD_FILE, WORKLOAD_FILE, read_meta
+from tvmdeploy.compile.tuning.tasks import describe_tasks, model_key
 from tvmdeploy.runtime.cpu_check import host_cpu_info
 
-META_FILE = "tuning_meta.json"  # = compile.tuning.META_FILE (not imported: tuning imports TVM)
-WORKLOAD_FILE = "database_workload.json"  # = compile.tuning_db names (MetaSchedule's own)
-RECORD_FILE = "database_tuning_record.json"
+if TYPE_CHECKING:
+    from tvmdeploy.targets import TargetProfile
+
 TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
 MIN_COVER = 0.5
 X86_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first: the shipped logs a host is offered
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 _WORKLOAD_HASH = re.compile(r'\s*\[\s*"?(-?\d+)"?\s*,')
 _RECORD_INDEX = re.compile(r"\s*\[\s*(\d+)\s*,")
 _CACHES = ("l1d_bytes", "l2_bytes", "l3_bytes")
+
+
+def default_logs_root() -> Path:
+    """`tuning_logs/` of the source tree (shipped databases live there)."""
+    return Path(__file__).resolve().parents[2] / "tuning_logs"
 
 
 def cpu_record() -> dict:
@@ -45,15 +52,6 @@ def cpu_record() -> dict:
         log.debug("LLVM system CPU unknown: %s", exc)
         mcpu = None
     return host_cpu_info(mcpu)
-
-
-def read_meta(folder: Path) -> dict:
-    """A log's tuning_meta.json ({} when absent or unreadable)."""
-    try:
-        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def log_workloads(folder: Path) -> set[str]:
@@ -168,3 +166,15 @@ def find_log(base: Path, key: str, wanted: set[str], host: dict | None = None) -
     level = logging.WARNING if len(logs) > 1 and closeness(read_meta(chosen).get(TUNED_ON), host)[0][0] > 0 else logging.INFO
     log.log(level, "tuning log %s (%s): %s", chosen, fit, why)
     return chosen
+
+
+def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | None = None) -> Path | None:
+    """The tuned database folder for these extracted tasks under `root/<profile>/` (default: the shipped logs), if any.
+
+    The folders with the module's own key win (`<key>`, `<key>@<mcpu>` when tuned on several CPUs);
+    otherwise those whose recorded workloads cover the most of the module's conv/dense kernels, if at
+    least half (records apply per workload). Of several, the one tuned on the CPU closest to this one.
+    """
+    infos = describe_tasks(tasks)
+    base = (root or default_logs_root()) / profile.name
+    return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})

@@ -80,7 +80,7 @@ def test_model_key_ignores_weight_values(tiny, cpu_profile, tmp_path):
 
 
 def test_allot_follows_time_share():
-    from tvmdeploy.compile.tuning.tuning_plan import allot, round_budget
+    from tvmdeploy.compile.tuning.plan import allot, round_budget
 
     shares = {0: 6.0, 1: 3.0, 2: 1.0, 3: 0.0}
     room = {0: 1000, 1: 1000, 2: 1000, 3: 1000}

@@ -11,6 +11,7 @@ from tvmdeploy.runtime.artifact import (
     TensorSpec,
     read_manifest,
     sha256_file,
+    tuned_tasks,
     verify_library,
     verify_onnx,
     write_manifest,
@@ -92,3 +93,11 @@ def test_manifest_is_plain_json(tmp_path):
     data = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert data["input"] == {"name": "input", "shape": [1, 3, 224, 224], "dtype": "float32"}
     assert len(data["library_sha256"]) == 64
+
+
+def test_tuned_tasks_text_is_shared_by_the_schedule_text(tmp_path):
+    manifest = make_artifact(tmp_path / "a")
+    assert tuned_tasks({"tasks_from_database": 33, "tasks_total": 34}) == "33/34 tasks"
+    assert tuned_tasks(None) == "?/? tasks"
+    manifest.tuning = {"database": "tuning_logs/x", "tasks_from_database": 34, "tasks_total": 34, "trials": 900}
+    assert manifest.schedule_text() == "tuned 34/34 tasks, 900 trials"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tvmdeploy.runtime.classify import classify_files, describe_failure, expand_image_paths
+from tvmdeploy.runtime.classify import (classify_files, describe_failure, expand_image_paths, prediction_lines, to_record,
+                                        unreadable_summary, weights_caveat)
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.preprocess import PreprocessConfig
 
@@ -72,3 +73,17 @@ def test_decodes_at_most_one_batch_ahead(tmp_path):
 def test_batch_size_must_be_positive(tmp_path):
     with pytest.raises(TvmDeployError, match="batch size must be >= 1"):
         list(classify_files(MeanRed(), [tmp_path / "x.png"], CONFIG, batch_size=0, k=1))
+
+
+def test_records_and_text_of_classified_inputs_keep_their_logits(tmp_path):
+    good, missing = _png(tmp_path / "g.png", 250), tmp_path / "missing.png"
+    ok, bad = classify_files(MeanRed(), [good, missing], CONFIG, batch_size=2, k=2, labels=["a", "b", "c"])
+    assert ok.logits is not None and ok.logits.shape == (3,) and int(ok.logits.argmax()) == 2 and bad.logits is None
+    record = to_record(ok)
+    assert record["image"] == str(good) and [p["label"] for p in record["top"]] == ["c", "b"]
+    assert to_record(bad) == {"image": str(missing), "error": bad.error}
+    lines = prediction_lines(ok)
+    assert lines[0] == f"{good}:" and lines[1].startswith("  1. ") and lines[1].endswith("  c (class 2)")
+    assert unreadable_summary(1, 2) == "1 of 2 image(s) could not be read (listed above); the others were classified"
+    assert weights_caveat("random:seed=0") == "weights are random (random:seed=0): class names are meaningless"
+    assert weights_caveat("torchvision:IMAGENET1K_V1") == ""

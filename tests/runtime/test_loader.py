@@ -9,7 +9,7 @@ import pytest
 from tvmdeploy.compile.build import build_artifact
 from tvmdeploy.runtime.artifact import LIBRARY_FILE
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.loader import LocalModule, run_in_batches
+from tvmdeploy.runtime.loader import LocalModule, run_in_batches, run_padded
 from tvmdeploy.targets import load_profile
 
 
@@ -81,3 +81,18 @@ def test_run_in_batches_pads_and_trims():
     np.testing.assert_array_equal(out, images.reshape(5, 2) * 10)
     with pytest.raises(TvmDeployError, match="does not match"):
         run_in_batches(run_one, Manifest, np.zeros((2, 3, 1, 1), np.float32))
+
+
+def test_run_padded_runs_full_batches_only_and_returns_empty_for_no_inputs():
+    calls = []
+
+    def run_batch(chunk):
+        calls.append(chunk.copy())
+        return chunk.sum(axis=1, keepdims=True)
+
+    inputs = np.arange(1, 7, dtype=np.float32).reshape(3, 2)
+    out = run_padded(run_batch, inputs, 2, np.zeros((0, 1), np.float32))
+    assert [c.shape for c in calls] == [(2, 2), (2, 2)] and not calls[1][1].any()  # the last chunk zero-padded
+    np.testing.assert_array_equal(out, [[3], [7], [11]])
+    empty = np.zeros((0, 1), np.float32)
+    assert run_padded(run_batch, inputs[:0], 2, empty) is empty and len(calls) == 2

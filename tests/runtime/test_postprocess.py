@@ -8,7 +8,7 @@ import torch
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.labels import load_labels
-from tvmdeploy.runtime.postprocess import Prediction, softmax, topk
+from tvmdeploy.runtime.postprocess import Prediction, softmax, topk, topk_indices
 
 
 def test_softmax_rows_sum_to_one_and_match_torch() -> None:
@@ -74,6 +74,12 @@ def test_topk_properties_on_random_rows() -> None:
 def test_topk_ties_keep_lower_index_first_and_accepts_1d() -> None:
     result = topk(np.array([0.25, 0.25, 0.25, 0.25]), 4)
     assert [p.index for p in result[0]] == [0, 1, 2, 3]
+
+
+def test_topk_indices_rank_ties_lower_index_first_on_any_leading_shape() -> None:
+    assert topk_indices(np.zeros((1, 6)), 5).tolist() == [[0, 1, 2, 3, 4]]
+    assert topk_indices(np.array([[1, 3, 2], [2, 2, 9]]), 2).tolist() == [[1, 2], [2, 0]]
+    assert topk_indices(np.array([0.1, 0.7, 0.2]), 1).tolist() == [1]
 
 
 @pytest.mark.parametrize("k", [0, -1, 6, 2.0, True, "3", None])

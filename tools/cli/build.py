@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import tvmdeploy
+    from tvmdeploy.runtime.artifact import tuned_tasks
 
     start = time.perf_counter()
     result = tvmdeploy.build(
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = result.manifest
     print(f"built {manifest.model_name} for {manifest.profile} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
     if manifest.tuning and manifest.tuning.get("database"):
-        print(f"tuning log: {manifest.tuning['tasks_from_database']}/{manifest.tuning['tasks_total']} tasks from {manifest.tuning['database']}")
+        print(f"tuning log: {tuned_tasks(manifest.tuning)} from {manifest.tuning['database']}")
     else:
         print(f"tuning log: none ({result.tuning_note or f'--tuning-log {args.tuning_log}'}; see `tvmdeploy tune`)")
     print(f"schedules (kernels per class: from the log, default rules, raw lowering): {result.schedules}")

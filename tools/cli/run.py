@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import tvmdeploy
-    from tvmdeploy.runtime.classify import describe_failure, expand_image_paths
+    from tvmdeploy.runtime.classify import (describe_failure, expand_image_paths, prediction_lines, to_record,
+                                            unreadable_summary, weights_caveat)
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                            timeout_s=args.rpc_timeout)
     manifest = model.manifest
     where = model.description
-    caveat = f"weights are random ({manifest.weights}): class names are meaningless" if manifest.weights_are_random else ""
+    caveat = weights_caveat(manifest.weights)
     results = model.classify_stream(paths, topk=args.topk)
     if not args.json:
         print(f"{manifest.model_name} on {manifest.profile} ({where})")
@@ -45,20 +46,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {caveat}")
     records, failed = [], 0
     for item in results:
+        if args.json:
+            records.append(to_record(item))
         if not item.ok:
             failed += 1
             print(f"unreadable: {describe_failure(item)}", file=sys.stderr, flush=True)
-            if args.json:
-                records.append({"image": str(item.path), "error": item.error})
-            continue
-        if args.json:
-            records.append({"image": str(item.path),
-                            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top]})
-            continue
-        print(f"{item.path}:")
-        for rank, p in enumerate(item.top, 1):
-            print(f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})")
-        sys.stdout.flush()
+        elif not args.json:
+            print("\n".join(prediction_lines(item)), flush=True)
     if args.json:
         print(json.dumps({
             "artifact": str(args.artifact),
@@ -71,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
             "unreadable": failed,
         }, indent=2))
     if failed:
-        print(f"error: {failed} of {len(paths)} image(s) could not be read (listed above); the others were classified",
-              file=sys.stderr)
+        print(f"error: {unreadable_summary(failed, len(paths))}", file=sys.stderr)
         return 1
     return 0

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export_best:
         import shutil
 
-        from tvmdeploy.compile.tuning.driver import META_FILE
+        from tvmdeploy.compile.tuning.database import META_FILE
 
         if args.rerank:
             from tqdm import tqdm
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             print(reranked.table())
             count = reranked.records
         else:
-            from tvmdeploy.compile.tuning.tuning_db import export_best
+            from tvmdeploy.compile.tuning.database import export_best
 
             count = export_best(result.folder, args.export_best)
         shutil.copyfile(result.folder / META_FILE, args.export_best / META_FILE)

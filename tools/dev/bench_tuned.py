@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return _card(args)
 
     from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.runtime.artifact import tuned_tasks
 
     onnx_path = args.onnx
     if onnx_path is None:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
     print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-          + (f"tuned tasks {result['tasks_from_database']}/{result['tasks_total']} from {database}" if database
+          + (f"tuned {tuned_tasks(result)} from {database}" if database
              else f"no tuning log (--tuning-log {args.tuning_log})"))
     print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
     print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
@@ -228,7 +229,7 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
     """A copy of the database holding only its first `count` records (all workloads)."""
     import shutil
 
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, WORKLOAD_FILE
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, WORKLOAD_FILE
 
     folder = Path(tempfile.mkdtemp(prefix="bench-prefix-"))
     shutil.copyfile(database / WORKLOAD_FILE, folder / WORKLOAD_FILE)
@@ -298,7 +299,7 @@ def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:
     search trials, estimate per batch); records before the first search batch (seeds, earlier runs)
     all count from minute 0.
     """
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE
+    from tvmdeploy.compile.tuning.database import RECORD_FILE
     from tvmdeploy.runtime.errors import TvmDeployError
 
     if point == "all":

@@ -3,6 +3,8 @@
 Run by device_check.sh from an unpacked kit (see prepare_device_check.py). Needs numpy and PyTorch;
 ONNX Runtime for the CPU parity and AVX-512 timing. Writes device_check.json and device_check.md into
 --out after every step, so a run cut short by its time limit still leaves what it measured.
+Timing statistics, the CPU flags and top-k come from the bundle's `tvmdeploy.runtime` (importable once
+`setup_paths` ran, hence the function-local imports).
 """
 
 from __future__ import annotations
@@ -67,27 +69,30 @@ class Skip(Exception):
 
 
 def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    from tvmdeploy.runtime.cpu_check import host_cpu_flags
+
+    return host_cpu_flags() or set()
+
+
+def summary_ms(stats) -> dict:
+    """The report's view of a runtime `LatencyStats`: median, p10, p90 (ms, rounded) and the sample count."""
+    return {"median_ms": round(stats.median_ms, 4), "p10_ms": round(stats.p10_ms, 4),
+            "p90_ms": round(stats.p90_ms, 4), "n": stats.n}
 
 
 def stats_ms(samples_s: list[float]) -> dict:
-    ms = np.asarray(samples_s) * 1e3
-    return {"median_ms": round(float(np.median(ms)), 4), "p10_ms": round(float(np.percentile(ms, 10)), 4),
-            "p90_ms": round(float(np.percentile(ms, 90)), 4), "n": int(ms.size)}
+    from tvmdeploy.runtime.timing import LatencyStats
+
+    return summary_ms(LatencyStats.from_samples([s * 1e3 for s in samples_s]))
 
 
 def compare(actual: np.ndarray, expected: np.ndarray) -> dict:
+    from tvmdeploy.runtime.postprocess import topk_indices
+
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    top5 = lambda z: np.argsort(-z, axis=-1, kind="stable")[..., :5]  # noqa: E731
     return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
             "top1_equal": bool((actual.argmax(-1) == expected.argmax(-1)).all()),
-            "top5_equal": bool((top5(actual) == top5(expected)).all()),
+            "top5_equal": bool((topk_indices(actual, 5) == topk_indices(expected, 5)).all()),
             "passed": bool(diff.max() <= PARITY_ATOL)}
 
 
@@ -286,15 +291,11 @@ def avx512(kit: Path, onnx_path_fn, name: str, threads: int, iters: int) -> dict
     session = ort_session(onnx_path_fn(), threads)
     x = fixed_input(1)
     parity = compare(tvm_module.run(x), session.run(None, {"input": x})[0])
+    from tvmdeploy.runtime.timing import measure
+
     tvm_samples = tvm_module.time(x, number=1, repeat=iters)
-    for _ in range(5):
-        session.run(None, {"input": x})
-    ort_samples = []
-    for _ in range(iters):
-        started = time.perf_counter()
-        session.run(None, {"input": x})
-        ort_samples.append(time.perf_counter() - started)
-    tvm_ms, ort_ms = stats_ms(tvm_samples), stats_ms(ort_samples)
+    ort_stats = measure(lambda: session.run(None, {"input": x}), warmup=5, min_runs=iters, min_seconds=0.0, max_runs=iters)
+    tvm_ms, ort_ms = stats_ms(tvm_samples), summary_ms(ort_stats)
     return {"artifact": name, "threads": threads, "parity_vs_onnxruntime": parity, "tvm": tvm_ms,
             "onnxruntime": ort_ms, "tvm_over_ort": round(tvm_ms["median_ms"] / ort_ms["median_ms"], 2),
             "tuned": tvm_module.manifest.is_tuned, "schedules": tvm_module.manifest.schedule_text()}

@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.models import zoo
     from tvmdeploy.compile.models import zoo_kernels
     from tvmdeploy.compile.models.export import export_onnx
-    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
-    from tvmdeploy.compile.tuning.driver import META_FILE, default_logs_root, prepared_tasks, print_report, tune
-    from tvmdeploy.compile.tuning.tuning_db import HISTORY_ARCHIVE, RECORD_FILE, export_best, pack_history
+    from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, META_FILE, RECORD_FILE, export_best, pack_history
+    from tvmdeploy.compile.tuning.driver import prepared_tasks, print_report, tune
+    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, default_logs_root
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(args.profile)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(shipped, ignore_errors=True)
         count = export_best(history, shipped)
         meta = json.loads((history / META_FILE).read_text())
-        meta.setdefault(TUNED_ON, host)  # tuning.py's _write_meta records it itself once it calls cpu_record()
+        meta.setdefault(TUNED_ON, host)  # driver._write_meta records it itself once it calls cpu_record()
         (shipped / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         pack_history(history)  # the full history stays in the repository compressed (~250x), out of the package
         print(f"{name}: shipped the best record of {count} tasks to {shipped}; history packed in {history}", flush=True)
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _folder_name(base: Path, key: str, mcpu: str | None) -> str:
     """`key`, unless the log shipped there was tuned on another kind of CPU: then `key@mcpu` (kept apart)."""
-    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, read_meta
+    from tvmdeploy.compile.tuning.database import read_meta
+    from tvmdeploy.compile.tuning.log_choice import TUNED_ON
 
     tuned_on = read_meta(base / key).get(TUNED_ON) or {}
     if mcpu and tuned_on.get("mcpu") and tuned_on["mcpu"] != mcpu:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tvmdeploy.compile.measure.evaluate import Metrics, OrtClassifier, evaluate, load_dataset, topk_indices
+from tvmdeploy.compile.measure.evaluate import Metrics, OrtClassifier, evaluate, load_dataset
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.labels import load_labels
 
@@ -43,10 +43,6 @@ def test_agreement_top1_and_top5_set():
     report = metrics.to_dict()
     assert report["agreement_top1"] == pytest.approx(2 / 3)
     assert report["agreement_top5_set"] == pytest.approx(2 / 3)
-
-
-def test_ties_rank_lower_index_first():
-    assert topk_indices(np.zeros((1, 6)), 5).tolist() == [[0, 1, 2, 3, 4]]
 
 
 def _image(path: Path, seed: int = 0) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tvmdeploy.compile.tuning import log_choice
+from tvmdeploy.compile.tuning import database
 from tvmdeploy.compile.models import zoo
 from tvmdeploy.compile.models import zoo_kernels
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -19,9 +19,9 @@ def H(short: str) -> str:
 
 def make_log(folder: Path, key: str, shashes: list[str]) -> Path:
     folder.mkdir(parents=True)
-    (folder / log_choice.META_FILE).write_text(json.dumps({"model_key": key}))
-    (folder / log_choice.WORKLOAD_FILE).write_text("".join(f'["{int(s, 16)}", "AAAA"]\n' for s in shashes))
-    (folder / log_choice.RECORD_FILE).write_text("".join(f"[{i}, {{}}]\n" for i in range(len(shashes))))
+    (folder / database.META_FILE).write_text(json.dumps({"model_key": key}))
+    (folder / database.WORKLOAD_FILE).write_text("".join(f'["{int(s, 16)}", "AAAA"]\n' for s in shashes))
+    (folder / database.RECORD_FILE).write_text("".join(f"[{i}, {{}}]\n" for i in range(len(shashes))))
     return folder
 
 

@@ -77,7 +77,7 @@ def _record_keys(folder: Path) -> list[tuple[int, str]]:
     """(workload hash, printed trace) of every record, as the build would load them."""
     import tvm_ffi
 
-    from tvmdeploy.compile.tuning.tuning_db import open_database
+    from tvmdeploy.compile.tuning.database import open_database
 
     database = open_database(folder, readonly=True, quiet=True)
     return [(int(tvm_ffi.structural_hash(r.workload.mod)), str(r.trace)) for r in database.get_all_tuning_records()]
@@ -116,7 +116,7 @@ def test_records_apply_and_keep_parity(tuned, tiny_model, profile):
 
 
 def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path, capsys):
-    from tvmdeploy.compile.tuning.tuning_db import REJECTED_FILE, open_database
+    from tvmdeploy.compile.tuning.database import REJECTED_FILE, open_database
 
     folder = tmp_path / "db"
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
@@ -216,9 +216,9 @@ def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
 
 
 def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, caplog):
-    from tvmdeploy.compile.tuning.ms_search import from_search_space
+    from tvmdeploy.compile.tuning.search import from_search_space
     from tvmdeploy.compile.tuning.driver import tune
-    from tvmdeploy.compile.tuning.tuning_db import open_database
+    from tvmdeploy.compile.tuning.database import open_database
     from tvmdeploy.targets import load_profile
 
     # The real use: an AVX2 log warm-starts an AVX-512 one (workloads are target-independent).
@@ -244,10 +244,10 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
 
 def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(tiny_model, profile, tmp_path):
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.tuning.ms_search import from_search_space
+    from tvmdeploy.compile.tuning.search import from_search_space
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.compile.tuning.driver import tune
-    from tvmdeploy.compile.tuning.tuning_db import open_database
+    from tvmdeploy.compile.tuning.database import open_database
 
     folder = tmp_path / "budget"
     result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
@@ -263,7 +263,7 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
 
 def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path):
     from tvmdeploy.compile.tuning.driver import tune
-    from tvmdeploy.compile.tuning.tuning_db import pack_history
+    from tvmdeploy.compile.tuning.database import pack_history
 
     folder = tmp_path / "packed"
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
@@ -277,7 +277,7 @@ def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path)
 
 def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_path):
     from tvmdeploy.compile.tuning.driver import tune
-    from tvmdeploy.compile.tuning.tuning_db import lock_database
+    from tvmdeploy.compile.tuning.database import lock_database
 
     folder = tmp_path / "busy"
     with lock_database(folder):  # what a running `tune` holds
@@ -299,7 +299,7 @@ def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_mo
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
-    from tvmdeploy.compile.tuning.driver import META_FILE
+    from tvmdeploy.compile.tuning.database import META_FILE
 
     folder = tmp_path / "db"
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tvmdeploy.compile.tuning import log_choice
+from tvmdeploy.compile.tuning import database, log_choice
 from tvmdeploy.compile.tuning.log_choice import choose_log, closeness, find_log, fitting_logs, log_workloads
 
 ZEN5 = {"vendor": "AuthenticAMD", "model_name": "AMD EPYC 9B45", "family": "26", "model": "2", "mcpu": "znver5",
@@ -41,10 +41,10 @@ def make_log(folder: Path, key: str, shashes: list[str], tuned_on: dict | None =
     meta = {"model_key": key, "tasks": [{"shash": s, "class": "pointwise"} for s in shashes]}
     if tuned_on is not None:
         meta[log_choice.TUNED_ON] = tuned_on
-    (folder / log_choice.META_FILE).write_text(json.dumps(meta))
-    (folder / log_choice.WORKLOAD_FILE).write_text("".join(f'["{_hash(s)}", "AAAA"]\n' for s in shashes))
+    (folder / database.META_FILE).write_text(json.dumps(meta))
+    (folder / database.WORKLOAD_FILE).write_text("".join(f'["{_hash(s)}", "AAAA"]\n' for s in shashes))
     count = len(shashes) if recorded is None else recorded
-    (folder / log_choice.RECORD_FILE).write_text("".join(f'[{i}, {{"trace": []}}]\n' for i in range(count)))
+    (folder / database.RECORD_FILE).write_text("".join(f'[{i}, {{"trace": []}}]\n' for i in range(count)))
     return folder
 
 

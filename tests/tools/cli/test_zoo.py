@@ -22,7 +22,7 @@ def test_zoo_table(capsys):
 
 
 def test_zoo_log_column_from_index_and_logs(capsys, monkeypatch, tmp_path):
-    from tvmdeploy.compile.tuning import driver as tuning
+    from tvmdeploy.compile.tuning import log_choice
     from tvmdeploy.compile.models import zoo_kernels
 
     index, logs = tmp_path / "index.json", tmp_path / "logs"
@@ -35,7 +35,7 @@ def test_zoo_log_column_from_index_and_logs(capsys, monkeypatch, tmp_path):
     (log / "database_workload.json").write_text("".join(f'["{int(s, 16)}", "A"]\n' for s in shashes[:2]))
     (log / "database_tuning_record.json").write_text("[0, {}]\n[1, {}]\n")
     monkeypatch.setattr(zoo_kernels, "INDEX_FILE", index)
-    monkeypatch.setattr(tuning, "default_logs_root", lambda: logs)
+    monkeypatch.setattr(log_choice, "default_logs_root", lambda: logs)
     assert main(["zoo", "--profile", "x86-avx2"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:11]}
     assert rows["ppcls_mobilenetv2_x0_5"][7] == "2/4"

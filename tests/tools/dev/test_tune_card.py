@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tvmdeploy.compile.tuning.log_choice import META_FILE, TUNED_ON
+from tvmdeploy.compile.tuning.database import META_FILE
+from tvmdeploy.compile.tuning.log_choice import TUNED_ON
 from tvmdeploy.tools.dev.tune_card import _folder_name
 
 

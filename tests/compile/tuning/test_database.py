@@ -1,4 +1,4 @@
-"""tuning_db: one writer per database (a killed writer frees it, readers never blocked); packed histories."""
+"""database: one writer per database (a killed writer frees it, readers never blocked); packed histories."""
 
 import os
 import signal
@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
-from tvmdeploy.compile.tuning.tuning_db import LOCK_FILE, RECORD_FILE, WORKLOAD_FILE, lock_database, open_database
+from tvmdeploy.compile.tuning.database import LOCK_FILE, RECORD_FILE, WORKLOAD_FILE, lock_database, open_database
 from tvmdeploy.runtime.errors import TvmDeployError
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from tvmdeploy.compile.tuning.tuning_db import lock_database
+    from tvmdeploy.compile.tuning.database import lock_database
     with lock_database(sys.argv[1], what="holder test"):
         print("locked", flush=True)
         sys.stdin.read()  # hold until the test closes our stdin (or kills us)
@@ -80,7 +80,7 @@ def test_a_packed_history_unpacks_to_the_same_files_and_resumes(tmp_path):
     import io
     import tarfile
 
-    from tvmdeploy.compile.tuning.tuning_db import HISTORY_ARCHIVE, pack_history, unpack_history
+    from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, pack_history, unpack_history
 
     folder = tmp_path / "history"
     folder.mkdir()

@@ -26,6 +26,8 @@ REJECTED_FILE = "database_rejected.txt"
 # themselves: 36 MB of records pack into 140 KB). `tune` unpacks it to resume; tools/dev/tune_card.py packs it.
 HISTORY_ARCHIVE = "history.tar.xz"
 LOCK_FILE = ".tvmdeploy-writer.lock"  # not *.json: never part of the database hash or of an export
+# Ours, next to MetaSchedule's files: the model key, profile, pipeline version, tasks and CPU of the tuning run.
+META_FILE = "tuning_meta.json"
 
 
 @dataclass
@@ -36,6 +38,15 @@ class ScanResult:
     records: list[tuple[int, Any]] = field(default_factory=list)  # (index into `workloads`, record JSON)
     problems: list[str] = field(default_factory=list)
     rejected_lines: list[str] = field(default_factory=list)
+
+
+def read_meta(folder: Path) -> dict:
+    """A database folder's META_FILE ({} when absent or unreadable)."""
+    try:
+        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from tvmdeploy.compile.tuning.tuning_db import mean_seconds
+from tvmdeploy.compile.tuning.database import mean_seconds
 
 # Evolutionary search tuned down from the defaults (population 512): on 2 cores the search itself,
 # not the measurement, was the larger cost per trial, and 256 candidates still fill the 16-32 picks.
@@ -66,7 +66,7 @@ def searchable_view(database) -> Any:
     """
     from tvm.ir.utils import derived_object
 
-    from tvmdeploy.compile.tuning.tuning_db import delegating_database_base
+    from tvmdeploy.compile.tuning.database import delegating_database_base
 
     @derived_object
     class SearchView(delegating_database_base()):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from tvmdeploy.compile.tuning.database import META_FILE, RECORD_FILE, open_database, read_meta
 from tvmdeploy.compile.tuning.tasks import TaskInfo
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,6 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     another (AVX-512) and gives the search a near-converged start. Seed timings are never copied:
     every committed record was built for and timed on this database's target.
     """
-    from tvmdeploy.compile.tuning.tuning_db import open_database
-
     seeds = open_database(seed_folder, readonly=True)
     result = SeedResult()
     candidates = []
@@ -60,9 +58,6 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
     Workloads (the kernels' TIR) do not depend on the target, so another profile's log for the same
     model, or this profile's log for a model sharing layers, gives measured-good first candidates.
     """
-    from tvmdeploy.compile.tuning.driver import META_FILE
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE
-
     wanted = {i.shash for i in infos}
     found = []
     for meta in sorted(logs_root.glob(f"*/*/{META_FILE}")):
@@ -72,8 +67,8 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
         if not (folder / RECORD_FILE).is_file():
             continue
         try:
-            known = {t.get("shash") for t in json.loads(meta.read_text()).get("tasks", [])}
-        except (OSError, ValueError, AttributeError):
+            known = {t.get("shash") for t in read_meta(folder).get("tasks", [])}
+        except (TypeError, AttributeError):  # a meta file of another shape: not a log to seed from
             continue
         shared = len(wanted & known)
         if shared:
@@ -119,7 +114,7 @@ def _measure_and_commit(database, candidates: list, builder, runner, device: str
         return
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmdeploy.compile.tuning.ms_builder import build_and_run
+    from tvmdeploy.compile.tuning.builder import build_and_run
 
     measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates],
                              candidates[0][0].task.target, device)
