@@ -212,7 +212,7 @@ def card_table(rows: list[dict], caption: str) -> str:
 
 def _unpacked(database: Path) -> Path:
     """The database itself, or for a packed history (history.tar.xz only) a temporary unpacked copy."""
-    from tvmdeploy.compile.tuning.tuning_db import RECORD_FILE, unpack_history
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, unpack_history
 
     if (database / RECORD_FILE).is_file():
         return database
