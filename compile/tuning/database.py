@@ -25,6 +25,7 @@ REJECTED_FILE = "database_rejected.txt"
 # A tuning history kept in the repository: its JSON files in one xz archive (MetaSchedule traces repeat
 # themselves: 36 MB of records pack into 140 KB). `tune` unpacks it to resume; tools/dev/tune_card.py packs it.
 HISTORY_ARCHIVE = "history.tar.xz"
+PROGRESS_FILE = "logs/progress.csv"  # the search's trials over time (driver._ProgressLog), packed with the history
 LOCK_FILE = ".tvmdeploy-writer.lock"  # not *.json: never part of the database hash or of an export
 # Ours, next to MetaSchedule's files: the model key, profile, pipeline version, tasks and CPU of the tuning run.
 META_FILE = "tuning_meta.json"
@@ -319,17 +320,24 @@ def lock_database(folder: Path, what: str = "tvmdeploy tune") -> Iterator[Path]:
 
 
 def pack_history(folder: Path) -> Path:
-    """Replace the JSON files of a tuning history by one xz archive in the same folder (atomic)."""
+    """Replace the JSON files of a tuning history by one xz archive in the same folder (atomic).
+
+    The search's progress (logs/progress.csv: trials per minute) goes in too, so a fresh checkout can still
+    replay the history by minutes of search (`tools/dev/bench_tuned.py --curve 5m,...`); it stays in place.
+    """
     import tarfile
 
     folder = Path(folder)
     files = sorted(p for p in folder.glob("*.json") if p.is_file())
     if not files:
         raise TvmDeployError(f"{folder} holds no tuning database to pack")
+    progress = folder / PROGRESS_FILE
     tmp = folder / (HISTORY_ARCHIVE + ".tmp")
     with tarfile.open(tmp, "w:xz", preset=9) as archive:
         for path in files:
             archive.add(path, arcname=path.name)
+        if progress.is_file():
+            archive.add(progress, arcname=progress.name)
     os.replace(tmp, folder / HISTORY_ARCHIVE)
     for path in files:
         path.unlink()
@@ -349,11 +357,13 @@ def unpack_history(folder: Path) -> bool:
     try:
         with tarfile.open(archive_path, "r:xz") as archive:
             for member in archive.getmembers():
-                if not member.isfile() or "/" in member.name or not member.name.endswith(".json"):
+                is_progress = member.name == Path(PROGRESS_FILE).name
+                if not member.isfile() or "/" in member.name or not (member.name.endswith(".json") or is_progress):
                     raise TvmDeployError(f"{archive_path}: unexpected entry {member.name!r}; not a tuning history")
-                target = Path(folder) / member.name
-                if not target.exists():
-                    archive.extract(member, folder, filter="data")
+                destination = Path(folder) / (Path(PROGRESS_FILE).parent if is_progress else ".")
+                if not (destination / member.name).exists():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    archive.extract(member, destination, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise TvmDeployError(f"{archive_path}: corrupt tuning history archive ({exc})") from None
     return True

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
-from tvmdeploy.compile.tuning.database import META_FILE, mean_seconds
+from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
 from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -456,7 +456,7 @@ class _HistoryWriter:
     (logs/progress.csv: elapsed s since the search began, search trials, estimated ms; for docs/benchmarks)."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / "logs" / "progress.csv"
+        self.path = folder / PROGRESS_FILE
         self.written = 0
 
     def write(self, rows: list) -> None:

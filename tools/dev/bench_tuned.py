@@ -299,7 +299,7 @@ def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:
     search trials, estimate per batch); records before the first search batch (seeds, earlier runs)
     all count from minute 0.
     """
-    from tvmdeploy.compile.tuning.database import RECORD_FILE
+    from tvmdeploy.compile.tuning.database import PROGRESS_FILE, RECORD_FILE
     from tvmdeploy.runtime.errors import TvmDeployError
 
     if point == "all":
@@ -311,10 +311,10 @@ def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:
             raise TvmDeployError(f"--curve: '{point}' is not a record count, 'all' or minutes like '5m'") from None
     try:
         minutes = float(point[:-1])
-        rows = [line.split(",") for line in (database / "logs" / "progress.csv").read_text().splitlines() if line]
+        rows = [line.split(",") for line in (database / PROGRESS_FILE).read_text().splitlines() if line]
         progress = [(float(r[0]), int(r[1])) for r in rows]
     except (ValueError, IndexError, OSError) as exc:
-        raise TvmDeployError(f"--curve {point}: needs {database}/logs/progress.csv from a tuning run ({exc})") from None
+        raise TvmDeployError(f"--curve {point}: needs {database / PROGRESS_FILE} from a tuning run ({exc})") from None
     total = sum(1 for line in (database / RECORD_FILE).read_text().splitlines() if line.strip())
     before_search = total - max((t for _, t in progress), default=0)
     return minutes, before_search + max((t for e, t in progress if e <= 60 * minutes), default=0)

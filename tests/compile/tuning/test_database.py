@@ -113,3 +113,20 @@ def test_a_packed_history_unpacks_to_the_same_files_and_resumes(tmp_path):
     assert not (tmp_path / "escape.json").exists()
     with pytest.raises(TvmDeployError, match="no tuning database to pack"):
         pack_history(tmp_path / "nothing")
+
+
+def test_a_packed_history_keeps_the_search_progress_for_curves_by_minute(tmp_path):
+    from tvmdeploy.compile.tuning.database import PROGRESS_FILE, pack_history, unpack_history
+
+    folder = tmp_path / "history"
+    (folder / "logs").mkdir(parents=True)
+    (folder / RECORD_FILE).write_text('[0, [["x", "trace"], [1e-05]]]\n')
+    (folder / WORKLOAD_FILE).write_text('["w", 1]\n')
+    progress = "60.0,16,7.1\n120.0,32,6.9\n"
+    (folder / PROGRESS_FILE).write_text(progress)
+    pack_history(folder)
+    fresh = tmp_path / "fresh"  # a new checkout: the archive only (logs/ is never committed)
+    fresh.mkdir()
+    (fresh / "history.tar.xz").write_bytes((folder / "history.tar.xz").read_bytes())
+    assert unpack_history(fresh)
+    assert (fresh / PROGRESS_FILE).read_text() == progress and (fresh / RECORD_FILE).is_file()
