@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tvmdeploy.compile.frontend import onnx_with_batch
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.timing import LatencyStats, blocked
 
 KINDS = ("tvm", "onnxruntime", "pytorch")
@@ -202,7 +202,8 @@ def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Ca
         error = f"neither an artifact folder nor a profile (profiles: {', '.join(profile_names())})"
         return [Candidate(spec, label, None, spec.remote, b, error) for b in batches]
     if config.model is None:
-        return [Candidate(spec, label, None, spec.remote, b, "a profile target needs --model M.onnx to build from") for b in batches]
+        error = f"a profile target needs {arg('model')} M.onnx to build from"
+        return [Candidate(spec, label, None, spec.remote, b, error) for b in batches]
     try:
         profile = load_profile(spec.name)
     except TvmDeployError as exc:
@@ -274,7 +275,8 @@ def torch_module(onnx_path: Path, weights: Path | None) -> tuple[Any, str]:
     elif weights is not None:
         module, built = build_torch_model(name, weights=weights)
     else:
-        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass --torch-weights FILE to rebuild it")
+        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass {arg('torch_weights')} FILE to rebuild it",
+                             param="torch_weights")
     if built != tag:
         raise TvmDeployError(f"rebuilt weights {built[:19]}… differ from the export's {tag[:19]}…")
     return module, f"PyTorch {torch.__version__.split('+')[0]} eager"
@@ -309,7 +311,8 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
     from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
-        raise TvmDeployError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
+        raise TvmDeployError(f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
+                             param="runs" if config.runs < 1 else "warmup" if config.warmup < 0 else "batch")
     unknown = set(config.baselines) - set(BASELINES)
     if unknown:
         raise TvmDeployError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
@@ -449,7 +452,7 @@ def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, thr
 
     row = Row("ONNX Runtime", "onnxruntime", batch, host_description(), tuning="-", threads=threads)
     if onnx_path is None:
-        return row.fail("no ONNX model (give --model or an artifact)", "skipped"), None
+        return row.fail(f"no ONNX model (give {arg('model')} or an artifact)", "skipped"), None
     try:
         ort = OrtModel(batch_onnx(onnx_path, batch, Path(config.out_dir)), threads=threads)
     except Exception as exc:  # noqa: BLE001

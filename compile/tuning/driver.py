@@ -15,7 +15,7 @@ from typing import Any, Callable
 from tvmdeploy.compile.tuning import tuning_plan
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
 from tvmdeploy.compile.tuning.tuning_db import mean_seconds
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
@@ -246,12 +246,13 @@ def tune(
     deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
     classes = parse_ops(ops)
     if rpc_tracker and not (rpc_key or profile.rpc_key):
-        raise TvmDeployError("--rpc-tracker needs --rpc-key (or a profile with rpc_key)")
+        raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (or a profile with rpc_key)", param="rpc_key")
     if profile.device != "cpu" and not rpc_tracker:
         # TODO(tuning): CUDA tuning needs a GPU runner; only CPU profiles are tuned here.
         raise TvmDeployError(f"profile '{profile.name}' is a {profile.device} target; tuning supports CPU profiles")
     if profile.needs_cross_compiler and not rpc_tracker:
-        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with --rpc-tracker/--rpc-key")
+        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with "
+                             f"{arg('rpc_tracker')}/{arg('rpc_key')}", param="rpc_tracker")
 
     from tvmdeploy.compile.tuning import ms_builder
     from tvmdeploy.compile.tuning import ms_search
@@ -267,7 +268,8 @@ def tune(
         unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
         has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
         if has_records and not resume:
-            raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")
+            raise TvmDeployError(f"{folder} already holds tuning records; pass {arg('resume')} to continue them or "
+                                 f"{arg('log_dir')} for a new database", param="resume")
         _write_meta(folder, profile, infos, onnx_info.model_name, key)
         database = open_database(folder)
 

@@ -152,8 +152,9 @@ def test_parse_ops():
 def test_existing_database_needs_resume(tuned, tiny_model, profile):
     from tvmdeploy.compile.tuning.driver import tune
 
-    with pytest.raises(TvmDeployError, match="--resume"):
+    with pytest.raises(TvmDeployError, match="pass resume to continue them or log_dir for a new database") as info:
         tune(tiny_model, profile, trials=8, log_dir=tuned.folder, progress_bar=False)
+    assert info.value.param == "resume"
 
 
 def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp_path):
