@@ -75,6 +75,7 @@ class TuneOptions:
     seed_top_k: int = 4
     auto_seed: bool = True  # seed from the other shipped logs and the default schedules
     time_budget_min: float | None = None  # stop cleanly after this many minutes
+    on_task_table: Callable[[str], None] | None = None  # gets the task table before the search (default: logged at INFO)
 
     def as_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of `tune`."""
@@ -234,6 +235,7 @@ def tune(
     seed_top_k: int = 4,
     auto_seed: bool = True,
     time_budget_min: float | None = None,
+    on_task_table: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Tune the selected kernel classes; every finished record is on disk the moment it is measured.
 
@@ -241,6 +243,7 @@ def tune(
     tuning_logs/ that holds some of these workloads are re-measured here first, then the default
     schedule of every task still without a record; the cost model is trained on all of it before the
     search. `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    `on_task_table` receives `format_task_table` of the run before the search (default: logged at INFO).
     """
     started = time.monotonic()
     deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
@@ -306,7 +309,7 @@ def tune(
             if best is not None:
                 progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
         trials_at_start = progress.trials
-        print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
+        (on_task_table or log.info)(format_task_table(infos, before, selected={i.index for i in selected}))
         strategies = []
         history = _HistoryWriter(folder)
         if to_tune and remaining > 0:
@@ -496,28 +499,25 @@ def _share(values: dict[int, float]) -> dict[int, float]:
     return {k: (v / total if total else 0.0) for k, v in values.items()}
 
 
-def print_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int], stream=None) -> None:
+def format_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int]) -> str:
     """Every task with its class, calls, share of FLOPs and share of measured time (before tuning)."""
-    stream = stream or sys.stdout
     flops = _share({i.index: i.total_flops for i in infos})
     timed = _share({i.index: (seconds.get(i.index) or 0.0) * i.weight for i in infos})
-    print(f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune",
-          file=stream)
+    lines = [f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune"]
     for info in sorted(infos, key=lambda i: -timed[i.index]):
         ms_call = seconds.get(info.index)
-        print(
+        lines.append(
             f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
             f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
-            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}",
-            file=stream,
+            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}"
         )
+    return "\n".join(lines)
 
 
-def print_report(result: TuneResult, stream=None) -> None:
-    """Final table: per task before -> after (per call and x calls), trials, failures."""
-    stream = stream or sys.stdout
-    print(f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
-          f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}", file=stream)
+def format_report(result: TuneResult) -> str:
+    """Final table: per task before -> after (per call and x calls), trials, failures; then totals and the database."""
+    lines = [f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
+             f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}"]
     total_before = total_after = 0.0
     for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
         before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
@@ -525,16 +525,16 @@ def print_report(result: TuneResult, stream=None) -> None:
         speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
         total_before += (o.before_ms or 0.0) * o.info.weight
         total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight
-        print(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} {after:>9} "
-              f"{speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}", file=stream)
+        lines.append(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} "
+                     f"{after:>9} {speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}")
     builds = sum(o.build_failures for o in result.outcomes)
     runs = sum(o.run_failures for o in result.outcomes)
-    print(
+    lines.append(
         f"kernel time x calls: {total_before:.2f} ms -> {total_after:.2f} ms (sum of kernels, not end to end); "
         f"{result.trials_run} trials in {result.wall_s / 60:.1f} min; build failures {builds}, run failures {runs}; "
-        f"{result.skipped_duplicates} already-measured candidates skipped",
-        file=stream,
+        f"{result.skipped_duplicates} already-measured candidates skipped"
     )
-    stopped = " (interrupted; --resume continues)" if result.interrupted else (
-        " (time budget reached; --resume continues)" if result.out_of_time else "")
-    print(f"database: {result.folder}{stopped}", file=stream)
+    stopped = f" (interrupted; {arg('resume')} continues)" if result.interrupted else (
+        f" (time budget reached; {arg('resume')} continues)" if result.out_of_time else "")
+    lines.append(f"database: {result.folder}{stopped}")
+    return "\n".join(lines)
