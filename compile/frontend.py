@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tvmdeploy.runtime.artifact import sha256_file
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.labels import INDEX_LABELS
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64"}
@@ -132,10 +132,12 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
     fixed_batch = dims[0]
     if input_shape is not None:
         if len(input_shape) != 4 or any(int(v) <= 0 for v in input_shape):
-            raise TvmDeployError(f"--input-shape must be 4 positive integers N,C,H,W, got {input_shape}")
+            raise TvmDeployError(f"{arg('input_shape')} must be 4 positive integers N,C,H,W, got {input_shape}",
+                                 param="input_shape")
         for axis, (fixed, wanted) in enumerate(zip(dims, input_shape)):
             if fixed is not None and fixed != wanted and not (axis == 0 and batch is None):
-                raise TvmDeployError(f"{path}: --input-shape {list(input_shape)} conflicts with the model's fixed dim {axis} = {fixed}")
+                raise TvmDeployError(f"{path}: {arg('input_shape')} {list(input_shape)} conflicts with the model's fixed dim "
+                                     f"{axis} = {fixed}", param="input_shape")
         dims = [int(v) for v in input_shape]
     if batch is not None:
         if batch < 1:
@@ -148,7 +150,8 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
         wanted = ",".join(str(d) if d is not None else "NCHW"[axis] for axis, d in enumerate(dims))
         raise TvmDeployError(
             f"cannot import {path}: input '{graph_input.name}' has dynamic dims {shown}; "
-            f"pass --input-shape {wanted} (e.g. {wanted.replace('H', '224').replace('W', '224')})"
+            f"pass {arg('input_shape')} {wanted} (e.g. {wanted.replace('H', '224').replace('W', '224')})",
+            param="input_shape",
         )
     if len(model.graph.output) < 1:
         raise TvmDeployError(f"{path}: the model has no outputs")

@@ -11,7 +11,7 @@ import numpy as np
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import Manifest, read_manifest, verify_library
 from tvmdeploy.runtime.cpu_check import check_cpu_supports
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 
 
 def check_input(manifest: Manifest, x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,8 @@ class LocalModule:
         if manifest.arch != here:
             raise TvmDeployError(
                 f"artifact '{self.artifact_dir}' is built for {manifest.arch} ({manifest.profile}) and cannot run on this "
-                f"{here} machine; run it on the device with --rpc-tracker/--rpc-key or --rpc HOST:PORT"
+                f"{here} machine; run it on the device with {arg('rpc_tracker')}/{arg('rpc_key')} or {arg('rpc_server')} "
+                "HOST:PORT"
             )
         if manifest.device == "cpu":
             # Before dlopen: a library with AVX-512 code on a CPU without it would die with SIGILL.

@@ -20,7 +20,7 @@ import numpy as np
 
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import read_manifest, verify_library
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.loader import check_input, run_in_batches
 
 logger = logging.getLogger(__name__)
@@ -42,27 +42,28 @@ class RpcEndpoint:
     via_tracker: bool = True
 
     @classmethod
-    def parse(cls, address: str, key: str = "", *, via_tracker: bool = True, option: str = "--rpc-tracker") -> RpcEndpoint:
-        """Validate "HOST:PORT" (IPv6 as "[::1]:9190") and the key; errors name the command-line `option`."""
+    def parse(cls, address: str, key: str = "", *, via_tracker: bool = True, param: str = "rpc_tracker") -> RpcEndpoint:
+        """Validate "HOST:PORT" (IPv6 as "[::1]:9190") and the key; errors name `param`, the address's parameter."""
         host, sep, port_text = (address or "").strip().rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise TvmDeployError(f"{option} expects HOST:PORT (e.g. 127.0.0.1:9190), got {address!r}")
+            raise TvmDeployError(f"{arg(param)} expects HOST:PORT (e.g. 127.0.0.1:9190), got {address!r}", param=param)
         if via_tracker and not key:
-            raise TvmDeployError(f"{option} needs a device key too (--rpc-key), e.g. the key the board registered with")
+            raise TvmDeployError(f"{arg(param)} needs a device key too ({arg('rpc_key')}), e.g. the key the board "
+                                 "registered with", param="rpc_key")
         if key and not _KEY_PATTERN.match(key):
-            raise TvmDeployError(f"RPC key {key!r} may use only letters, digits, '.', '_' and '-'")
+            raise TvmDeployError(f"RPC key {key!r} may use only letters, digits, '.', '_' and '-'", param="rpc_key")
         return cls(host=host, port=int(port_text), key=key, via_tracker=via_tracker)
 
     @classmethod
     def tracker(cls, address: str, key: str) -> RpcEndpoint:
         """A device with `key`, requested from the tracker at "HOST:PORT"."""
-        return cls.parse(address, key, via_tracker=True, option="--rpc-tracker")
+        return cls.parse(address, key, via_tracker=True, param="rpc_tracker")
 
     @classmethod
     def server(cls, address: str, key: str = "") -> RpcEndpoint:
         """One RPC server at "HOST:PORT", no tracker."""
-        return cls.parse(address, key, via_tracker=False, option="--rpc")
+        return cls.parse(address, key, via_tracker=False, param="rpc_server")
 
     @property
     def address(self) -> str:
@@ -300,7 +301,7 @@ class RemoteSession:
                     self.tvm = None
                     raise TvmDeployError(
                         f"{what} on {self.server} got no answer within {limit:g} s; the device hung or is too slow "
-                        f"(raise --rpc-timeout)"
+                        f"(raise {arg('call_timeout_s')})", param="call_timeout_s"
                     ) from None
                 if "RPCSessionTimeoutError" in str(exc):
                     raise TvmDeployError(f"{what} on {self.server}: the server ended the session (its session timeout expired)") from None
@@ -380,8 +381,9 @@ def connect(
             if "cannot find server that matches key" in text:
                 raise TvmDeployError(
                     f"RPC server {server} does not accept key '{endpoint.key}': give the key it was started with "
-                    "(an emulated board's: qemu-aarch64 unless --key said otherwise); a server registered with a "
-                    "tracker accepts only clients the tracker sends (use --rpc-tracker and --rpc-key)"
+                    f"(an emulated board's: qemu-aarch64 unless {arg('key')} said otherwise); a server registered with a "
+                    f"tracker accepts only clients the tracker sends (use {arg('rpc_tracker')} and {arg('rpc_key')})",
+                    param="rpc_key",
                 ) from None
             if "RecvAll" in text:
                 raise TvmDeployError(f"RPC server {server} closed the connection during the handshake (wrong key, or not a TVM RPC server)") from None

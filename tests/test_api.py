@@ -63,6 +63,16 @@ def test_load_rejects_bad_rpc_arguments(tmp_path):
         tvmdeploy.load(tmp_path, threads=0)
 
 
+def test_errors_name_api_parameters_not_flags(tmp_path, tiny_onnx):
+    """Python callers read the API's parameter names (the CLI spells the same messages with its flags)."""
+    with pytest.raises(TvmDeployError, match=r"^rpc_server expects HOST:PORT") as info:
+        tvmdeploy.load(tmp_path, rpc_server="nohost")
+    assert info.value.param == "rpc_server"
+    with pytest.raises(TvmDeployError, match=r"^ops: unknown class\(es\) winograd") as info:
+        tvmdeploy.tune(tiny_onnx(), "x86-avx2", tvmdeploy.TuneOptions(ops="winograd"))
+    assert info.value.param == "ops" and "--" not in str(info.value)
+
+
 def test_unknown_profile_is_one_error(tmp_path, tiny_onnx):
     with pytest.raises(TvmDeployError, match="no-such-profile"):
         tvmdeploy.build(tiny_onnx(), "no-such-profile", tmp_path / "art")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tvmdeploy.compile.frontend import onnx_with_batch
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.timing import LatencyStats, blocked
 
 KINDS = ("tvm", "onnxruntime", "pytorch")
@@ -202,7 +202,8 @@ def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Ca
         error = f"neither an artifact folder nor a profile (profiles: {', '.join(profile_names())})"
         return [Candidate(spec, label, None, spec.remote, b, error) for b in batches]
     if config.model is None:
-        return [Candidate(spec, label, None, spec.remote, b, "a profile target needs --model M.onnx to build from") for b in batches]
+        error = f"a profile target needs {arg('model')} M.onnx to build from"
+        return [Candidate(spec, label, None, spec.remote, b, error) for b in batches]
     try:
         profile = load_profile(spec.name)
     except TvmDeployError as exc:
@@ -274,7 +275,8 @@ def torch_module(onnx_path: Path, weights: Path | None) -> tuple[Any, str]:
     elif weights is not None:
         module, built = build_torch_model(name, weights=weights)
     else:
-        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass --torch-weights FILE to rebuild it")
+        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass {arg('torch_weights')} FILE to rebuild it",
+                             param="torch_weights")
     if built != tag:
         raise TvmDeployError(f"rebuilt weights {built[:19]}… differ from the export's {tag[:19]}…")
     return module, f"PyTorch {torch.__version__.split('+')[0]} eager"
@@ -309,7 +311,8 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
     from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
-        raise TvmDeployError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
+        raise TvmDeployError(f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
+                             param="runs" if config.runs < 1 else "warmup" if config.warmup < 0 else "batch")
     unknown = set(config.baselines) - set(BASELINES)
     if unknown:
         raise TvmDeployError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
@@ -349,8 +352,40 @@ def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path 
 
 
 def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol) -> list[Row]:
-    from tvmdeploy.compile.measure.reference import reference_input
+    """One batch size: open the baselines and every target (parity against ORT), time them all, tabulate."""
     log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
+    table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol)
+    accepted_sha = _accepted_sha(batch, reference_onnx, reference_sha, Path(config.out_dir))
+    ort_row = _open_baselines(table, config, reference_onnx)
+    _open_targets(table, candidates, opener, log, reference_sha, accepted_sha)
+    _time_rows(table, config, log)
+    _tabulate(table.rows, ort_row)
+    return table.rows
+
+
+@dataclass
+class _BatchTable:
+    """One batch: its input, its rows, and how to time those that opened: host calls (timed together) and
+    remote modules."""
+
+    batch: int
+    x: np.ndarray | None  # the input every competitor runs (None: each target's own reference input)
+    threads: int
+    atol: float
+    expected: np.ndarray | None = None  # ONNX Runtime's output: the parity reference
+    rows: list[Row] = field(default_factory=list)
+    local: dict[int, Callable[[], object]] = field(default_factory=dict)  # row index -> call
+    remote: dict[int, Any] = field(default_factory=dict)  # row index -> (module, input)
+
+    def add(self, row: Row) -> int:
+        self.rows.append(row)
+        return len(self.rows) - 1
+
+
+def _batch_input(batch: int, candidates: list[Candidate], reference_onnx: Path | None) -> np.ndarray | None:
+    """The input every competitor of this batch runs: the reference model's shape, else the first target's."""
+    from tvmdeploy.compile.measure.reference import reference_input
+
     shape = None
     if reference_onnx is not None:
         from tvmdeploy.compile.frontend import inspect_onnx
@@ -358,32 +393,37 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
         shape = inspect_onnx(reference_onnx, batch=batch).input_shape
     elif candidates and candidates[0].manifest is not None:
         shape = list(candidates[0].manifest.input.shape)
-    x = reference_input(shape) if shape else None
+    return reference_input(shape) if shape else None
 
+
+def _accepted_sha(batch: int, reference_onnx: Path | None, reference_sha: str | None, out_dir: Path) -> set:
+    """The model hashes that count as the baseline's model at this batch."""
     accepted_sha = {reference_sha}
     if reference_onnx is not None:
         from tvmdeploy.runtime.artifact import sha256_file
 
         # An artifact built from this batch's re-batched copy is the same model.
-        accepted_sha.add(sha256_file(batch_onnx(reference_onnx, batch, Path(config.out_dir))))
-    rows: list[Row] = []
-    local: dict[int, Callable[[], object]] = {}  # row index -> call
-    remote: dict[int, Any] = {}  # row index -> module
-    expected = None
+        accepted_sha.add(sha256_file(batch_onnx(reference_onnx, batch, out_dir)))
+    return accepted_sha
+
+
+def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: Path | None) -> Row | None:
+    """The ONNX Runtime and PyTorch rows that were asked for (ORT's output becomes the parity reference); the ORT row."""
+    batch, x, threads, atol = table.batch, table.x, table.threads, table.atol
     ort_row = None
     if "onnxruntime" in config.baselines:
         ort_row, ort_run = _ort_baseline(batch, reference_onnx, config, threads)
-        rows.append(ort_row)
+        index = table.add(ort_row)
         if ort_run is not None and x is not None:
             try:
-                expected = ort_run(x)
+                table.expected = ort_run(x)
                 ort_row.parity = "reference"
-                local[len(rows) - 1] = lambda: ort_run(x)
+                table.local[index] = lambda: ort_run(x)
             except Exception as exc:  # noqa: BLE001 - ORT errors have no common base type
                 ort_row.fail(f"ONNX Runtime cannot run batch {batch}: {_one_line(exc)}")
     if "pytorch" in config.baselines:
         row = Row("PyTorch eager", "pytorch", batch, host_description(), tuning="-", threads=threads)
-        rows.append(row)
+        index = table.add(row)
         if reference_onnx is None:
             row.fail("no ONNX model to rebuild PyTorch from", "skipped")
         else:
@@ -391,15 +431,25 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
                 module, row.label = torch_module(reference_onnx, config.torch_weights)
                 runner = _TorchRunner(module, threads)
                 out = runner.run(x)
-                row.parity = _parity(out, expected, atol) if expected is not None else "not checked (no ORT)"
-                local[len(rows) - 1] = lambda r=runner: r.run(x)
+                row.parity = _parity(out, table.expected, atol) if table.expected is not None else "not checked (no ORT)"
+                table.local[index] = lambda r=runner: r.run(x)
             except TvmDeployError as exc:
                 row.fail(_one_line(exc), "skipped")
             except Exception as exc:  # noqa: BLE001 - a broken torch install must not sink the comparison
                 row.fail(f"PyTorch failed: {_one_line(exc)}")
+    return ort_row
+
+
+def _open_targets(table: _BatchTable, candidates: list[Candidate], opener: Opener, log: Log, reference_sha: str | None,
+                  accepted_sha: set) -> None:
+    """A row per TVM target: opened here or on its device, run once (parity), or the reason it failed."""
+    from tvmdeploy.compile.measure.reference import reference_input
+
+    batch, x, expected, threads, atol = table.batch, table.x, table.expected, table.threads, table.atol
+
     for c in candidates:
         row = Row(c.label, "tvm", batch, artifact=str(c.artifact or ""), threads=threads)
-        rows.append(row)
+        index = table.add(row)
         if c.error:
             row.fail(c.error)
             continue
@@ -419,29 +469,36 @@ def _compare_batch(batch, candidates, config, opener, log, reference_onnx, refer
             out = module.run(xm)
             row.parity = _parity(out, expected, atol) if expected is not None else _manifest_parity(m)
             if c.remote is None:
-                local[len(rows) - 1] = lambda mod=module, xm=xm: mod.run(xm)
+                table.local[index] = lambda mod=module, xm=xm: mod.run(xm)
             else:
-                remote[len(rows) - 1] = (module, xm)
+                table.remote[index] = (module, xm)
         except Exception as exc:  # noqa: BLE001 - unreachable board, load error: this row fails, the rest goes on
             row.fail(_one_line(exc))
 
-    if local:
-        log(f"batch {batch}: timing {len(local)} host competitor(s) in alternating blocks")
-        stats = blocked({str(i): fn for i, fn in local.items()}, warmup=config.warmup, min_runs=config.runs,
+
+def _time_rows(table: _BatchTable, config: CompareConfig, log: Log) -> None:
+    """Host competitors in alternating blocks (fair under drift), then each remote one on its device's timer."""
+    batch, rows = table.batch, table.rows
+    if table.local:
+        log(f"batch {batch}: timing {len(table.local)} host competitor(s) in alternating blocks")
+        stats = blocked({str(i): fn for i, fn in table.local.items()}, warmup=config.warmup, min_runs=config.runs,
                         min_seconds=config.min_seconds)
-        for i in local:
+        for i in table.local:
             rows[i].stats = stats[str(i)]
-    for i, (module, xm) in remote.items():
+    for i, (module, xm) in table.remote.items():
         log(f"batch {batch}: timing {rows[i].label} on {rows[i].device}")
         try:
             rows[i].stats = _time_remote(module, xm, config)
         except Exception as exc:  # noqa: BLE001
             rows[i].fail(f"timing failed: {_one_line(exc)}")
+
+
+def _tabulate(rows: list[Row], ort_row: Row | None) -> None:
+    """Each timed row's latency relative to ONNX Runtime's."""
     base = ort_row.stats if ort_row is not None and ort_row.stats is not None else None
     for row in rows:
         if row.stats is not None and base is not None:
             row.ratio_to_ort = row.stats.median_ms / base.median_ms
-    return rows
 
 
 def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, threads: int):
@@ -449,7 +506,7 @@ def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, thr
 
     row = Row("ONNX Runtime", "onnxruntime", batch, host_description(), tuning="-", threads=threads)
     if onnx_path is None:
-        return row.fail("no ONNX model (give --model or an artifact)", "skipped"), None
+        return row.fail(f"no ONNX model (give {arg('model')} or an artifact)", "skipped"), None
     try:
         ort = OrtModel(batch_onnx(onnx_path, batch, Path(config.out_dir)), threads=threads)
     except Exception as exc:  # noqa: BLE001

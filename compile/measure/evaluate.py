@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.labels import Labels
 from tvmdeploy.runtime.loader import run_padded
 from tvmdeploy.runtime.postprocess import topk_indices
@@ -65,7 +65,8 @@ def _synset_folders(root: Path, labels: Labels, classes: int) -> list[LabelledIm
     if not subdirs:
         if loose:
             raise TvmDeployError(
-                f"{root} holds images but no synset sub-folders; pass --ground-truth FILE for a flat folder"
+                f"{root} holds images but no synset sub-folders; pass {arg('ground_truth')} FILE for a flat folder",
+                param="ground_truth",
             )
         raise TvmDeployError(f"{root} is empty: expected one sub-folder per synset (n01440764/...) holding images")
     if loose:

@@ -7,9 +7,9 @@ import datetime as _dt
 import fcntl
 import functools
 import json
+import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tvmdeploy.runtime.errors import TvmDeployError
+
+log = logging.getLogger(__name__)
 
 # Same file names and line format as MetaSchedule's own JSONDatabase, so either can read the folder.
 WORKLOAD_FILE = "database_workload.json"
@@ -117,9 +119,10 @@ def _rewrite_clean(folder: Path, scanned: ScanResult, into: Path | None = None) 
         os.replace(tmp, target / name)
 
 
-def report_problems(problems: list[str], stream=None) -> None:
+def report_problems(problems: list[str]) -> None:
+    """Log each problem found in a database folder as a warning (the CLI shows warnings)."""
     for problem in problems:
-        print(f"warning: {problem}", file=stream or sys.stderr)
+        log.warning("warning: %s", problem)
 
 
 def _json_database(folder: Path):

@@ -16,7 +16,7 @@ from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local na
 from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
 from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class TuneOptions:
     seed_top_k: int = 4
     auto_seed: bool = True  # seed from the other shipped logs and the default schedules
     time_budget_min: float | None = None  # stop cleanly after this many minutes
+    on_task_table: Callable[[str], None] | None = None  # gets the task table before the search (default: logged at INFO)
 
     def as_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of `tune`."""
@@ -214,6 +215,7 @@ def tune(
     seed_top_k: int = 4,
     auto_seed: bool = True,
     time_budget_min: float | None = None,
+    on_task_table: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Tune the selected kernel classes; every finished record is on disk the moment it is measured.
 
@@ -221,46 +223,24 @@ def tune(
     tuning_logs/ that holds some of these workloads are re-measured here first, then the default
     schedule of every task still without a record; the cost model is trained on all of it before the
     search. `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    `on_task_table` receives `format_task_table` of the run before the search (default: logged at INFO).
     """
     started = time.monotonic()
     deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
     classes = parse_ops(ops)
-    if rpc_tracker and not (rpc_key or profile.rpc_key):
-        raise TvmDeployError("--rpc-tracker needs --rpc-key (or a profile with rpc_key)")
-    if profile.device != "cpu" and not rpc_tracker:
-        # TODO(tuning): CUDA tuning needs a GPU runner; only CPU profiles are tuned here.
-        raise TvmDeployError(f"profile '{profile.name}' is a {profile.device} target; tuning supports CPU profiles")
-    if profile.needs_cross_compiler and not rpc_tracker:
-        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with --rpc-tracker/--rpc-key")
+    _check_where(profile, rpc_tracker, rpc_key)
 
-    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name below
     from tvmdeploy.compile.tuning import search as ms_search
 
-    ms_builder.load_cpu_tensor_intrinsics(profile.arch)
-    _, infos, onnx_info = prepared_tasks(onnx_path, profile)
-    folder, key = database_folder(profile, infos, log_dir)
-    from tvmdeploy.compile.tuning.database import RECORD_FILE, lock_database, open_database, unpack_history
+    infos, model_name, folder, key = _prepare_tasks(onnx_path, profile, log_dir)
+    from tvmdeploy.compile.tuning.database import lock_database
 
     # One writer per database: a second `tune` on this folder refuses at once (readers are unaffected).
     # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
     with lock_database(folder, what=" ".join(sys.argv)), ms_search.graceful_stop():
-        unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
-        has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
-        if has_records and not resume:
-            raise TvmDeployError(f"{folder} already holds tuning records; pass --resume to continue them or --log-dir for a new database")
-        _write_meta(folder, profile, infos, onnx_info.model_name, key)
-        database = open_database(folder)
-
-        from tvm.s_tir import meta_schedule as ms
-
+        database = _open_for_writing(folder, resume, profile, infos, model_name, key)
         selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
-        cores = os.cpu_count() or 1
-        cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
-        builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
-        if rpc_tracker:
-            runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick_measure)
-        else:
-            runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick_measure)
+        builder, runner = _measurers(profile, rpc_tracker, rpc_key, quick_measure)
         if profile.device == "cpu" and not ms_search.STOP.is_set():
             _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
 
@@ -270,154 +250,268 @@ def tune(
         per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
         to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
 
-        before = {i.index: _best_seconds(database, i) for i in infos}
-        if measure_baseline and not rpc_tracker:
-            missing = [i for i in infos if before[i.index] is None]
-            if missing:
-                untuned = measure_untuned(missing, profile, builder, runner)
-                before.update({k: v for k, v in untuned.items()})
-
+        before = _times_before(database, infos, profile, builder, runner, measure=measure_baseline and not rpc_tracker)
         result = TuneResult(folder=folder, key=key)
-        progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
-        for info in infos:  # the report's estimate starts from what is known: database bests
-            best = _best_seconds(database, info)
-            if best is not None:
-                progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
+        progress = _progress_from(database, infos)
         trials_at_start = progress.trials
-        print_task_table(infos, before, selected={i.index for i in selected}, stream=sys.stderr)
+        (on_task_table or log.info)(format_task_table(infos, before, selected={i.index for i in selected}))
         strategies = []
         history = _HistoryWriter(folder)
         if to_tune and remaining > 0:
-            bar = _make_bar(remaining, progress_bar)
-
-            def on_update(p: ms_search.Progress) -> None:
-                history.write(p.history)  # as it goes: a killed run keeps its latency-vs-time curve too
-                done = p.trials - trials_at_start
-                bar.n = min(done, remaining)
-                est = p.estimated_ms()
-                bar.set_postfix_str(
-                    (f"est {est:.2f} ms" if est is not None else "est ?")
-                    + f", build fails {p.build_failures}, run fails {p.run_failures}",
-                    refresh=True,
-                )
-
-            loggers = _quiet_loggers(folder, [i.name for i in to_tune])
-            contexts = []
-            for info, logger, rand_state in zip(to_tune, loggers, range(seed, seed + len(to_tune))):
-                strategy = ms_search.make_dedup_search(database)
-                strategies.append(strategy)
-                contexts.append(
-                    ms.TuneContext(
-                        mod=info.task.dispatched[0],
-                        target=info.task.target,
-                        space_generator="post-order-apply",
-                        search_strategy=strategy,
-                        task_name=info.name,
-                        logger=logger,
-                        rand_state=rand_state + 1,
-                        num_threads=cores,
-                    )
-                )
-            cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
-            if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
-                _pretrain_cost_model(cost_model, contexts, database)
-            current: list[int] = []  # task indices of the scheduler call in progress
-            callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
-            callbacks.append(ms_search.make_progress_callback(progress, current, on_update))
-            context_of = {info.index: context for info, context in zip(to_tune, contexts)}
-            info_of = {info.index: info for info in to_tune}
-            done = {i.index: already[i.index] for i in to_tune}
-
-            def out_of_time() -> bool:
-                return deadline is not None and time.monotonic() >= deadline
-
-            def run_tasks(plan: dict[int, int]) -> None:
-                """Tune each planned task for its trials. One task per call, so the round-robin scheduler
-                commits every batch before it sends the next (the gradient scheduler commits nothing until
-                it has visited every task once: a kill in that first pass used to lose everything)."""
-                for index, trials in plan.items():
-                    if ms_search.STOP.is_set() or out_of_time():
-                        return
-                    current[:] = [index]
-                    ms.task_scheduler.RoundRobin().tune(
-                        tasks=[context_of[index]],
-                        task_weights=[float(info_of[index].weight)],
-                        max_trials_global=trials,
-                        max_trials_per_task=trials,
-                        num_trials_per_iter=min(trials_per_iter, trials),
-                        builder=builder,
-                        runner=runner,
-                        measure_callbacks=callbacks,
-                        database=database,
-                        cost_model=cost_model,
-                    )
-                    done[index] = database.measured(info_of[index].task.dispatched[0])
-
-            # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
-            timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
-            try:
-                with ms_search.graceful_stop():
-                    if timer is not None:
-                        timer.daemon = True
-                        timer.start()
-                    # Pass 1: one search batch for every task that has not had one. A few seed records
-                    # (--seed-from) are not a search: when they counted, the share-based rounds never got
-                    # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
-                    first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in to_tune
-                             if done[i.index] < trials_per_iter}
-                    first = _trim(first, remaining)
-                    run_tasks(first)
-                    # Then rounds in proportion to each task's share of network time, re-planned every round.
-                    last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
-                    stalled: set[int] = set()
-                    while (left := remaining - (progress.trials - trials_at_start)) > 0 and not out_of_time():
-                        shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * info_of[i].weight
-                                  for i in done}
-                        room = {i: per_task_cap - done[i] for i in done}
-                        plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
-                                                 trials_per_iter, room, stalled)
-                        if not plan:
-                            break
-                        before_round = progress.trials
-                        run_tasks(plan)
-                        if progress.trials == before_round:  # search spaces exhausted
-                            break
-                        for i in plan:
-                            best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
-                            improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
-                            if improved:
-                                stalled.discard(i)
-                            else:
-                                stalled.add(i)
-                            last_best[i] = best
-            except KeyboardInterrupt:
-                result.interrupted = True
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                bar.close()
-            result.out_of_time = out_of_time()
-            result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
-        result.trials_run = progress.trials - trials_at_start
-        result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
-        result.remeasured = database.duplicates
-        for info in infos:
-            state = progress.tasks.get(info.index, ms_search.TaskProgress())
-            result.outcomes.append(
-                TaskOutcome(
-                    info=info,
-                    selected=info in selected,
-                    before_ms=None if before[info.index] is None else before[info.index] * 1e3,
-                    after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
-                    trials_before=already[info.index],
-                    trials_after=database.measured(info.task.dispatched[0]),
-                    build_failures=state.build_failures,
-                    run_failures=state.run_failures,
-                )
-            )
+            search = _Search(database, folder, to_tune, {i.index: already[i.index] for i in to_tune}, builder, runner,
+                             progress, history, remaining=remaining, trials_at_start=trials_at_start,
+                             trials_per_iter=trials_per_iter, per_task_cap=per_task_cap, seed=seed, deadline=deadline,
+                             progress_bar=progress_bar)
+            strategies = search.strategies
+            search.run(result)
+        _record_outcomes(result, database, infos, selected, before, already, progress, trials_at_start, strategies)
         result.wall_s = time.monotonic() - started
         history.write(progress.history)
         return result
+
+
+def _check_where(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str | None) -> None:
+    """Refuse at once what cannot be tuned where it would be measured."""
+    if rpc_tracker and not (rpc_key or profile.rpc_key):
+        raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (or a profile with rpc_key)", param="rpc_key")
+    if profile.device != "cpu" and not rpc_tracker:
+        # TODO(tuning): CUDA tuning needs a GPU runner; only CPU profiles are tuned here.
+        raise TvmDeployError(f"profile '{profile.name}' is a {profile.device} target; tuning supports CPU profiles")
+    if profile.needs_cross_compiler and not rpc_tracker:
+        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with "
+                             f"{arg('rpc_tracker')}/{arg('rpc_key')}", param="rpc_tracker")
+
+
+def _prepare_tasks(onnx_path: Path, profile: TargetProfile, log_dir: Path | None) -> tuple[list[TaskInfo], str, Path, str]:
+    """(task infos, model name, database folder, model key) of the model as the build lowers it."""
+    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name
+
+    ms_builder.load_cpu_tensor_intrinsics(profile.arch)
+    _, infos, onnx_info = prepared_tasks(onnx_path, profile)
+    folder, key = database_folder(profile, infos, log_dir)
+    return infos, onnx_info.model_name, folder, key
+
+
+def _open_for_writing(folder: Path, resume: bool, profile: TargetProfile, infos: list[TaskInfo], model_name: str,
+                      key: str):
+    """The (locked) database folder opened for appending, after its meta file is written; refuses to add to a
+    database that holds records unless `resume`."""
+    from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, unpack_history
+
+    unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
+    has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
+    if has_records and not resume:
+        raise TvmDeployError(f"{folder} already holds tuning records; pass {arg('resume')} to continue them or "
+                             f"{arg('log_dir')} for a new database", param="resume")
+    _write_meta(folder, profile, infos, model_name, key)
+    return open_database(folder)
+
+
+def _measurers(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str | None, quick: bool) -> tuple[Any, Any]:
+    """(builder, runner): candidates built on every core here (cross-compiled for a board), run here or on the board."""
+    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name
+
+    cores = os.cpu_count() or 1
+    cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
+    builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
+    if rpc_tracker:
+        runner = ms_builder.make_rpc_runner(rpc_tracker, rpc_key or profile.rpc_key, quick=quick)
+    else:
+        runner = ms_builder.make_local_runner(profile.threads or cores, quick=quick)
+    return builder, runner
+
+
+def _times_before(database, infos: list[TaskInfo], profile: TargetProfile, builder, runner, *,
+                  measure: bool) -> dict[int, float | None]:
+    """Per-call seconds of each task before this run: the database's best, else (with `measure`) untuned."""
+    before = {i.index: _best_seconds(database, i) for i in infos}
+    if measure:
+        missing = [i for i in infos if before[i.index] is None]
+        if missing:
+            untuned = measure_untuned(missing, profile, builder, runner)
+            before.update({k: v for k, v in untuned.items()})
+    return before
+
+
+def _progress_from(database, infos: list[TaskInfo]):
+    """The search's progress, starting from what is known: the database bests (the report's estimate)."""
+    from tvmdeploy.compile.tuning import search as ms_search
+
+    progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
+    for info in infos:
+        best = _best_seconds(database, info)
+        if best is not None:
+            progress.tasks[info.index] = ms_search.TaskProgress(best_s=best)
+    return progress
+
+
+class _Search:
+    """The search over `to_tune`: one MetaSchedule context per task, a shared cost model, run task by task."""
+
+    def __init__(self, database, folder: Path, to_tune: list[TaskInfo], done: dict[int, int], builder, runner, progress,
+                 history: _HistoryWriter, *, remaining: int, trials_at_start: int, trials_per_iter: int,
+                 per_task_cap: int, seed: int, deadline: float | None, progress_bar: bool) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        from tvmdeploy.compile.tuning import search as ms_search
+
+        self.database, self.builder, self.runner, self.progress = database, builder, runner, progress
+        self.to_tune, self.done = to_tune, done  # done: trials measured per task so far
+        self.remaining, self.trials_at_start = remaining, trials_at_start
+        self.trials_per_iter, self.per_task_cap, self.deadline = trials_per_iter, per_task_cap, deadline
+        bar = self.bar = _make_bar(remaining, progress_bar)
+
+        def on_update(p: ms_search.Progress) -> None:
+            history.write(p.history)  # as it goes: a killed run keeps its latency-vs-time curve too
+            done = p.trials - trials_at_start
+            bar.n = min(done, remaining)
+            est = p.estimated_ms()
+            bar.set_postfix_str(
+                (f"est {est:.2f} ms" if est is not None else "est ?")
+                + f", build fails {p.build_failures}, run fails {p.run_failures}",
+                refresh=True,
+            )
+
+        cores = os.cpu_count() or 1
+        loggers = _quiet_loggers(folder, [i.name for i in to_tune])
+        self.strategies = []
+        contexts = []
+        for info, logger, rand_state in zip(to_tune, loggers, range(seed, seed + len(to_tune))):
+            strategy = ms_search.make_dedup_search(database)
+            self.strategies.append(strategy)
+            contexts.append(
+                ms.TuneContext(
+                    mod=info.task.dispatched[0],
+                    target=info.task.target,
+                    space_generator="post-order-apply",
+                    search_strategy=strategy,
+                    task_name=info.name,
+                    logger=logger,
+                    rand_state=rand_state + 1,
+                    num_threads=cores,
+                )
+            )
+        self.cost_model = ms.cost_model.XGBModel(num_tuning_cores=cores, adaptive_training=True)
+        if any(database.measured(i.task.dispatched[0]) for i in to_tune):  # resumed or seeded
+            _pretrain_cost_model(self.cost_model, contexts, database)
+        self.current: list[int] = []  # task indices of the scheduler call in progress
+        self.callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+        self.callbacks.append(ms_search.make_progress_callback(progress, self.current, on_update))
+        self.context_of = {info.index: context for info, context in zip(to_tune, contexts)}
+        self.info_of = {info.index: info for info in to_tune}
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def run(self, result: TuneResult) -> None:
+        """Search until the trials are spent, a signal stops it or time is up; marks `result` accordingly."""
+        from tvmdeploy.compile.tuning import search as ms_search
+
+        # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
+        deadline = self.deadline
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
+        try:
+            with ms_search.graceful_stop():
+                if timer is not None:
+                    timer.daemon = True
+                    timer.start()
+                self._rounds()
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.bar.close()
+        result.out_of_time = self.out_of_time()
+        result.interrupted = result.interrupted or (ms_search.STOP.is_set() and not result.out_of_time)
+
+    def _rounds(self) -> None:
+        """A first batch for every task without one, then rounds planned by each task's share of network time."""
+        from tvmdeploy.compile.tuning import search as ms_search
+
+        progress, done, per_task_cap, trials_per_iter = self.progress, self.done, self.per_task_cap, self.trials_per_iter
+        remaining, trials_at_start = self.remaining, self.trials_at_start
+        # Pass 1: one search batch for every task that has not had one. A few seed records
+        # (--seed-from) are not a search: when they counted, the share-based rounds never got
+        # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
+        first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in self.to_tune
+                 if done[i.index] < trials_per_iter}
+        first = _trim(first, remaining)
+        self._run_tasks(first)
+        # Then rounds in proportion to each task's share of network time, re-planned every round.
+        last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
+        stalled: set[int] = set()
+        while (left := remaining - (progress.trials - trials_at_start)) > 0 and not self.out_of_time():
+            shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * self.info_of[i].weight
+                      for i in done}
+            room = {i: per_task_cap - done[i] for i in done}
+            plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
+                                     trials_per_iter, room, stalled)
+            if not plan:
+                break
+            before_round = progress.trials
+            self._run_tasks(plan)
+            if progress.trials == before_round:  # search spaces exhausted
+                break
+            for i in plan:
+                best = progress.tasks.get(i, ms_search.TaskProgress()).best_s
+                improved = best is not None and (last_best[i] is None or best < 0.99 * last_best[i])
+                if improved:
+                    stalled.discard(i)
+                else:
+                    stalled.add(i)
+                last_best[i] = best
+
+    def _run_tasks(self, plan: dict[int, int]) -> None:
+        """Tune each planned task for its trials. One task per call, so the round-robin scheduler
+        commits every batch before it sends the next (the gradient scheduler commits nothing until
+        it has visited every task once: a kill in that first pass used to lose everything)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        from tvmdeploy.compile.tuning import search as ms_search
+
+        for index, trials in plan.items():
+            if ms_search.STOP.is_set() or self.out_of_time():
+                return
+            self.current[:] = [index]
+            ms.task_scheduler.RoundRobin().tune(
+                tasks=[self.context_of[index]],
+                task_weights=[float(self.info_of[index].weight)],
+                max_trials_global=trials,
+                max_trials_per_task=trials,
+                num_trials_per_iter=min(self.trials_per_iter, trials),
+                builder=self.builder,
+                runner=self.runner,
+                measure_callbacks=self.callbacks,
+                database=self.database,
+                cost_model=self.cost_model,
+            )
+            self.done[index] = self.database.measured(self.info_of[index].task.dispatched[0])
+
+
+def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], selected: list[TaskInfo],
+                     before: dict[int, float | None], already: dict[int, int], progress, trials_at_start: int,
+                     strategies: list) -> None:
+    """Fill `result` from the database after the run: per task before -> after, trials, failures."""
+    from tvmdeploy.compile.tuning import search as ms_search
+
+    result.trials_run = progress.trials - trials_at_start
+    result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
+    result.remeasured = database.duplicates
+    for info in infos:
+        state = progress.tasks.get(info.index, ms_search.TaskProgress())
+        result.outcomes.append(
+            TaskOutcome(
+                info=info,
+                selected=info in selected,
+                before_ms=None if before[info.index] is None else before[info.index] * 1e3,
+                after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
+                trials_before=already[info.index],
+                trials_after=database.measured(info.task.dispatched[0]),
+                build_failures=state.build_failures,
+                run_failures=state.run_failures,
+            )
+        )
 
 
 def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
@@ -474,28 +568,25 @@ def _share(values: dict[int, float]) -> dict[int, float]:
     return {k: (v / total if total else 0.0) for k, v in values.items()}
 
 
-def print_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int], stream=None) -> None:
+def format_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int]) -> str:
     """Every task with its class, calls, share of FLOPs and share of measured time (before tuning)."""
-    stream = stream or sys.stdout
     flops = _share({i.index: i.total_flops for i in infos})
     timed = _share({i.index: (seconds.get(i.index) or 0.0) * i.weight for i in infos})
-    print(f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune",
-          file=stream)
+    lines = [f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune"]
     for info in sorted(infos, key=lambda i: -timed[i.index]):
         ms_call = seconds.get(info.index)
-        print(
+        lines.append(
             f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
             f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
-            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}",
-            file=stream,
+            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}"
         )
+    return "\n".join(lines)
 
 
-def print_report(result: TuneResult, stream=None) -> None:
-    """Final table: per task before -> after (per call and x calls), trials, failures."""
-    stream = stream or sys.stdout
-    print(f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
-          f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}", file=stream)
+def format_report(result: TuneResult) -> str:
+    """Final table: per task before -> after (per call and x calls), trials, failures; then totals and the database."""
+    lines = [f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
+             f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}"]
     total_before = total_after = 0.0
     for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
         before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
@@ -503,16 +594,16 @@ def print_report(result: TuneResult, stream=None) -> None:
         speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
         total_before += (o.before_ms or 0.0) * o.info.weight
         total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight
-        print(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} {after:>9} "
-              f"{speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}", file=stream)
+        lines.append(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} "
+                     f"{after:>9} {speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}")
     builds = sum(o.build_failures for o in result.outcomes)
     runs = sum(o.run_failures for o in result.outcomes)
-    print(
+    lines.append(
         f"kernel time x calls: {total_before:.2f} ms -> {total_after:.2f} ms (sum of kernels, not end to end); "
         f"{result.trials_run} trials in {result.wall_s / 60:.1f} min; build failures {builds}, run failures {runs}; "
-        f"{result.skipped_duplicates} already-measured candidates skipped",
-        file=stream,
+        f"{result.skipped_duplicates} already-measured candidates skipped"
     )
-    stopped = " (interrupted; --resume continues)" if result.interrupted else (
-        " (time budget reached; --resume continues)" if result.out_of_time else "")
-    print(f"database: {result.folder}{stopped}", file=stream)
+    stopped = f" (interrupted; {arg('resume')} continues)" if result.interrupted else (
+        f" (time budget reached; {arg('resume')} continues)" if result.out_of_time else "")
+    lines.append(f"database: {result.folder}{stopped}")
+    return "\n".join(lines)

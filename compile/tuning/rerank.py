@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,11 @@ class RerankResult:
     @property
     def changed(self) -> list[RerankChoice]:
         return [c for c in self.choices if c.chosen != 0]
+
+    def summary(self) -> str:
+        """One line: how many tasks were reranked and how many changed schedule."""
+        return (f"reranked {len(self.choices)} tasks in the network: {len(self.changed)} now use a schedule other than "
+                "the tuner's best")
 
     def table(self) -> str:
         """Markdown, biggest in-network gain first; tasks the hook did not see (folded into VM builtins) last."""
@@ -132,8 +136,6 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
         chosen_records[name] = records[best]
         result.choices.append(RerankChoice(name, len(records), best, times[: len(records)], [mean_seconds(r.run_secs) * 1e6 for r in records]))
     result.records = _write_database(output, chosen_records, workloads)
-    print(f"reranked {len(result.choices)} tasks in the network: {len(result.changed)} now use a schedule other than "
-          "the tuner's best", file=sys.stderr)
     return result
 
 

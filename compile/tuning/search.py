@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from tvmdeploy.compile.tuning.database import mean_seconds
+
+log = logging.getLogger(__name__)
 
 # Evolutionary search tuned down from the defaults (population 512): on 2 cores the search itself,
 # not the measurement, was the larger cost per trial, and 256 candidates still fill the 16-32 picks.
@@ -38,8 +41,8 @@ def graceful_stop() -> Iterator[None]:
         if STOP.is_set():
             raise KeyboardInterrupt
         STOP.set()
-        print(f"\n{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
-              "(again to stop at once)", flush=True)
+        log.warning("\n%s: finishing the batch in flight, then stopping (again to stop at once)",
+                    signal.Signals(signum).name)
 
     STOP.clear()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 
 # Task classes; "pointwise" covers both expand and project 1x1 convs (the `--ops` name), the finer
 # kind (`pointwise-expand` / `pointwise-project`) is kept for the report.
@@ -105,7 +105,8 @@ def parse_ops(text: str | None) -> tuple[str, ...]:
         return OP_CLASSES
     unknown = [part for part in chosen if part not in OP_CLASSES]
     if unknown:
-        raise TvmDeployError(f"--ops: unknown class(es) {', '.join(unknown)}; choose from {', '.join(OP_CLASSES)}, all")
+        raise TvmDeployError(f"{arg('ops')}: unknown class(es) {', '.join(unknown)}; choose from {', '.join(OP_CLASSES)}, all",
+                             param="ops")
     return tuple(chosen)
 
 

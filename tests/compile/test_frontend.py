@@ -23,7 +23,7 @@ def test_batch_specialisation(tiny_onnx):
 
 def test_dynamic_dims_need_input_shape(tiny_onnx):
     path = tiny_onnx(input_dims=["N", 3, "H", "W"])
-    with pytest.raises(TvmDeployError, match=r"input 'input' has dynamic dims \[1, 3, '\?', '\?'\]; pass --input-shape 1,3,H,W"):
+    with pytest.raises(TvmDeployError, match=r"input 'input' has dynamic dims \[1, 3, '\?', '\?'\]; pass input_shape 1,3,H,W"):
         inspect_onnx(path)
     assert inspect_onnx(path, input_shape=[2, 3, 16, 16]).input_shape == [2, 3, 16, 16]
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise TvmDeployError("--count must be at least 1")
-    tracker = RpcEndpoint.parse(args.tracker, args.key, option="--tracker") if args.tracker else None
+    tracker = RpcEndpoint.parse(args.tracker, args.key, param="tracker") if args.tracker else None
     RpcEndpoint.parse("127.0.0.1:1", args.key)  # validates the key
     host = rpc_services.check_bind(args.host, args.listen_any, "board's RPC server")
     if args.rebuild:

@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, spelling
 
 # Verb name -> module under tvmdeploy.tools.cli that defines `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported only when their verb runs, so `tvmdeploy zoo` never pays for torch or tvm.
@@ -26,6 +26,20 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "top-1/top-5 accuracy over an image folder"),
     "bundle": ("bundle", "pack the runtime-only bundle for a device"),
 }
+
+
+# The library's messages name API parameters (runtime/errors.arg); the command line names its flags:
+# `--` + the parameter with dashes (rpc_key -> --rpc-key), except where the flag is spelled otherwise.
+FLAG_OF: dict[str, str] = {
+    "rpc_server": "--rpc",  # tvmdeploy.load(rpc_server=) is --rpc HOST:PORT
+    "call_timeout_s": "--rpc-timeout",
+    "timeout_s": "--rpc-timeout",
+}
+
+
+def flag_of(param: str) -> str:
+    """The command-line flag of an API parameter."""
+    return FLAG_OF.get(param, "--" + param.replace("_", "-"))
 
 
 def _load_verb(name: str):
@@ -90,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         # Inside the try: argument types (e.g. --input-shape) raise TvmDeployError too.
         args = parser.parse_args(argv)
         _configure_logging(args)
-        return int(_load_verb(args.verb).run(args) or 0)
+        with spelling(flag_of):  # messages of the library name our flags
+            return int(_load_verb(args.verb).run(args) or 0)
     except TvmDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

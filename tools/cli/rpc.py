@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         _check_port(args.port)
         if args.tracker and not args.key:
             raise TvmDeployError("--tracker needs --key: the device key clients will ask the tracker for")
-        tracker = RpcEndpoint.parse(args.tracker, args.key, option="--tracker") if args.tracker else None
+        tracker = RpcEndpoint.parse(args.tracker, args.key, param="tracker") if args.tracker else None
         if args.key:
             RpcEndpoint.parse("127.0.0.1:1", args.key)  # same key rules as clients use
         host = rpc_services.check_bind(args.host, args.listen_any, "RPC server")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                                   on_wait=lambda message: print(message, flush=True))
         return 0
 
-    endpoint = RpcEndpoint.parse(args.tracker, "", via_tracker=False, option="--tracker")
+    endpoint = RpcEndpoint.parse(args.tracker, "", via_tracker=False, param="tracker")
     summary = tracker_summary(endpoint, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))

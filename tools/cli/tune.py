@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.compile.tuning.driver import TuneOptions, print_report
+    from tvmdeploy.compile.tuning.driver import TuneOptions, format_report
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
         seed_top_k=args.seed_top_k,
         auto_seed=not args.no_auto_seed,
         time_budget_min=args.time_budget,
+        on_task_table=lambda table: print(table, file=sys.stderr),
     )
     result = tvmdeploy.tune(args.model, profile, options)
-    print_report(result)
+    print(format_report(result))
     if args.export_best:
         import shutil
 
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
                 reranked = rerank_in_network(args.model, profile, result.folder, args.export_best, top_k=args.rerank,
                                              progress=advance)
+            print(reranked.summary(), file=sys.stderr)
             print(reranked.table())
             count = reranked.records
         else:

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, META_FILE, RECORD_FILE, export_best, pack_history
-    from tvmdeploy.compile.tuning.driver import prepared_tasks, print_report, tune
+    from tvmdeploy.compile.tuning.driver import prepared_tasks, format_report, tune
     from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, default_logs_root
     from tvmdeploy.targets import load_profile
 
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         resume = (history / RECORD_FILE).is_file() or (history / HISTORY_ARCHIVE).is_file()
         print(f"{name}: tuning {key} for {args.minutes:g} min ({'resumed' if resume else 'new'})", flush=True)
         result = tune(onnx_path, profile, resume=resume, log_dir=history, time_budget_min=args.minutes,
-                      trials=100000, progress_bar=False)
-        print_report(result)
+                      trials=100000, progress_bar=False, on_task_table=lambda table: print(table, file=sys.stderr))
+        print(format_report(result))
         shipped = root / profile.name / folder
         shutil.rmtree(shipped, ignore_errors=True)
         count = export_best(history, shipped)

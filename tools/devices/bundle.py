@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tvmdeploy.runtime.artifact import LIBRARY_FILE, MANIFEST_FILE, read_manifest
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 
 # Bundle platform -> (CPU architecture, pip --platform tag of the manylinux wheels).
 PLATFORMS: dict[str, tuple[str, str]] = {
@@ -269,7 +269,7 @@ def make_bundle(
     if cudart != "no" and arch == "x86_64":
         cudart_path = find_cudart()
         if cudart_path is None and cudart == "yes":
-            raise TvmDeployError("no libcudart.so.N found (CUDA toolkit); install it or use --cudart no")
+            raise TvmDeployError(f"no libcudart.so.N found (CUDA toolkit); install it or use {arg('cudart')} no", param="cudart")
     elif cudart == "yes":
         raise TvmDeployError(f"bundling libcudart is only supported for linux-x86_64, not {platform}")
 

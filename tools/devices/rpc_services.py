@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.rpc import RpcEndpoint, servers_for_key
 
 LOOPBACK_NAMES = ("localhost",)
@@ -43,7 +43,7 @@ def check_bind(host: str, listen_any: bool, what: str) -> str:
     if not listen_any:
         raise TvmDeployError(
             f"refusing to bind the {what} to {host}: a TVM RPC server runs any code it is sent; "
-            "pass --listen-any to accept connections from other machines"
+            f"pass {arg('listen_any')} to accept connections from other machines", param="listen_any"
         )
     print(exposure_warning(host), file=sys.stderr, flush=True)
     return host

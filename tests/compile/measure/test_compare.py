@@ -131,7 +131,7 @@ def test_failures_become_rows_and_the_rest_completes(tiny_onnx, tmp_path):
     assert tvm[5].label == "TVM x86-avx2" and tvm[5].artifact.endswith("x86-avx2-b1")
     assert by_label and all(r.batch == 1 for r in rows)
     rows = compare(config_without_model, opener)
-    assert rows[0].status == "failed" and "needs --model" in rows[0].error
+    assert rows[0].status == "failed" and "needs model M.onnx" in rows[0].error  # the API's name (the CLI: --model)
 
 
 def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -115,7 +116,7 @@ def test_records_apply_and_keep_parity(tuned, tiny_model, profile):
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path, capsys):
+def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path, caplog, monkeypatch):
     from tvmdeploy.compile.tuning.database import REJECTED_FILE, open_database
 
     folder = tmp_path / "db"
@@ -124,10 +125,11 @@ def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path
     lines = (folder / RECORDS).read_text().splitlines(keepends=True)
     torn = lines[0][: len(lines[0]) // 2]  # what a kill in the middle of a write leaves
     (folder / RECORDS).write_text(lines[0] + "{not json\n" + "".join(lines[1:]) + torn)
-    capsys.readouterr()
 
-    database = open_database(folder, readonly=True)
-    err = capsys.readouterr().err
+    monkeypatch.setattr(logging.getLogger("tvmdeploy"), "propagate", True)  # even after a CLI run in this process
+    with caplog.at_level(logging.WARNING, logger="tvmdeploy"):
+        database = open_database(folder, readonly=True)
+    err = caplog.text  # the library logs warnings; the CLI shows them on stderr
     assert f"{RECORDS}:2: corrupt record line skipped" in err
     assert f"{RECORDS}:{len(lines) + 2}: corrupt record line skipped" in err
     assert len(database.get_all_tuning_records()) == len(good)
@@ -137,6 +139,21 @@ def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path
     assert "{not json" not in (folder / RECORDS).read_text()
     assert "{not json" in (folder / REJECTED_FILE).read_text()
     assert sorted(_record_keys(folder)) == sorted(good)
+
+
+def test_report_names_resume_as_the_caller_spells_it(tuned):
+    import dataclasses
+
+    from tvmdeploy.compile.tuning.driver import format_report
+    from tvmdeploy.runtime.errors import spelling
+
+    stopped = dataclasses.replace(tuned, interrupted=True)
+    report = format_report(stopped)
+    assert report.startswith("\n  # task") and "kernel time x calls:" in report
+    assert report.endswith(f"database: {tuned.folder} (interrupted; resume continues)")
+    with spelling(lambda name: "--" + name):  # as under the CLI
+        assert format_report(stopped).endswith("(interrupted; --resume continues)")
+    assert format_report(tuned).endswith(f"database: {tuned.folder}")
 
 
 def test_parse_ops():
@@ -152,8 +169,9 @@ def test_parse_ops():
 def test_existing_database_needs_resume(tuned, tiny_model, profile):
     from tvmdeploy.compile.tuning.driver import tune
 
-    with pytest.raises(TvmDeployError, match="--resume"):
+    with pytest.raises(TvmDeployError, match="pass resume to continue them or log_dir for a new database") as info:
         tune(tiny_model, profile, trials=8, log_dir=tuned.folder, progress_bar=False)
+    assert info.value.param == "resume"
 
 
 def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp_path):

@@ -89,4 +89,8 @@ def test_cli_tune_export_best_with_rerank(history, tmp_path, capsys):
     assert code == 0, captured.err
     assert "exported the in-network fastest record of 2 tasks" in captured.out
     assert "| **2 timed tasks** |" in captured.out
+    # The library returns its tables and summaries; the verb prints them where they always went.
+    assert "kernel time x calls:" in captured.out and f"database: {folder}\n" in captured.out
+    assert " FLOPs%  time%  ms/call tune\n" in captured.err  # the task table, before the search
+    assert "reranked 2 tasks in the network: " in captured.err
     assert (out / "tuning_meta.json").exists() and (out / "database_tuning_record.json").read_text().count("\n") == 2

@@ -76,6 +76,12 @@ def test_user_errors(capsys, tmp_path, tiny_model, extra, message):
     assert code == 2 and message in err
 
 
+def test_a_profile_without_a_model_names_the_flag(capsys, tmp_path):
+    code = main(["compare", "x86-avx2", "-o", str(tmp_path), "--baselines", "none", "--format", "json", "--no-chart"])
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert code == 1 and rows[0]["error"] == "a profile target needs --model M.onnx to build from"
+
+
 @pytest.mark.rpc
 def test_compare_on_an_emulated_board_in_one_command(capsys, tmp_path, tiny_model):
     from tvmdeploy.tools.devices import board

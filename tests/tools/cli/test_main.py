@@ -63,6 +63,10 @@ def test_build_run_bench_on_a_tiny_model(capsys, tmp_path, tiny_onnx_path):
         (["run", "{missing}", "{onnx}", "--threads", "-2"], "--threads must be >= 1, got -2"),
         (["eval", "{missing}", "{out}", "--threads", "0"], "--threads must be >= 1, got 0"),
         (["compare", "{missing}", "--threads", "two"], "--threads must be an integer >= 1, got 'two'"),
+        # the library's messages name API parameters; under the CLI they name its flags
+        (["run", "{missing}", "{onnx}", "--rpc-tracker", "nohost", "--rpc-key", "k"], "error: --rpc-tracker expects HOST:PORT"),
+        (["run", "{missing}", "{onnx}", "--rpc", "nohost"], "error: --rpc expects HOST:PORT"),
+        (["tune", "--model", "{onnx}", "--profile", "x86-avx2", "--ops", "winograd"], "error: --ops: unknown class(es) winograd"),
     ],
 )
 def test_user_errors_are_one_line(capsys, tmp_path, tiny_onnx_path, argv, message):
@@ -79,3 +83,25 @@ def tiny_onnx_path(tiny_onnx, tmp_path):
     path = tiny_onnx()
     Image.new("RGB", (300, 260), (120, 30, 200)).save(tmp_path / "img.png")
     return path
+
+
+def test_flags_of_api_parameters(capsys, monkeypatch):
+    import tvmdeploy.tools.cli.main as cli
+    from tvmdeploy.runtime.errors import TvmDeployError, arg
+
+    assert [cli.flag_of(p) for p in ("rpc_key", "input_shape", "log_dir", "rpc_server", "call_timeout_s")] == [
+        "--rpc-key", "--input-shape", "--log-dir", "--rpc", "--rpc-timeout"]
+
+    class Verb:  # a verb whose library call fails: the message is spelled with flags while the CLI runs
+        @staticmethod
+        def add_arguments(parser):
+            pass
+
+        @staticmethod
+        def run(args):
+            raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (or a profile with rpc_key)", param="rpc_key")
+
+    monkeypatch.setattr(cli, "_load_verb", lambda name: Verb)
+    code, _, err = run_cli(capsys, "targets")
+    assert code == 2 and err == "error: --rpc-tracker needs --rpc-key (or a profile with rpc_key)\n"
+    assert arg("rpc_key") == "rpc_key"  # outside the CLI, the API's names again
