@@ -188,14 +188,17 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) 
     return {c: counts[c] for c in OP_CLASSES if c in counts}
 
 
-def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
-    """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule."""
+def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tvm.IRModule:
+    """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule.
+
+    `parallel=False` keeps them on one thread (a small model: see schedules.cpu.worth_parallel).
+    """
     from tvm.s_tir import dlight as dl
 
     from tvmdeploy.compile.schedules.cpu import default_cpu_rules
 
     with make_target(profile):
-        return dl.ApplyDefaultSchedule(*default_cpu_rules())(mod)
+        return dl.ApplyDefaultSchedule(*default_cpu_rules(parallel))(mod)
 
 
 def compile_relax(
@@ -213,6 +216,12 @@ def compile_relax(
     """
     target = make_target(profile)
     mod = prepare(mod, profile)
+    if profile.device == "cpu":
+        from tvmdeploy.compile.schedules.cpu import worth_parallel
+
+        parallel = worth_parallel(mod)
+    else:
+        parallel = True
     tasks_total = tasks_from_database = 0
     tasks = None
     if str(database_dir) == SHIPPED:
@@ -243,7 +252,9 @@ def compile_relax(
         return CompiledModel(executable, tasks_total, tasks_from_database, database_dir,
                              _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log))
     if default_schedules:
-        mod = apply_default_schedules(mod, profile)
+        if not parallel:
+            log.info("small kernels (%s): the default schedules run them on one thread", profile.name)
+        mod = apply_default_schedules(mod, profile, parallel)
     sources = _count_sources(mod, from_log, _scheduled(mod) - from_log)
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.

@@ -19,11 +19,14 @@ LAYOUT_REWRITE_PREPROC = "meta_schedule.layout_rewrite_preproc"
 _UNROLL_REDUCTION = 7
 # Injective kernels smaller than this run on one thread: a parallel launch costs more than it saves.
 _PARALLEL_MIN_ELEMENTS = 4096
-# Reductions estimated to take less than this on one core run on one thread. Waking the pool's other
-# threads and joining them costs tens of microseconds on a VM (an interrupt into an idle vCPU each time);
-# a kernel shorter than that only gets slower in parallel. The estimate is deliberately crude: a
-# multiply-add rate and a memory rate typical of one x86 core on these kernels.
-_PARALLEL_MIN_US = 0.0
+# A model whose reduction kernels are estimated to take less than this on one core on average runs every
+# kernel on one thread. Waking the pool's other threads and joining them costs tens of microseconds on a VM
+# (an interrupt into an idle vCPU each time), which kernels this short cannot win back. The choice is per
+# model, not per kernel: a serial kernel lets the workers fall asleep and the next parallel one pays a
+# deeper wake, so mixing lost to all-parallel on x1.0 (Intel Xeon, 2 threads, `sleep` policy: x0.25 all
+# serial 0.58-0.61x ORT vs 0.88x all parallel; x0.5 1.03-1.06x either way; x1.0 1.19x parallel vs 1.26x mixed).
+_PARALLEL_MIN_MEAN_US = 40.0
+# The estimate is deliberately crude: a multiply-add rate and a memory rate typical of one x86 core here.
 _MACS_PER_US = 40e3
 _BYTES_PER_US = 40e3
 
@@ -147,8 +150,12 @@ class RegisterBlockedReduction(ScheduleRule):
     the one before it (width, or batch for dense) by a few rows kept in registers; the reduction
     (kh, kw, input channels) runs inside the tile, accumulating in registers; the bias/activation/
     residual epilogue is computed from the registers as the tile is written back; the tiles run in
-    parallel; weights are repacked at build time so each tile reads them contiguously.
+    parallel (unless `parallel=False`); weights are repacked at build time so each tile reads them contiguously.
     """
+
+    def __init__(self, parallel: bool = True) -> None:
+        super().__init__()
+        self.parallel = parallel
 
     def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
@@ -206,7 +213,7 @@ class RegisterBlockedReduction(ScheduleRule):
             _try(sch.reverse_compute_at, block_rv, channel_outer, True)
 
         fused = sch.fuse(*outer, channel_outer)
-        if _serial_us(func, extents) >= _PARALLEL_MIN_US:
+        if self.parallel:
             sch.parallel(fused)
         for loop, iv_index in zip(reduction_loops, reduce):
             if 1 < extents[iv_index] <= _UNROLL_REDUCTION:
@@ -235,7 +242,11 @@ def _vectorize_innermost(sch: s_tir.Schedule, block_rv, first: int) -> None:
 
 class ParallelInjective(ScheduleRule):
     """Kernels without a reduction (layout transposes, reshapes, elementwise): every intermediate inlined, the
-    loops fused, vectorised along an axis that is contiguous in memory, and parallel."""
+    loops fused, vectorised along an axis that is contiguous in memory, and parallel (unless `parallel=False`)."""
+
+    def __init__(self, parallel: bool = True) -> None:
+        super().__init__()
+        self.parallel = parallel
 
     def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
@@ -250,11 +261,11 @@ class ParallelInjective(ScheduleRule):
         for rv in sch.get_child_blocks(sch.get_sblock("root")):
             loops = sch.get_loops(rv)
             if loops:
-                _schedule_injective(sch, rv, loops, lanes)
+                _schedule_injective(sch, rv, loops, lanes, self.parallel)
         return sch
 
 
-def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int) -> None:
+def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int, parallel: bool) -> None:
     block = _block(sch, rv)
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
     total = _work(extents)
@@ -275,7 +286,7 @@ def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int) -> Non
         sch.reorder(*outer, vector_outer, last, vector)
         sch.vectorize(vector)
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0] if outer else vector_outer
-    if total >= _PARALLEL_MIN_ELEMENTS:
+    if parallel and total >= _PARALLEL_MIN_ELEMENTS:
         sch.parallel(fused)
 
 
@@ -296,14 +307,27 @@ def _read_contiguous_axis(block: tirx.SBlock, extents: list[int], lanes: int) ->
     return None
 
 
-def default_cpu_rules() -> list[ScheduleRule]:
+def default_cpu_rules(parallel: bool = True) -> list[ScheduleRule]:
     """Our CPU rules, most specific first (the first rule that accepts a kernel schedules it)."""
-    return [RegisterBlockedReduction(), ParallelInjective()]
+    return [RegisterBlockedReduction(parallel), ParallelInjective(parallel)]
 
 
-def schedule_kernel(func: tirx.PrimFunc, target) -> s_tir.Schedule | None:
+def worth_parallel(mod) -> bool:
+    """Whether a model's kernels are long enough on average for a thread pool to pay (see _PARALLEL_MIN_MEAN_US)."""
+    estimates = []
+    for _, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        sch = s_tir.Schedule(func)
+        reductions = [rv for rv in sch.get_child_blocks(sch.get_sblock("root")) if _is_reduction(_block(sch, rv))]
+        if len(reductions) == 1:
+            estimates.append(_serial_us(func, [int(iv.dom.extent) for iv in _block(sch, reductions[0]).iter_vars]))
+    return not estimates or sum(estimates) / len(estimates) >= _PARALLEL_MIN_MEAN_US
+
+
+def schedule_kernel(func: tirx.PrimFunc, target, parallel: bool = True) -> s_tir.Schedule | None:
     """The default schedule of one kernel (the first rule that accepts it), or None to keep TVM's lowering."""
-    for rule in default_cpu_rules():
+    for rule in default_cpu_rules(parallel):
         sch = rule.apply(func, target, False)
         if sch is not None:
             return sch

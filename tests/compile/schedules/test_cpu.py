@@ -150,3 +150,30 @@ def test_nchw_to_nhwc_transpose_is_vectorised_along_the_input_rows(profile_name,
     out = tvm.runtime.tensor(np.zeros((n, h, w, c), "float32"))
     library["main"](tvm.runtime.tensor(data), out)
     np.testing.assert_array_equal(out.numpy(), data.transpose(0, 2, 3, 1))
+
+
+def _matmul_module(n: int, k: int, m: int):
+    import tvm
+    from tvm import te
+
+    a = te.placeholder((n, k), name="a")
+    b = te.placeholder((k, m), name="b")
+    r = te.reduce_axis((0, k), name="r")
+    c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="c")
+    return tvm.IRModule({"matmul": te.create_prim_func([a, b, c]).with_attr("global_symbol", "matmul")})
+
+
+def test_a_model_of_tiny_kernels_runs_them_on_one_thread_and_a_large_one_in_parallel():
+    """Waking a thread pool costs tens of microseconds: kernels that short on average stay on one thread."""
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules.cpu import default_cpu_rules, worth_parallel
+    from tvmdeploy.targets import load_profile
+
+    tiny, large = _matmul_module(16, 32, 64), _matmul_module(784, 960, 160)
+    assert not worth_parallel(tiny) and worth_parallel(large)
+    target = make_target(load_profile("x86-avx512"))
+    for parallel in (True, False):
+        (rule, _) = default_cpu_rules(parallel)
+        sch = rule.apply(large["matmul"], target, False)
+        assert ("T.parallel" in sch.mod.script()) is parallel
+        assert "T.vectorized" in sch.mod.script()
