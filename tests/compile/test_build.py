@@ -105,7 +105,8 @@ def test_tuning_log_without_a_valid_record_is_an_error(tiny_onnx, tmp_path, avx2
         build_artifact(tiny_onnx(), avx2, tmp_path / "art", tuning_log=folder)
 
 
-@pytest.mark.parametrize("name", ["ppcls_mobilenetv2_x0_25", "torchvision_mobilenet_v2"])
+# x1.0's parity is the shipped-log test below (a default build takes the shipped log: the same build twice cost ~45 s).
+@pytest.mark.parametrize("name", ["ppcls_mobilenetv2_x0_25"])
 def test_mobilenetv2_parity_with_onnxruntime(exported_onnx, tmp_path, avx2, name):
     result = build_artifact(exported_onnx(name), avx2, tmp_path / name)
     parity = result.parity
@@ -135,3 +136,6 @@ def test_shipped_tuning_log_covers_every_kernel_and_keeps_parity(exported_onnx, 
     assert tuning["tasks_from_database"] == tuning["tasks_total"] == 34, tuning
     assert f"tuning_logs/{profile_name}/" in str(tuning["database"])
     assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
+    manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
+    assert manifest["model_name"] == "torchvision_mobilenet_v2" and manifest["weights"] == "random:seed=0"
+    assert manifest["output"]["shape"] == [1, 1000]

@@ -87,7 +87,7 @@ def test_flat_folder_with_file_label_lines(tmp_path):
         (lambda root: root.mkdir(), "is empty"),
         (lambda root: _image(root / "n99999999" / "a.jpg"), "unknown synset"),
         (lambda root: _image(root / "cats" / "a.jpg"), "not a WordNet id"),
-        (lambda root: _image(root / "a.jpg"), "--ground-truth"),
+        (lambda root: _image(root / "a.jpg"), "ground_truth"),
         (lambda root: (_image(root / "n01440764" / "a.jpg"), _image(root / "b.jpg")), "loose image"),
         (lambda root: (root / "n01440764").mkdir(parents=True), "no images found"),
     ],

@@ -187,7 +187,7 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
             path = folder / RECORDS
-            if path.exists() and path.read_bytes().count(b"\n") >= 3:
+            if path.exists() and path.read_bytes().count(b"\n") >= 2:
                 break
             time.sleep(0.5)
         assert proc.poll() is None, (tmp_path / "tune.log").read_text()[-2000:]
@@ -197,16 +197,16 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     before = _record_keys(folder)
-    assert len(before) >= 3
+    assert len(before) >= 2
 
-    result = tune(tiny_model, profile, trials=len(before) + 4, ops="depthwise,pointwise", resume=True,
+    result = tune(tiny_model, profile, trials=len(before) + 2, ops="depthwise,pointwise", resume=True,
                   log_dir=folder, trials_per_iter=2, measure_baseline=False, progress_bar=False,
                   quick_measure=True, auto_seed=False)
     after = _record_keys(folder)
     assert set(before) <= set(after)  # every finished record kept
     assert len(set(after)) == len(after)  # no candidate recorded twice
     assert result.remeasured == 0  # ...nor sent to the runner again
-    assert result.trials_run == 4 and len(after) == len(before) + 4
+    assert result.trials_run == 2 and len(after) == len(before) + 2
 
 
 def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
