@@ -215,13 +215,11 @@ def compile_relax(
     kernels no record covers to TVM's raw lowering (for comparison; CPU only, CUDA always needs them).
     """
     target = make_target(profile)
-    mod = prepare(mod, profile)
-    if profile.device == "cpu":
-        from tvmdeploy.compile.schedules.cpu import worth_parallel
+    from tvmdeploy.compile.schedules.cpu import worth_parallel  # lazy, as in apply_default_schedules
 
-        parallel = worth_parallel(mod)
-    else:
-        parallel = True
+    mod = prepare(mod, profile)
+    # Judged on the kernels before any record schedules them; only the CPU default schedules use it.
+    parallel = default_schedules and profile.device == "cpu" and worth_parallel(mod)
     tasks_total = tasks_from_database = 0
     tasks = None
     if str(database_dir) == SHIPPED:

@@ -93,6 +93,11 @@ def _is_reduction(block: tirx.SBlock) -> bool:
     return any(iv.iter_type == tirx.IterVar.CommReduce for iv in block.iter_vars)
 
 
+def _reductions(sch: s_tir.Schedule) -> list:
+    """The reduction blocks directly under the kernel's root block."""
+    return [rv for rv in sch.get_child_blocks(sch.get_sblock("root")) if _is_reduction(_block(sch, rv))]
+
+
 def _try(action, *args) -> bool:
     try:
         action(*args)
@@ -161,8 +166,7 @@ class RegisterBlockedReduction(ScheduleRule):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
             return None
         sch = s_tir.Schedule(func)
-        blocks = sch.get_child_blocks(sch.get_sblock("root"))
-        reductions = [rv for rv in blocks if _is_reduction(_block(sch, rv))]
+        reductions = _reductions(sch)
         if len(reductions) != 1:
             return None
         try:
@@ -252,9 +256,9 @@ class ParallelInjective(ScheduleRule):
         if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
             return None
         sch = s_tir.Schedule(func)
-        blocks = sch.get_child_blocks(sch.get_sblock("root"))
-        if any(_is_reduction(_block(sch, rv)) for rv in blocks):
+        if _reductions(sch):
             return None
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
         lanes = vector_unit(target).lanes
         for rv in blocks[:-1]:
             _try(sch.compute_inline, rv)
@@ -320,7 +324,7 @@ def worth_parallel(mod) -> bool:
             continue
         try:
             sch = s_tir.Schedule(func)
-            reductions = [rv for rv in sch.get_child_blocks(sch.get_sblock("root")) if _is_reduction(_block(sch, rv))]
+            reductions = _reductions(sch)
             if len(reductions) == 1:
                 estimates.append(_serial_us(func, [int(iv.dom.extent) for iv in _block(sch, reductions[0]).iter_vars]))
         except Exception as exc:  # noqa: BLE001 - a kernel it cannot read (symbolic shapes...) is left out
