@@ -20,9 +20,18 @@ def test_tile_fits_registers_and_divides_the_channels(unit, rows, cols):
     tile = choose_tile(rows, cols, unit)
     assert cols % tile.cols == 0  # a partial vector would need a predicate and lose vectorisation
     assert 1 <= tile.rows <= min(rows, 8)
-    assert tile.rows * -(-tile.cols // unit.lanes) <= unit.accumulators
+    assert tile.cols % tile.vector == 0 and tile.vector <= unit.lanes
+    assert tile.rows * (tile.cols // tile.vector) <= unit.accumulators
     if cols % unit.lanes == 0:
-        assert tile.cols % unit.lanes == 0  # whole vectors whenever the channels allow
+        assert tile.vector == unit.lanes  # whole vectors whenever the channels allow
+
+
+@pytest.mark.parametrize(("unit", "cols", "tile_cols", "vector"), [
+    (UNITS[0], 48, 48, 16), (UNITS[0], 24, 24, 8), (UNITS[0], 144, 48, 16), (UNITS[1], 24, 24, 8)])
+def test_channels_of_three_vectors_get_a_three_register_tile(unit, cols, tile_cols, vector):
+    # x2.0's 48-channel and x1.0's 24-channel layers: one vector per tile row loads as often as it multiplies.
+    tile = choose_tile(56, cols, unit)
+    assert (tile.cols, tile.vector) == (tile_cols, vector)
 
 
 def inverted_residual_net(width: int):
@@ -160,7 +169,34 @@ def _matmul_module(n: int, k: int, m: int):
     b = te.placeholder((k, m), name="b")
     r = te.reduce_axis((0, k), name="r")
     c = te.compute((n, m), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="c")
-    return tvm.IRModule({"matmul": te.create_prim_func([a, b, c]).with_attr("global_symbol", "matmul")})
+    func = te.create_prim_func([a, b, c]).with_attr("global_symbol", "matmul").with_attr("layout_free_buffers", [1])
+    return tvm.IRModule({"matmul": func})
+
+
+@pytest.mark.parametrize(("shape", "weights_first"), [((49, 1920, 640), True), ((3136, 48, 288), False),
+                                                      ((56, 24, 24), False)])
+def test_the_larger_operand_is_swept_once_and_values_stay_exact(shape, weights_first):
+    """A late layer's megabytes of weights over a 7x7 map: weight panels outermost, each read once; an early
+    layer's large activation: row tiles outermost. Either way (and with 3-register tiles) the values are exact."""
+    import numpy as np
+    import tvm
+
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile("x86-avx512" if load_profile("x86-avx512").runs_on_this_machine else "x86-avx2")
+    target = make_target(profile)
+    sch = schedule_kernel(_matmul_module(*shape)["matmul"], target)
+    (parallel_loop,) = re.findall(r"for (\w+) in T\.parallel", sch.mod.script())
+    assert parallel_loop == ("j_0_i_0_fused" if weights_first else "i_0_j_0_fused"), sch.mod.script()
+    library = tvm.compile(sch.mod, target=target)
+    rng = np.random.default_rng(0)
+    n, k, m = shape
+    a, b = rng.standard_normal((n, k)).astype("float32"), rng.standard_normal((k, m)).astype("float32")
+    out = tvm.runtime.tensor(np.zeros((n, m), "float32"))
+    library["matmul"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
+    np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-4, atol=1e-3)
 
 
 def test_a_model_of_tiny_kernels_runs_them_on_one_thread_and_a_large_one_in_parallel():
