@@ -96,7 +96,7 @@ def build(
     model: str | os.PathLike[str],
     profile: str | os.PathLike[str] | TargetProfile,
     output: str | os.PathLike[str],
-    tuning_log: str | os.PathLike[str] | None = "shipped",
+    tuning_log: str | os.PathLike[str] | None = "auto",
     *,
     input_shape: list[int] | None = None,
     batch: int | None = None,
@@ -105,8 +105,9 @@ def build(
 ) -> BuildResult:
     """Compile the ONNX `model` for `profile` into the artifact folder `output`; returns the BuildResult.
 
-    `tuning_log`: a MetaSchedule database folder, "shipped" (the shipped log matching the model, if any),
-    "defaults" or None (no log), "none" (no log and no default schedules: TVM's raw lowering). `verify`
+    `tuning_log`: a MetaSchedule database folder, "auto" (the shipped log matching the model, if it was tuned
+    on this CPU kind: same LLVM CPU, or same vendor and family), "shipped" (that log whatever CPU it was tuned
+    on), "defaults" or None (no log), "none" (no log and no default schedules: TVM's raw lowering). `verify`
     checks parity with ONNX Runtime (max |Δ logits| <= `atol`, default 1e-4, and the same top-5) when the
     library runs here; a failed build leaves a previous artifact in place.
     """

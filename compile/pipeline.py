@@ -10,7 +10,7 @@ import tvm
 from tvm import relax
 
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
-from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks
+from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, find_database_for_tasks, tuned_elsewhere
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
@@ -26,13 +26,15 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
-# `--tuning-log` words besides a folder. SHIPPED (the default): the database under tuning_logs/ whose
-# tasks match this model, if any, and the default rules for the rest; DEFAULTS: the default rules
-# only; RAW: neither, TVM's plain lowering (for comparison).
+# `--tuning-log` words besides a folder. AUTO (the default): the shipped log SHIPPED finds, when it was tuned on
+# this CPU kind or records no CPU (log_choice.tuned_elsewhere), else none; SHIPPED: the database under
+# tuning_logs/ whose tasks match this model, if any, whatever CPU it was tuned on; the default rules schedule
+# the kernels the log leaves. DEFAULTS: the default rules only; RAW: neither, TVM's plain lowering (for comparison).
+AUTO = "auto"
 SHIPPED = "shipped"
 DEFAULTS = "defaults"
 RAW = "none"
-TUNING_LOG_WORDS = (SHIPPED, DEFAULTS, RAW)
+TUNING_LOG_WORDS = (AUTO, SHIPPED, DEFAULTS, RAW)
 
 
 # Where a kernel's schedule came from, in report order.
@@ -44,7 +46,8 @@ class CompiledModel:
     executable: tvm.runtime.Executable
     tasks_total: int = 0
     tasks_from_database: int = 0
-    database_dir: Path | None = None  # the database applied (SHIPPED resolved), or None
+    database_dir: Path | None = None  # the database applied (AUTO/SHIPPED resolved), or None
+    log_note: str = ""  # why AUTO applied no shipped log although one fits
     # kernel class -> schedule source (SCHEDULE_SOURCES) -> number of distinct kernels
     schedule_sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -210,7 +213,7 @@ def compile_relax(
 ) -> CompiledModel:
     """Lower and compile a Relax module for the profile: database records first, default rules for the rest.
 
-    `database_dir=SHIPPED` looks the database up from the tasks extracted here, so a shipped-log
+    `database_dir=SHIPPED` (or AUTO) looks the database up from the tasks extracted here, so a shipped-log
     build prepares the module and extracts its tasks once. `default_schedules=False` leaves the
     kernels no record covers to TVM's raw lowering (for comparison; CPU only, CUDA always needs them).
     """
@@ -222,9 +225,17 @@ def compile_relax(
     parallel = default_schedules and profile.device == "cpu" and worth_parallel(mod)
     tasks_total = tasks_from_database = 0
     tasks = None
-    if str(database_dir) == SHIPPED:
+    log_note = ""
+    if str(database_dir) in (AUTO, SHIPPED):
+        word = str(database_dir)
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
+        elsewhere = database_dir and tuned_elsewhere(read_meta(database_dir).get(TUNED_ON), cpu_record())
+        if word == AUTO and elsewhere:
+            log_note = (f"shipped log {database_dir.name} left out: {elsewhere}, another CPU kind than this one; "
+                        f"default schedules instead (`--tuning-log {SHIPPED}` applies it)")
+            log.warning("%s", log_note)
+            database_dir = None
     if database_dir is not None:
         database_dir = Path(database_dir)
         _check_has_records(database_dir)
@@ -247,7 +258,7 @@ def compile_relax(
         from tvmdeploy.compile.backends.gpu_schedule import compile_cuda
 
         executable, scheduled = compile_cuda(mod, target)
-        return CompiledModel(executable, tasks_total, tasks_from_database, database_dir,
+        return CompiledModel(executable, tasks_total, tasks_from_database, database_dir, log_note,
                              _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log))
     if default_schedules:
         if not parallel:
@@ -264,5 +275,6 @@ def compile_relax(
         tasks_total=tasks_total,
         tasks_from_database=tasks_from_database,
         database_dir=database_dir,
+        log_note=log_note,
         schedule_sources=sources,
     )

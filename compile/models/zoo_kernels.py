@@ -96,11 +96,13 @@ def shared_keys(profile: str, path: Path | None = None) -> dict[str, list[str]]:
 def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path | None = None) -> dict | None:
     """How the shipped logs of `profile` cover zoo model `name`: {"key", "log", "covered", "total", "why"}.
 
-    `log` is the folder the build would pick (None: no log fits; then covered is 0); covered/total count
-    the model's tasks with a record in it, as `build` reports them. None when the model is not indexed.
+    `log` is the folder `--tuning-log shipped` would pick (None: no log fits; then covered is 0); covered/total
+    count the model's tasks with a record in it, as `build` reports them; `applied`: whether the default
+    (`auto`) applies it, i.e. it was tuned on this CPU kind or records no CPU. None when the model is not indexed.
     No TVM: the log's CPU is compared without LLVM's mcpu name (vendor, family and caches still count).
     """
     from tvmdeploy.compile.tuning import log_choice
+    from tvmdeploy.compile.tuning.database import read_meta
     from tvmdeploy.runtime.cpu_check import host_cpu_info
 
     value = entry(profile, name, path)
@@ -110,8 +112,12 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
         logs_root = log_choice.default_logs_root()
     tasks = set(value["kernels"]) | set(value["glue"])
     logs, fit = log_choice.fitting_logs(Path(logs_root) / profile, value["key"], set(value["kernels"]))
-    result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits"}
+    result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits",
+              "applied": False}
     if logs:
-        folder, why = log_choice.choose_log(logs, host_cpu_info())
-        result.update(log=folder.name, covered=len(tasks & log_choice.log_workloads(folder)), why=f"{fit}; {why}")
+        host = host_cpu_info()
+        folder, why = log_choice.choose_log(logs, host)
+        elsewhere = log_choice.tuned_elsewhere(read_meta(folder).get(log_choice.TUNED_ON), host)
+        result.update(log=folder.name, covered=len(tasks & log_choice.log_workloads(folder)), why=f"{fit}; {why}",
+                      applied=elsewhere is None)
     return result

@@ -4,7 +4,8 @@ Logs live in `tuning_logs/<profile>/<folder>/` (MetaSchedule's two JSON files + 
 fits a model when its meta names the model's key (folder `<key>`, or `<key>@<anything>` for a second
 log of the same kernels tuned on another CPU); failing that, the log whose records cover most of the
 model's conv/dense kernels, if at least half. When several fit, the one tuned on the closest CPU wins:
-same LLVM mcpu > same vendor and family > closest cache sizes > a log that records no CPU at all.
+same LLVM mcpu > same vendor and family > closest cache sizes > a log that records no CPU at all. The
+build's default applies the chosen log only when it was tuned on this CPU kind (`tuned_elsewhere`).
 
 Light on purpose: no TVM at import time (`tvmdeploy zoo` uses it); `cpu_record` asks TVM for the LLVM
 CPU name lazily. `find_database_for_tasks` is the build's lookup (compile/pipeline.py, `--tuning-log shipped`).
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
 MIN_COVER = 0.5
+FOREIGN_RANK = 2  # closeness rank from which a log was tuned on another CPU kind (other vendor or family)
 X86_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first: the shipped logs a host is offered
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,18 @@ def closeness(tuned_on: dict | None, host: dict) -> tuple[tuple[int, float], str
                              f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})")
     sizes = "/".join(_mib(tuned_on.get(n)) for n in _CACHES)
     return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'}), closest caches L1d/L2/L3 {sizes}"
+
+
+def tuned_elsewhere(tuned_on: dict | None, host: dict) -> str | None:
+    """Why a log tuned on `tuned_on` counts as tuned on another CPU kind than `host` (neither the same LLVM mcpu
+    nor the same vendor and family), or None: same kind, or a log that records no CPU (not judged).
+
+    The build's default (`auto`) leaves such a log out: its records were ranked by another CPU's timings and
+    lost to the default schedules on the other CPUs measured (docs/benchmarks.md, session 5)."""
+    if not tuned_on:
+        return None
+    (rank, _), why = closeness(tuned_on, host)
+    return why if rank >= FOREIGN_RANK else None
 
 
 def choose_log(candidates: list[Path], host: dict) -> tuple[Path, str]:

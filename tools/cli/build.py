@@ -21,10 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="ONNX file")
     parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="artifact folder to write")
-    parser.add_argument("--tuning-log", metavar="DIR|shipped|defaults|none", default="shipped",
-                        help="MetaSchedule database folder to apply; 'shipped' (default): the one under tuning_logs/ "
-                             "matching this model, if any; 'defaults': no log; 'none': no log and no default "
-                             "schedules (TVM's raw lowering, for comparison). Kernels no log covers get the default schedules")
+    parser.add_argument("--tuning-log", metavar="DIR|auto|shipped|defaults|none", default="auto",
+                        help="MetaSchedule database folder to apply; 'auto' (default): the one under tuning_logs/ "
+                             "matching this model, if it was tuned on this CPU kind; 'shipped': that one whatever "
+                             "CPU it was tuned on; 'defaults': no log; 'none': no log and no default schedules "
+                             "(TVM's raw lowering, for comparison). Kernels no log covers get the default schedules")
     parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
     parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
     parser.add_argument("--atol", type=float, default=None, help="parity tolerance on logits (default 1e-4)")

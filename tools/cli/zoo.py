@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print("-" * len(header.rstrip()))
     for r in rows:
         log = r["shipped_log"]
-        cell = "?" if log is None else "-" if log["log"] is None else f"{log['covered']}/{log['total']}"
+        cell = ("?" if log is None else "-" if log["log"] is None
+                else f"{log['covered']}/{log['total']}" + ("" if log["applied"] else "*"))
         print(
             f"{r['name']:<26} {r['source']:<12} {r['width']:>5.2f} {r['params_m']:>9.3f} "
             f"{r['flops_m']:>9.2f} {r['top1']:>7.3f} {r['top5']:>7.3f}" + (f"  {cell}" if profile else "")
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no shipped-log column: none of {', '.join(log_choice.X86_PROFILES)} runs on this machine (try --profile)")
         return 0
     print(f"{column}: of the model's kernels, those with a record in the shipped log `build --profile {profile}` picks;")
+    print("'*': that log was tuned on another CPU kind; `build` uses the default schedules unless `--tuning-log shipped`;")
     print(f"'-': no log fits (default schedules only), '?': model not in compile/models/{zoo_kernels.INDEX_FILE.name} "
           "(tools/dev/tune_card.py --index-only refreshes it).")
     for key, names in sorted(zoo_kernels.shared_keys(profile).items()):

@@ -1,4 +1,4 @@
-"""Headline benchmark: tuned TVM vs ONNX Runtime, same process and threads, interleaved, shipped logs only.
+"""Headline benchmark: TVM as `build` makes it vs ONNX Runtime, same process and threads, interleaved.
 
     .venv/bin/python tools/dev/bench_tuned.py                      # torchvision MobileNetV2 x1.0, best shipped profile here
     .venv/bin/python tools/dev/bench_tuned.py --profile x86-avx2 --threading spin-in-run
@@ -44,9 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="torchvision_mobilenet_v2", help="zoo model to export when --onnx is not given")
     parser.add_argument("--profile", help="default: the first of " + ", ".join(AUTO_PROFILES)
                         + " that runs on this CPU and has a shipped log for the model")
-    parser.add_argument("--tuning-log", metavar="DIR|shipped|defaults|none", default="shipped",
-                        help="database folder; 'shipped' (default): the one matching the model; 'defaults': "
-                             "no log, the default schedules only; 'none': TVM's raw lowering")
+    parser.add_argument("--tuning-log", metavar="DIR|auto|shipped|defaults|none", default="auto",
+                        help="database folder; 'auto' (default): what `build` applies, the shipped log matching the "
+                             "model if it was tuned on this CPU kind; 'shipped': that log whatever CPU it was tuned "
+                             "on; 'defaults': no log, the default schedules only; 'none': TVM's raw lowering")
     parser.add_argument("--threads", type=int, default=2, help="threads for both runtimes (default 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10)
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="PNG for --curve or --card (needs matplotlib)")
     parser.add_argument("--card", action="store_true",
                         help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
-                        "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the shipped log")
+                        "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the log `build` applies")
     parser.add_argument("--card-models", metavar="NAMES",
                         help="comma list of zoo names or .onnx files for --card (default: the card's widths, "
                         "tools/tune_card.CARD)")
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.runtime.artifact import tuned_tasks
+    from tvmdeploy.runtime.errors import TvmDeployError
 
     onnx_path = args.onnx
     if onnx_path is None:
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(args.model, onnx_path, seed=0)
     mod, info = import_onnx(onnx_path)
     profile, database = _pick_profile(args, mod)
+    if args.curve and database is None:
+        raise TvmDeployError(f"--curve needs a tuning log: --tuning-log {args.tuning_log} gave none for {profile.name} "
+                             "here (pass a database folder, or 'shipped')")
     if args.curve:
         database = _unpacked(Path(database))
         rows = []
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     result = _measure(onnx_path, mod, info, profile, database, args)
     print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
           + (f"tuned {tuned_tasks(result)} from {database}" if database
-             else f"no tuning log (--tuning-log {args.tuning_log})"))
+             else f"no tuning log (--tuning-log {args.tuning_log}: {_no_log_reason(args.tuning_log)})"))
     print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
     print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
     print(f"ratio TVM/ORT (medians): {result['ratio_tvm_over_ort']:.2f}x   max |diff| {result['max_abs_diff']:.2e}")
@@ -123,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pick_profile(args: argparse.Namespace, mod):
     """(profile, database): the named profile, or the first of AUTO_PROFILES usable here with a shipped log."""
-    from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED
-    from tvmdeploy.compile.tuning.driver import find_database
+    from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
@@ -136,12 +140,27 @@ def _pick_profile(args: argparse.Namespace, mod):
             continue
         if args.tuning_log in (DEFAULTS, RAW):
             return profile, None
-        database = find_database(mod, profile) if args.tuning_log == SHIPPED else Path(args.tuning_log)
-        if database is not None:
+        database, found = _database(args.tuning_log, mod, profile)
+        if found:  # auto: a log tuned on another CPU kind gives way to the default schedules (database None)
             return profile, database
         if args.profile:
             raise TvmDeployError(f"no shipped tuning log for this model on {profile.name}; run `tvmdeploy tune` first")
     raise TvmDeployError(f"no shipped tuning log for this model on any of {', '.join(AUTO_PROFILES)} usable here")
+
+
+def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
+    """(database to apply, whether a log was found) for --tuning-log DIR, auto or shipped, as `build` resolves them."""
+    from tvmdeploy.compile.pipeline import AUTO, SHIPPED
+    from tvmdeploy.compile.tuning.driver import find_database
+    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, tuned_elsewhere
+    from tvmdeploy.compile.tuning.database import read_meta
+
+    if word not in (AUTO, SHIPPED):
+        return Path(word), True
+    database = find_database(mod, profile)
+    if database is not None and word == AUTO and tuned_elsewhere(read_meta(database).get(TUNED_ON), cpu_record()):
+        return None, True
+    return database, database is not None
 
 
 def _card(args: argparse.Namespace) -> int:
@@ -149,8 +168,7 @@ def _card(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.tuning.log_choice import cpu_record, host_profiles
-    from tvmdeploy.compile.pipeline import DEFAULTS, RAW, SHIPPED
-    from tvmdeploy.compile.tuning.driver import find_database
+    from tvmdeploy.compile.pipeline import DEFAULTS, RAW
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.dev.tune_card import CARD
@@ -175,11 +193,9 @@ def _card(args: argparse.Namespace) -> int:
             export_onnx(model, onnx_path, seed=0)
         mod, info = import_onnx(onnx_path)
         for profile in profiles:
-            if args.tuning_log in (DEFAULTS, RAW):
-                database = None
-            else:
-                database = find_database(mod, profile) if args.tuning_log == SHIPPED else Path(args.tuning_log)
+            database, found = (None, False) if args.tuning_log in (DEFAULTS, RAW) else _database(args.tuning_log, mod, profile)
             result = _measure(onnx_path, mod, info, profile, database, args)
+            result["log_left_out"] = found and database is None
             result["model"] = Path(model).stem if model.endswith(".onnx") else model
             rows.append(result)
             print(f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
@@ -195,7 +211,13 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_log_reason(word: str) -> str:
+    return "the shipped log was tuned on another CPU kind" if word == "auto" else "default schedules only"
+
+
 def _tasks_cell(row: dict) -> str:
+    if row.get("log_left_out"):
+        return "defaults (log tuned on another CPU kind)"
     if row["database"] in (None, "None"):
         return "no log"
     return f"{row['tasks_from_database']}/{row['tasks_total']} ({Path(row['database']).name})"

@@ -328,3 +328,30 @@ def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_mo
     compiled = compile_relax(mod, profile, database_dir=folder)
     assert "was made by pipeline 'nchw-0'" in caplog.text and "(2/7 tasks)" in caplog.text  # the CLI shows warnings
     assert compiled.tasks_from_database == 2
+
+
+def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny_model, profile, tmp_path,
+                                                                      monkeypatch, caplog):
+    """The build's default: a fitting shipped log tuned on another CPU kind gives way to the default schedules
+    (said why, and `shipped` still applies it); one tuned on this CPU kind is applied."""
+    import json
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import AUTO, SHIPPED, compile_relax
+    from tvmdeploy.compile.tuning import log_choice
+    from tvmdeploy.compile.tuning.database import META_FILE
+
+    folder = tmp_path / "logs" / profile.name / tuned.folder.name
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    monkeypatch.setattr(log_choice, "default_logs_root", lambda: tmp_path / "logs")
+    meta = json.loads((folder / META_FILE).read_text())
+    host = log_choice.cpu_record()
+    elsewhere = {"vendor": "OtherVendor", "model_name": "Some CPU", "family": "99", "mcpu": "other-cpu"}
+    mod, _ = import_onnx(tiny_model)
+    for tuned_on, word, applied in [(elsewhere, AUTO, False), (elsewhere, SHIPPED, True), (host, AUTO, True)]:
+        (folder / META_FILE).write_text(json.dumps({**meta, log_choice.TUNED_ON: tuned_on}))
+        compiled = compile_relax(mod, profile, database_dir=word)
+        assert (compiled.database_dir == folder) is applied, (tuned_on, word)
+        assert compiled.tasks_from_database == (2 if applied else 0)
+        assert ("another CPU kind" in compiled.log_note) is (not applied and word == AUTO)
+    assert "left out: tuned on Some CPU (mcpu other-cpu)" in caplog.text

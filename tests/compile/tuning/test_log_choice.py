@@ -91,6 +91,16 @@ def test_choose_log_prefers_same_mcpu_then_family_then_caches_then_unknown(tmp_p
         choose_log([], ZEN5)
 
 
+@pytest.mark.parametrize("tuned_on, elsewhere", [(ZEN5_OTHER, False), (ZEN5, False), (ZEN4, True), (ICELAKE, True),
+                                                (None, False), ({}, False)])
+def test_tuned_elsewhere_means_another_vendor_or_family(tuned_on, elsewhere):
+    # Zen 4 and Zen 5 differ in family: another CPU kind; a log that records no CPU is not judged.
+    why = log_choice.tuned_elsewhere(tuned_on, ZEN5)
+    assert (why is not None) is elsewhere
+    if elsewhere:
+        assert why.startswith(f"tuned on {tuned_on['model_name']} (mcpu {tuned_on['mcpu']})")
+
+
 def test_choose_log_keeps_order_on_a_tie(tmp_path):
     first = make_log(tmp_path / "a", "tasks-k", [H("01")])
     second = make_log(tmp_path / "b", "tasks-k", [H("01")])
