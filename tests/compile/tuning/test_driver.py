@@ -355,3 +355,16 @@ def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny
         assert compiled.tasks_from_database == (2 if applied else 0)
         assert ("another CPU kind" in compiled.log_note) is (not applied and word == AUTO)
     assert "left out: tuned on Some CPU (mcpu other-cpu)" in caplog.text
+
+
+def test_progress_file_restarts_for_a_new_database_and_continues_the_clock_on_resume(tmp_path):
+    from tvmdeploy.compile.tuning.database import PROGRESS_FILE
+    from tvmdeploy.compile.tuning.driver import _HistoryWriter
+
+    path = tmp_path / PROGRESS_FILE
+    path.parent.mkdir()
+    path.write_text("1168.3,480,3.2539\n")  # left by a database since deleted: not part of the new curve
+    _HistoryWriter(tmp_path, resume=False).write([(15.0, 16, 3.5), (31.5, 31, None)])
+    assert path.read_text() == "15.0,16,3.5000\n31.5,31,\n"
+    _HistoryWriter(tmp_path, resume=True).write([(2.0, 40, 3.25)])  # a resumed search: minutes keep counting
+    assert path.read_text().splitlines()[-1] == "33.5,40,3.2500"
