@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +201,33 @@ def test_board_farm_serves_clients_in_parallel_and_can_measure(tracker_address, 
         for session in (first, second):
             # MetaSchedule's runner fills inputs with this; it lives in libtvm_runtime_extra.so.
             session.tvm.get_function("tvm.contrib.random.random_fill_for_measure")
+
+
+def _sessions_served(log: Path) -> int:
+    """Modules a board server loaded (its log says `load_module` once per measurement session or run)."""
+    return log.read_text(errors="replace").count("load_module")
+
+
+@pytest.mark.rpc
+@pytest.mark.timeout(900)
+def test_tuning_measures_on_both_emulated_boards_and_keeps_every_record_once(tracker_address, board_key, tmp_path):
+    """A farm of two emulated aarch64 boards under one key: MetaSchedule's RPC runner gets a worker per board,
+    both boards measure, and every trial lands in the database once (cross-compiled here, run under qemu)."""
+    from tests.compile.tuning.test_driver import _record_keys, inverted_residual_onnx
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.targets import load_profile
+
+    logs = [Path(server.log) for server in board.status() if server.key == board_key]
+    assert len(logs) == 2
+    before = [_sessions_served(log) for log in logs]
+    result = tune(inverted_residual_onnx(tmp_path / "tiny_ir.onnx"), load_profile("arm-cortex-a72"), trials=8,
+                  ops="pointwise", auto_seed=False, log_dir=tmp_path / "db", trials_per_iter=8,
+                  rpc_tracker=tracker_address, rpc_key=board_key, progress_bar=False, quick_measure=True)
+    served = [_sessions_served(log) - count for log, count in zip(logs, before)]
+    assert all(n > 0 for n in served), f"both boards must measure: sessions per board {served}"
+    records = _record_keys(tmp_path / "db")
+    assert result.trials_run == 8 and len(records) == 8 and len(set(records)) == 8  # none lost, none twice
+    assert sum(o.run_failures + o.build_failures for o in result.outcomes) == 0
 
 
 def test_board_up_waits_for_a_starting_tracker_then_gives_up_in_one_line(capsys):
