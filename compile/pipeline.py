@@ -234,7 +234,7 @@ def compile_relax(
         if word == AUTO and elsewhere:
             log_note = (f"shipped log {database_dir.name} left out: {elsewhere}, another CPU kind than this one; "
                         f"default schedules instead (`--tuning-log {SHIPPED}` applies it)")
-            log.warning("%s", log_note)
+            log.info("%s", log_note)  # the build's result carries it (`build` prints it once)
             database_dir = None
     if database_dir is not None:
         database_dir = Path(database_dir)

@@ -122,7 +122,9 @@ def closeness(tuned_on: dict | None, host: dict) -> tuple[tuple[int, float], str
         return (1, caches), (f"tuned on the same vendor and family ({tuned_on['vendor']} family "
                              f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})")
     sizes = "/".join(_mib(tuned_on.get(n)) for n in _CACHES)
-    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'}), closest caches L1d/L2/L3 {sizes}"
+    known = any(tuned_on.get(n) for n in _CACHES)
+    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'})" + (
+        f", closest caches L1d/L2/L3 {sizes}" if known else "")
 
 
 def tuned_elsewhere(tuned_on: dict | None, host: dict) -> str | None:
