@@ -136,10 +136,12 @@ def load(
     *,
     rpc_server: str | None = None,
     timeout_s: float = 60.0,
+    call_timeout_s: float = 600.0,
 ) -> Model:
     """Open a built artifact: here, or on the device with `rpc_key` behind the tracker at `rpc_tracker`
     ("HOST:PORT"), or on the RPC server at `rpc_server`. `threads`: CPU threads of a local run (default:
-    the profile's). Returns a `Model` (classify, run, time, manifest; close it or use `with`)."""
+    the profile's). A remote device is waited for at most `timeout_s`, each call on it `call_timeout_s`.
+    Returns a `Model` (classify, run, time, manifest; close it or use `with`)."""
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.runtime.module import Model, open_module
 
@@ -159,7 +161,7 @@ def load(
             endpoint = RpcEndpoint.server(rpc_server, rpc_key or "")
     elif rpc_key:
         raise TvmDeployError("rpc_key needs rpc_tracker (or rpc_server)")
-    return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s))
+    return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s, call_timeout_s=call_timeout_s))
 
 
 def tune(

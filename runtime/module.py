@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_RPC_TIMEOUT_S = 60.0
+DEFAULT_RPC_CALL_TIMEOUT_S = 600.0  # one remote call: an emulated board needs seconds per image
 
 
 @runtime_checkable
@@ -71,16 +72,18 @@ def open_module(
     *,
     threads: int | None = None,
     timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+    call_timeout_s: float = DEFAULT_RPC_CALL_TIMEOUT_S,
 ) -> ArtifactModule:
     """The artifact loaded here (`endpoint` None; `threads` defaults to the profile's) or on the endpoint's device
-    (waiting at most `timeout_s` for it; the device keeps its own thread setting)."""
+    (waiting at most `timeout_s` for it, and `call_timeout_s` for each remote call; the device keeps its own
+    thread setting)."""
     if endpoint is None:
         from tvmdeploy.runtime.loader import LocalModule
 
         return LocalModule(Path(artifact_dir), threads=threads)
     from tvmdeploy.runtime.rpc import RemoteModule, connect
 
-    session = connect(endpoint, timeout_s=timeout_s)
+    session = connect(endpoint, timeout_s=timeout_s, call_timeout_s=call_timeout_s)
     return RemoteModule(session, Path(artifact_dir))
 
 

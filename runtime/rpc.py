@@ -22,11 +22,12 @@ from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import read_manifest, verify_library
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.loader import check_input, run_in_batches
+from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 TRACKER_START_WAIT_S = 30.0  # `tvmdeploy rpc tracker &` needs ~8 s (importing TVM) before it listens
 DEFAULT_CONNECT_TIMEOUT_S = 60.0  # tracker answer + a free board + the server handshake
-DEFAULT_CALL_TIMEOUT_S = 600.0  # one remote call; an emulated board needs seconds per image
+DEFAULT_CALL_TIMEOUT_S = DEFAULT_RPC_CALL_TIMEOUT_S
 BOARD_INFO_FUNCTION = "tvmdeploy.board.info"  # registered by tools/devices/board_server.py on boards we start
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # the tracker splits on ':' and the handshake on spaces
 T = TypeVar("T")

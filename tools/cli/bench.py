@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         raise TvmDeployError("--runs must be >= 1 and --warmup >= 0")
     endpoint = rpc_endpoint(args)
     remote = endpoint is not None
-    module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout)
+    module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout,
+                         call_timeout_s=args.rpc_call_timeout)
     manifest = module.manifest
     # A remote device runs its own thread pool; the host baseline gets the host's cores, not the board's.
     threads = args.threads or (None if remote else manifest.threads) or os.cpu_count() or 1

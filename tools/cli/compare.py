@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.cli.module_opener import DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module, thread_count
+from tvmdeploy.tools.cli.module_opener import (DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule,
+                                                open_module, thread_count)
 
 _TARGET_HELP = """\
 each TARGET is an artifact folder or a profile name (built from --model into OUT/<profile>-b<batch>),
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help="tracker for NAME@KEY targets")
     parser.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
                         help=f"seconds to wait for a device (default {DEFAULT_RPC_TIMEOUT_S:g})")
+    parser.add_argument("--rpc-call-timeout", type=float, default=DEFAULT_RPC_CALL_TIMEOUT_S, metavar="S",
+                        help=f"seconds one call on a device may take (default {DEFAULT_RPC_CALL_TIMEOUT_S:g})")
 
 
 def _tuning_logs(items: list[str]) -> dict[str, Path]:
@@ -85,7 +88,8 @@ def make_opener(args: argparse.Namespace):
                 if not tracker:
                     raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
                 endpoint = RpcEndpoint.tracker(tracker, remote.key)
-        return open_module(artifact, endpoint, threads=threads if remote is None else None, timeout_s=args.rpc_timeout)
+        return open_module(artifact, endpoint, threads=threads if remote is None else None, timeout_s=args.rpc_timeout,
+                           call_timeout_s=args.rpc_call_timeout)
 
     return opener
 

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         batch = args.batch_size or 8
     else:
         endpoint = rpc_endpoint(args)
-        module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout)
+        module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout,
+                             call_timeout_s=args.rpc_call_timeout)
         manifest = module.manifest
         classify = module.run_images
         where = module.description if endpoint is not None else f"TVM {manifest.profile} (local {manifest.device})"

@@ -32,7 +32,7 @@ VERBS: dict[str, tuple[str, str]] = {
 # `--` + the parameter with dashes (rpc_key -> --rpc-key), except where the flag is spelled otherwise.
 FLAG_OF: dict[str, str] = {
     "rpc_server": "--rpc",  # tvmdeploy.load(rpc_server=) is --rpc HOST:PORT
-    "call_timeout_s": "--rpc-timeout",
+    "call_timeout_s": "--rpc-call-timeout",
     "timeout_s": "--rpc-timeout",
 }
 

@@ -11,12 +11,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.module import DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module
+from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module
 
 if TYPE_CHECKING:
     from tvmdeploy.runtime.rpc import RpcEndpoint
 
-__all__ = ["DEFAULT_RPC_TIMEOUT_S", "ArtifactModule", "add_rpc_arguments", "open_module", "rpc_endpoint", "thread_count"]
+__all__ = ["DEFAULT_RPC_CALL_TIMEOUT_S", "DEFAULT_RPC_TIMEOUT_S", "ArtifactModule", "add_rpc_arguments", "open_module", "rpc_endpoint", "thread_count"]
 
 
 def thread_count(text: str) -> int:
@@ -38,6 +38,9 @@ def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rpc", metavar="HOST:PORT", help="connect directly to an RPC server")
     group.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
                        help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})")
+    group.add_argument("--rpc-call-timeout", type=float, default=DEFAULT_RPC_CALL_TIMEOUT_S, metavar="S",
+                       help="seconds one call on the device may take before it counts as hung "
+                            f"(default {DEFAULT_RPC_CALL_TIMEOUT_S:g}: an emulated board needs seconds per image)")
 
 
 def rpc_endpoint(args: argparse.Namespace) -> RpcEndpoint | None:

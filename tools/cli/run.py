@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     paths = expand_image_paths(args.images)
     rpc_endpoint(args)  # the flags' combination, checked with errors that name them
     model = tvmdeploy.load(args.artifact, args.rpc_tracker, args.rpc_key, args.threads, rpc_server=args.rpc,
-                           timeout_s=args.rpc_timeout)
+                           timeout_s=args.rpc_timeout, call_timeout_s=args.rpc_call_timeout)
     manifest = model.manifest
     where = model.description
     caveat = weights_caveat(manifest.weights)
