@@ -10,7 +10,7 @@ import tvm
 from tvm import relax
 
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
-from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, find_database_for_tasks, tuned_elsewhere
+from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
@@ -230,8 +230,8 @@ def compile_relax(
         word = str(database_dir)
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
-        elsewhere = database_dir and tuned_elsewhere(read_meta(database_dir).get(TUNED_ON), cpu_record())
-        if word == AUTO and elsewhere:
+        elsewhere = left_out_by_auto(database_dir) if word == AUTO else None
+        if elsewhere:
             log_note = (f"shipped log {database_dir.name} left out: {elsewhere}, another CPU kind than this one; "
                         f"default schedules instead (`--tuning-log {SHIPPED}` applies it)")
             log.info("%s", log_note)  # the build's result carries it (`build` prints it once)

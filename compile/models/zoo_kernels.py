@@ -102,7 +102,6 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
     No TVM: the log's CPU is compared without LLVM's mcpu name (vendor, family and caches still count).
     """
     from tvmdeploy.compile.tuning import log_choice
-    from tvmdeploy.compile.tuning.database import read_meta
     from tvmdeploy.runtime.cpu_check import host_cpu_info
 
     value = entry(profile, name, path)
@@ -117,7 +116,6 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
     if logs:
         host = host_cpu_info()
         folder, why = log_choice.choose_log(logs, host)
-        elsewhere = log_choice.tuned_elsewhere(read_meta(folder).get(log_choice.TUNED_ON), host)
         result.update(log=folder.name, covered=len(tasks & log_choice.log_workloads(folder)), why=f"{fit}; {why}",
-                      applied=elsewhere is None)
+                      applied=log_choice.left_out_by_auto(folder, host) is None)
     return result

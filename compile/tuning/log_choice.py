@@ -139,6 +139,13 @@ def tuned_elsewhere(tuned_on: dict | None, host: dict) -> str | None:
     return why if rank >= FOREIGN_RANK else None
 
 
+def left_out_by_auto(folder: Path | None, host: dict | None = None) -> str | None:
+    """Why `--tuning-log auto` leaves the fitting log `folder` out (tuned_elsewhere), or None to apply it."""
+    if folder is None:
+        return None
+    return tuned_elsewhere(read_meta(folder).get(TUNED_ON), cpu_record() if host is None else host)
+
+
 def choose_log(candidates: list[Path], host: dict) -> tuple[Path, str]:
     """The candidate log tuned on the CPU closest to `host` (host_cpu_info / cpu_record), and why.
 

@@ -152,13 +152,12 @@ def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
     """(database to apply, whether a log was found) for --tuning-log DIR, auto or shipped, as `build` resolves them."""
     from tvmdeploy.compile.pipeline import AUTO, SHIPPED
     from tvmdeploy.compile.tuning.driver import find_database
-    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, tuned_elsewhere
-    from tvmdeploy.compile.tuning.database import read_meta
+    from tvmdeploy.compile.tuning.log_choice import left_out_by_auto
 
     if word not in (AUTO, SHIPPED):
         return Path(word), True
     database = find_database(mod, profile)
-    if database is not None and word == AUTO and tuned_elsewhere(read_meta(database).get(TUNED_ON), cpu_record()):
+    if word == AUTO and left_out_by_auto(database):
         return None, True
     return database, database is not None
 

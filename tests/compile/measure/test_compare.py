@@ -140,7 +140,7 @@ def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_pat
                            runs=2, min_seconds=0, threads=1, baselines=("onnxruntime",))
     from tvmdeploy.tools.cli.compare import make_opener
 
-    opener = make_opener(SimpleNamespace(rpc_timeout=5, rpc_tracker=None))
+    opener = make_opener(SimpleNamespace(rpc_timeout=5, rpc_call_timeout=60, rpc_tracker=None))
     rows = compare(config, opener)
     assert [(r.kind, r.batch, r.status) for r in rows] == [
         ("onnxruntime", 1, "ok"), ("tvm", 1, "ok"), ("onnxruntime", 2, "ok"), ("tvm", 2, "ok")]
