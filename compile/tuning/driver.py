@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
+from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name in the functions below
+from tvmdeploy.compile.tuning import search as ms_search
 from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
 from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
@@ -230,8 +232,6 @@ def tune(
     classes = parse_ops(ops)
     _check_where(profile, rpc_tracker, rpc_key)
 
-    from tvmdeploy.compile.tuning import search as ms_search
-
     infos, model_name, folder, key = _prepare_tasks(onnx_path, profile, log_dir)
     from tvmdeploy.compile.tuning.database import lock_database
 
@@ -284,8 +284,6 @@ def _check_where(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str |
 
 def _prepare_tasks(onnx_path: Path, profile: TargetProfile, log_dir: Path | None) -> tuple[list[TaskInfo], str, Path, str]:
     """(task infos, model name, database folder, model key) of the model as the build lowers it."""
-    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name
-
     ms_builder.load_cpu_tensor_intrinsics(profile.arch)
     _, infos, onnx_info = prepared_tasks(onnx_path, profile)
     folder, key = database_folder(profile, infos, log_dir)
@@ -309,8 +307,6 @@ def _open_for_writing(folder: Path, resume: bool, profile: TargetProfile, infos:
 
 def _measurers(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str | None, quick: bool) -> tuple[Any, Any]:
     """(builder, runner): candidates built on every core here (cross-compiled for a board), run here or on the board."""
-    from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name
-
     cores = os.cpu_count() or 1
     cross = profile.cross_compiler.command if (profile.cross_compiler and profile.needs_cross_compiler) else None
     builder = ms_builder.make_builder(max_workers=cores, cross_compiler=cross)
@@ -335,8 +331,6 @@ def _times_before(database, infos: list[TaskInfo], profile: TargetProfile, build
 
 def _progress_from(database, infos: list[TaskInfo]):
     """The search's progress, starting from what is known: the database bests (the report's estimate)."""
-    from tvmdeploy.compile.tuning import search as ms_search
-
     progress = ms_search.Progress(weights={i.index: i.weight for i in infos})
     for info in infos:
         best = _best_seconds(database, info)
@@ -352,8 +346,6 @@ class _Search:
                  history: _HistoryWriter, *, remaining: int, trials_at_start: int, trials_per_iter: int,
                  per_task_cap: int, seed: int, deadline: float | None, progress_bar: bool) -> None:
         from tvm.s_tir import meta_schedule as ms
-
-        from tvmdeploy.compile.tuning import search as ms_search
 
         self.database, self.builder, self.runner, self.progress = database, builder, runner, progress
         self.to_tune, self.done = to_tune, done  # done: trials measured per task so far
@@ -405,8 +397,6 @@ class _Search:
 
     def run(self, result: TuneResult) -> None:
         """Search until the trials are spent, a signal stops it or time is up; marks `result` accordingly."""
-        from tvmdeploy.compile.tuning import search as ms_search
-
         # At the deadline the search stops proposing (as on Ctrl-C): the batch in flight is measured and kept.
         deadline = self.deadline
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), ms_search.STOP.set) if deadline else None
@@ -427,8 +417,6 @@ class _Search:
 
     def _rounds(self) -> None:
         """A first batch for every task without one, then rounds planned by each task's share of network time."""
-        from tvmdeploy.compile.tuning import search as ms_search
-
         progress, done, per_task_cap, trials_per_iter = self.progress, self.done, self.per_task_cap, self.trials_per_iter
         remaining, trials_at_start = self.remaining, self.trials_at_start
         # Pass 1: one search batch for every task that has not had one. A few seed records
@@ -468,8 +456,6 @@ class _Search:
         it has visited every task once: a kill in that first pass used to lose everything)."""
         from tvm.s_tir import meta_schedule as ms
 
-        from tvmdeploy.compile.tuning import search as ms_search
-
         for index, trials in plan.items():
             if ms_search.STOP.is_set() or self.out_of_time():
                 return
@@ -493,8 +479,6 @@ def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], select
                      before: dict[int, float | None], already: dict[int, int], progress, trials_at_start: int,
                      strategies: list) -> None:
     """Fill `result` from the database after the run: per task before -> after, trials, failures."""
-    from tvmdeploy.compile.tuning import search as ms_search
-
     result.trials_run = progress.trials - trials_at_start
     result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
     result.remeasured = database.duplicates
