@@ -139,3 +139,23 @@ def test_shipped_tuning_log_covers_every_kernel_and_keeps_parity(exported_onnx, 
     manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
     assert manifest["model_name"] == "torchvision_mobilenet_v2" and manifest["weights"] == "random:seed=0"
     assert manifest["output"]["shape"] == [1, 1000]
+
+
+def _width_logs() -> list[Path]:
+    """The shipped x86-avx512 logs of the card's other widths (x1.0's has the test above)."""
+    root = Path(__file__).resolve().parents[2] / "tuning_logs" / "x86-avx512"
+    return sorted(p for p in root.glob("tasks-*") if "torchvision_mobilenet_v2" not in json.loads(
+        (p / "tuning_meta.json").read_text()).get("models", []))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("log", _width_logs(), ids=lambda p: p.name)
+def test_every_shipped_width_log_keeps_parity(exported_onnx, tmp_path, log):
+    """Each shipped log, applied to the model it was tuned for (whatever CPU this is: `shipped`, not `auto`)."""
+    profile = load_profile("x86-avx512")
+    if not profile.runs_on_this_machine:
+        pytest.skip("this CPU cannot run x86-avx512 code (parity needs a local run; test_avx512.py compiles it)")
+    (model,) = json.loads((log / "tuning_meta.json").read_text())["models"]
+    result = build_artifact(exported_onnx(model), profile, tmp_path / "art", tuning_log=log)
+    assert result.manifest.tuning["tasks_from_database"] >= 29, result.manifest.tuning
+    assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
