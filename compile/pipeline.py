@@ -226,8 +226,8 @@ def compile_relax(
     tasks_total = tasks_from_database = 0
     tasks = None
     log_note = ""
-    if str(database_dir) in (AUTO, SHIPPED):
-        word = str(database_dir)
+    word = str(database_dir)
+    if word in (AUTO, SHIPPED):
         tasks = tuning_tasks(mod, profile)
         database_dir = find_database_for_tasks(tasks, profile)
         elsewhere = left_out_by_auto(database_dir) if word == AUTO else None

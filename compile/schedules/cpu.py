@@ -86,9 +86,18 @@ def _work(extents) -> int:
     return total
 
 
+def _nbytes(buffer: tirx.Buffer) -> int:
+    return _work(buffer.shape) * buffer.dtype.bits // 8
+
+
+def _layout_free(func: tirx.PrimFunc) -> list[tirx.Buffer]:
+    """The kernel's weights: the arguments Relax marked layout-free (constants the build may repack)."""
+    return [func.params[int(i)] for i in (func.attrs.get("layout_free_buffers", []) or [])]
+
+
 def _serial_us(func: tirx.PrimFunc, extents: list[int]) -> float:
     """Crude one-core time of a reduction kernel: its multiply-adds plus the bytes of its arguments."""
-    nbytes = sum(_work(buf.shape) * buf.dtype.bits // 8 for buf in func.params)
+    nbytes = sum(_nbytes(buf) for buf in func.params)
     return _work(extents) / _MACS_PER_US + nbytes / _BYTES_PER_US
 
 
@@ -131,7 +140,7 @@ def _pack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: t
     [K, kh, kw, C] -> [K/cols, kh, kw, C, cols]: a layout-rewrite block the build folds into the
     constant once (no cost per inference), exactly as MetaSchedule's RewriteLayout does.
     """
-    weights = [func.params[int(i)] for i in (func.attrs.get("layout_free_buffers", []) or [])]
+    weights = _layout_free(func)
     for index, region in enumerate(_block(sch, main).reads):
         buffer = region.source  # TVM 0.27: a region's buffer is the parameter itself for arguments
         if not any(buffer.same_as(w) for w in weights) or len(buffer.shape) < 2:
@@ -251,15 +260,13 @@ class RegisterBlockedReduction(ScheduleRule):
 
 def _weights_outweigh_data(func: tirx.PrimFunc, block: tirx.SBlock) -> bool:
     """Whether the kernel's weights (its layout-free arguments) hold more bytes than the other arguments it reads."""
-    weights = [func.params[int(i)] for i in (func.attrs.get("layout_free_buffers", []) or [])]
+    weights = _layout_free(func)
     weight_bytes = data_bytes = 0
     for region in block.reads:
-        buffer = region.source
-        nbytes = _work(buffer.shape) * buffer.dtype.bits // 8
-        if any(buffer.same_as(w) for w in weights):
-            weight_bytes += nbytes
+        if any(region.source.same_as(w) for w in weights):
+            weight_bytes += _nbytes(region.source)
         else:
-            data_bytes += nbytes
+            data_bytes += _nbytes(region.source)
     return weight_bytes > data_bytes
 
 

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             _plot(rows, args.plot, f"{onnx_path.name}, {profile.name}, {args.threads} threads")
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
+    result["log_left_out"] = database is None and args.tuning_log == "auto"  # _pick_profile found a log, auto left it
     print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
           + (f"tuned {tuned_tasks(result)} from {database}" if database
              else f"no tuning log (--tuning-log {args.tuning_log}: {_no_log_reason(args.tuning_log)})"))
@@ -192,9 +193,9 @@ def _card(args: argparse.Namespace) -> int:
             export_onnx(model, onnx_path, seed=0)
         mod, info = import_onnx(onnx_path)
         for profile in profiles:
-            database, found = (None, False) if args.tuning_log in (DEFAULTS, RAW) else _database(args.tuning_log, mod, profile)
+            # The build resolves auto/shipped itself (one lowering per row, as `build` does it).
+            database = None if args.tuning_log in (DEFAULTS, RAW) else args.tuning_log
             result = _measure(onnx_path, mod, info, profile, database, args)
-            result["log_left_out"] = found and database is None
             result["model"] = Path(model).stem if model.endswith(".onnx") else model
             rows.append(result)
             print(f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
@@ -260,7 +261,7 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
     return folder, len(lines)
 
 
-def _measure(onnx_path: Path, mod, info, profile, database: Path | None, args: argparse.Namespace) -> dict:
+def _measure(onnx_path: Path, mod, info, profile, database: Path | str | None, args: argparse.Namespace) -> dict:
     """Compile with the database (and the default schedules unless --tuning-log none), then time TVM and ONNX Runtime in alternation (same input, threads)."""
     import numpy as np
     import onnxruntime as ort
@@ -294,7 +295,8 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path | None, args: a
     return {
         "model": onnx_path.name,
         "profile": profile.name,
-        "database": str(database),
+        "database": str(compiled.database_dir),
+        "log_left_out": bool(compiled.log_note),  # auto found a log tuned on another CPU kind and used none
         "tasks_from_database": compiled.tasks_from_database,
         "tasks_total": compiled.tasks_total,
         "schedule_sources": compiled.schedule_sources,
