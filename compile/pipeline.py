@@ -9,6 +9,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
@@ -186,9 +187,9 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) 
             continue
         name = gvar.name_hint
         source = "log" if name in from_log else "default" if name in from_rules else "raw"
-        op_class = classify(name, func)[0]
+        op_class = BLOCK_CLASS if name.startswith(BLOCK_PREFIX) else classify(name, func)[0]
         counts.setdefault(op_class, dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
-    return {c: counts[c] for c in OP_CLASSES if c in counts}
+    return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
 
 def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tvm.IRModule:
@@ -250,6 +251,14 @@ def compile_relax(
                 "use a log tuned for this model and profile (`tvmdeploy tune`), or none"
             )
         _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
+    if default_schedules and profile.device == "cpu":
+        # After the tasks were counted (logs hold the unmerged kernels), before records apply: a merged block
+        # beats its two kernels however well tuned, as it never writes the expanded tensor out to memory.
+        from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
+
+        with target:
+            mod = merge_expand_depthwise(mod)
+    if database_dir is not None:
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
     from_log = _scheduled(mod)

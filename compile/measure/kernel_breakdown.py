@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX
 from tvmdeploy.runtime.errors import TvmDeployError
 
 # Report order of the kernel classes; "vm" is the VM's own work between kernels (allocation, shape checks).
-CLASSES = ("stem", "depthwise", "pointwise", "head", "other", "vm")
+CLASSES = ("stem", "depthwise", "pointwise", BLOCK_CLASS, "head", "other", "vm")
 
 
 @dataclass
@@ -73,6 +74,8 @@ def classify_call(name: str, shapes: Sequence[tuple[int, ...]], *, first_conv: b
     lowered = name.lower()
     if name.startswith("vm.builtin.") or name.startswith("vm."):
         return "vm", name
+    if lowered.startswith(BLOCK_PREFIX):
+        return BLOCK_CLASS, _block_kind(shapes, nhwc)
     if "conv2d" in lowered:
         geometry = _conv_geometry(shapes, nhwc)
         if geometry is None:
@@ -94,6 +97,16 @@ def classify_call(name: str, shapes: Sequence[tuple[int, ...]], *, first_conv: b
     if any(word in lowered for word in ("matmul", "dense", "mean", "pool", "softmax")):
         return "head", "classifier" if ("matmul" in lowered or "dense" in lowered) else "global pool"
     return "other", name.rstrip("0123456789_").removeprefix("fused_") or name
+
+
+def _block_kind(shapes: Sequence[tuple[int, ...]], nhwc: bool) -> str:
+    """Detail of a merged expansion+depthwise kernel call: data, expansion weight, ..., output."""
+    geometry = _conv_geometry(shapes, nhwc)
+    if geometry is None:
+        return BLOCK_CLASS
+    c_in, c_out, h_in, h_out, _ = geometry
+    stride = f" s{round(h_in / h_out)}" if h_out and h_in != h_out else ""
+    return f"expand {c_in}->{c_out} + depthwise{stride} @{h_out}x{h_out}"
 
 
 def _conv_layout_is_nhwc(calls: Sequence[tuple[str, tuple]]) -> bool:

@@ -354,7 +354,9 @@ def _read_contiguous_axis(block: tirx.SBlock, extents: list[int], lanes: int) ->
 
 def default_cpu_rules(parallel: bool = True) -> list[ScheduleRule]:
     """Our CPU rules, most specific first (the first rule that accepts a kernel schedules it)."""
-    return [RegisterBlockedReduction(parallel), ParallelInjective(parallel)]
+    from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock  # it builds on this module
+
+    return [ExpandDepthwiseBlock(parallel), RegisterBlockedReduction(parallel), ParallelInjective(parallel)]
 
 
 def worth_parallel(mod) -> bool:

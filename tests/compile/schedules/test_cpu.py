@@ -202,14 +202,14 @@ def test_the_larger_operand_is_swept_once_and_values_stay_exact(shape, weights_f
 def test_a_model_of_tiny_kernels_runs_them_on_one_thread_and_a_large_one_in_parallel():
     """Waking a thread pool costs tens of microseconds: kernels that short on average stay on one thread."""
     from tvmdeploy.compile.pipeline import make_target
-    from tvmdeploy.compile.schedules.cpu import default_cpu_rules, worth_parallel
+    from tvmdeploy.compile.schedules.cpu import RegisterBlockedReduction, default_cpu_rules, worth_parallel
     from tvmdeploy.targets import load_profile
 
     tiny, large = _matmul_module(16, 32, 64), _matmul_module(784, 960, 160)
     assert not worth_parallel(tiny) and worth_parallel(large)
     target = make_target(load_profile("x86-avx512"))
     for parallel in (True, False):
-        (rule, _) = default_cpu_rules(parallel)
+        (rule,) = [r for r in default_cpu_rules(parallel) if isinstance(r, RegisterBlockedReduction)]
         sch = rule.apply(large["matmul"], target, False)
         assert ("T.parallel" in sch.mod.script()) is parallel
         assert "T.vectorized" in sch.mod.script()

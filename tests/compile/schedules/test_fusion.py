@@ -1,0 +1,146 @@
+"""Expansion+depthwise merging: which pairs merge, the band choice, exact values, parity and NEON code."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX
+from tvmdeploy.compile.schedules.cpu_block import BAND_MAX_BYTES, choose_band
+
+from .test_cpu import _functions, inverted_residual_net
+
+
+@pytest.fixture(scope="module")
+def odd_size_onnx(tmp_path_factory):
+    """The odd-width net on a 42x42 input: its stride-2 block halves 21 rows into 11 (a band edge at both borders)."""
+    import torch
+
+    path = tmp_path_factory.mktemp("odd_size") / "odd_size.onnx"
+    torch.onnx.export(inverted_residual_net(12), torch.randn(1, 3, 42, 42), str(path), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    return path
+
+
+@pytest.fixture
+def merge_everything(monkeypatch):
+    """Merge every pair, whatever its size (the test nets' tensors are far below MERGE_MIN_BYTES)."""
+    from tvmdeploy.compile.schedules import fusion
+
+    monkeypatch.setattr(fusion, "MERGE_MIN_BYTES", 0)
+
+
+def _prepared(onnx_path, profile_name="x86-avx512"):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import prepare
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(profile_name)
+    return prepare(import_onnx(onnx_path)[0], profile), profile
+
+
+def _kernels(mod) -> list[str]:
+    import tvm
+
+    return sorted(g.name_hint for g, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc))
+
+
+def test_only_expansions_above_the_size_threshold_merge_with_the_depthwise_they_feed(odd_size_onnx):
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
+
+    mod, profile = _prepared(odd_size_onnx)
+    with make_target(profile):
+        untouched = merge_expand_depthwise(mod, min_bytes=1 << 40)
+        merged = merge_expand_depthwise(mod, min_bytes=0)
+    assert _kernels(untouched) == _kernels(mod)
+    blocks = [n for n in _kernels(merged) if n.startswith(BLOCK_PREFIX)]
+    # Three blocks: 12->12 at 21x21 (stride 1), 12->72 (stride 2), 18->108 (stride 1); the stem's
+    # output feeds a depthwise too, but the stem is no 1x1 expansion.
+    assert len(blocks) == 3, _kernels(merged)
+    calls = merged["main"].script().count("R.call_tir(")
+    assert calls == mod["main"].script().count("R.call_tir(") - 3
+    for name in blocks:
+        assert "layout_free_buffers" in merged[name].attrs  # the block schedule repacks both weights by it
+
+
+@pytest.mark.parametrize("profile_name", ["x86-avx2", "x86-avx512"])
+def test_merged_blocks_get_the_block_schedule_and_keep_parity(odd_size_onnx, tmp_path, profile_name, merge_everything):
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(profile_name)
+    if not profile.runs_on_this_machine:
+        pytest.skip(f"this CPU cannot run {profile_name} code (the Arm test below covers compile-only)")
+    result = build_artifact(odd_size_onnx, profile, tmp_path / "art", tuning_log="defaults")
+    sources = result.manifest.tuning["schedule_sources"]
+    assert sources[BLOCK_CLASS] == {"log": 0, "default": 3, "raw": 0}, sources
+    assert all(counts["raw"] == 0 for counts in sources.values()), sources
+    assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
+
+
+def test_merged_block_matches_its_two_kernels_exactly(odd_size_onnx):
+    """Same inputs through the merged kernel and through its two kernels apart: identical outputs."""
+    import numpy as np
+    import tvm
+
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
+
+    mod, profile = _prepared(odd_size_onnx)
+    target = make_target(profile)
+    with target:
+        merged = merge_expand_depthwise(mod, min_bytes=0)
+    rng = np.random.default_rng(0)
+    checked = 0
+    for name in [n for n in _kernels(merged) if n.startswith(BLOCK_PREFIX)]:
+        func = merged[name]
+        sch = schedule_kernel(func.with_attr("global_symbol", "main"), target)
+        assert sch is not None and "T.parallel" in sch.mod.script()
+        args = [rng.uniform(-1, 1, [int(d) for d in p.ty.shape]).astype("float32") for p in func.params]
+        expected = _reference(func, args, target)
+        out = [tvm.runtime.tensor(a) for a in args]
+        tvm.compile(sch.mod, target=target)["main"](*out)
+        np.testing.assert_allclose(out[-1].numpy(), expected, rtol=1e-5, atol=1e-5)
+        checked += 1
+    assert checked == 3
+
+
+def _reference(func, args, target):
+    """The merged kernel through TVM's plain lowering (no schedule): the semantics the schedule must keep."""
+    import tvm
+
+    tensors = [tvm.runtime.tensor(a) for a in args]
+    tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)["main"](*tensors)
+    return tensors[-1].numpy()
+
+
+@pytest.mark.parametrize(("rows_out", "stride", "row_bytes", "band"), [
+    (56, 1, 56 * 144 * 4, 14),   # x1.0 56x56x144: 4 bands of 14 rows (16 expanded rows each, 516 KB)
+    (56, 2, 112 * 96 * 4, 7),    # x1.0 112x112x96 -> 56: 15 expanded rows, 645 KB
+    (56, 2, 112 * 192 * 4, 4),   # x2.0 112x112x192: 7 rows would need 1.3 MB
+    (7, 1, 7 * 960 * 4, 1),      # 7 rows: no band split into >= 4 even parts fits but single rows
+])
+def test_band_is_the_tallest_that_fits_with_an_even_number_of_bands(rows_out, stride, row_bytes, band):
+    assert choose_band(rows_out, stride, 3, row_bytes) == band
+    if band > 1:
+        assert ((band - 1) * stride + 3) * row_bytes <= BAND_MAX_BYTES and (rows_out // band) % 2 == 0
+
+
+def test_arm_merged_blocks_emit_neon_fma(odd_size_onnx, merge_everything):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.targets import load_profile
+
+    compiled = compile_relax(import_onnx(odd_size_onnx)[0], load_profile("arm-cortex-a72"))
+    assert compiled.schedule_sources[BLOCK_CLASS]["default"] == 3
+    (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
+    functions = _functions(library.inspect_source("asm"))
+    blocks = [n for n in functions if n.startswith(BLOCK_PREFIX) and n.endswith("_prepacked_compute_")]
+    assert len(blocks) == 3, sorted(functions)[:20]
+    for name in blocks:
+        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
+                                                                                      functions[name]))
+        assert len(re.findall(r"\bfmla\s+v\d+\.4s", code)) >= 2, f"{name}: no NEON fmla in both halves"
