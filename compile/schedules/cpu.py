@@ -65,7 +65,7 @@ def choose_tile(rows: int, cols: int, unit: VectorUnit) -> Tile:
     for col, vector in options:
         registers = col // vector
         for row in range(1, min(rows, 8) + 1):
-            if row * registers > unit.accumulators:
+            if not unit.fits(row, registers):
                 continue
             waste = rows / (-(-rows // row) * row)  # share of the last tile's rows that are real
             # Useful vector FMAs per cycle-ish: FMA instructions (row x registers, two ports) or loads

@@ -11,10 +11,11 @@ class VectorUnit:
     registers: int  # architectural vector registers (accumulators must leave room for operands)
     isa: str  # what the numbers come from, for reports
 
-    @property
-    def accumulators(self) -> int:
-        """Vector registers a register tile may use for accumulators (the rest hold operands)."""
-        return self.registers - 4
+    def fits(self, rows: int, registers: int) -> bool:
+        """Whether a tile of rows x registers accumulators fits beside its operands: a row's `registers`
+        weight vectors and one broadcast input. LLVM keeps both in registers (no broadcast memory operands),
+        so x86 AVX-512's 7x4 tile (28 + 5 = 33 of 32) spilled two accumulators to the stack in every step."""
+        return rows * registers + registers + 1 <= self.registers
 
 
 def vector_unit(target) -> VectorUnit:

@@ -17,4 +17,4 @@ def test_vector_unit_follows_the_target(profile_name, lanes, registers, isa):
 
     unit = vector_unit(tvm.target.Target(load_profile(profile_name).target))
     assert (unit.lanes, unit.registers, unit.isa) == (lanes, registers, isa)
-    assert 0 < unit.accumulators < unit.registers
+    assert unit.fits(1, 1) and not unit.fits(unit.registers, 1)
