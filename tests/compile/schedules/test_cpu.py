@@ -36,6 +36,13 @@ def test_channels_of_three_vectors_get_a_three_register_tile(unit, cols, tile_co
     assert (tile.cols, tile.vector) == (tile_cols, vector)
 
 
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.isa)
+def test_a_single_row_spreads_over_several_independent_accumulators(unit):
+    # A classifier (one row, 1000 classes): one accumulator is one FMA chain, bound by its latency.
+    tile = choose_tile(1, 1000, unit)
+    assert tile.rows == 1 and tile.cols // tile.vector >= 4 and 1000 % tile.cols == 0
+
+
 def inverted_residual_net(width: int):
     """A MobileNetV2-like net with channel counts that are not multiples of 8 (as x0.75 / x1.5 give)."""
     import torch
