@@ -100,13 +100,16 @@ def classify_call(name: str, shapes: Sequence[tuple[int, ...]], *, first_conv: b
 
 
 def _block_kind(shapes: Sequence[tuple[int, ...]], nhwc: bool) -> str:
-    """Detail of a merged expansion+depthwise kernel call: data, expansion weight, ..., output."""
+    """Detail of a merged block call: data, expansion weight and bias, depthwise weight and bias,
+    [projection weight and bias, [residual]], output."""
     geometry = _conv_geometry(shapes, nhwc)
     if geometry is None:
         return BLOCK_CLASS
-    c_in, c_out, h_in, h_out, _ = geometry
+    c_in, c_out, h_in, h_out, expansion_weight = geometry
     stride = f" s{round(h_in / h_out)}" if h_out and h_in != h_out else ""
-    return f"expand {c_in}->{c_out} + depthwise{stride} @{h_out}x{h_out}"
+    if len(shapes) >= 8:  # with the projection
+        return f"expand {c_in}->{expansion_weight // c_in}, depthwise{stride}, project ->{c_out} @{h_out}x{h_out}"
+    return f"expand {c_in}->{c_out}, depthwise{stride} @{h_out}x{h_out}"
 
 
 def _conv_layout_is_nhwc(calls: Sequence[tuple[str, tuple]]) -> bool:

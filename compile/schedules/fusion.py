@@ -9,13 +9,19 @@ from tvm import relax, s_tir, tirx
 
 from tvmdeploy.compile.schedules import BLOCK_PREFIX
 from tvmdeploy.compile.schedules.cpu import _reductions
+from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock
 
 log = logging.getLogger(__name__)
 
 # Merge only where the expansion's output is at least this large. Below it the tensor stays in L2 between the
-# two kernels anyway, and the merged kernel's bands (fewer, with recomputed halo rows) lose: on x1.0 the
-# 14x14x384 pair ran 221-234 us merged against 190 us apart, the 112x112x96 pair 493 us against 952 us.
+# two kernels anyway, and the merged kernel's bands (few, with recomputed halo rows) lose. Intel Xeon, in the
+# network: x1.0's 112x112x96 pair 493 us merged vs 952 us apart; x2.0's 28x28x384 pair (1.2 MB) 432-466 us vs
+# 472 us; x1.0's 14x14x384 pair (0.3 MB) 221-234 us vs 190 us.
 MERGE_MIN_BYTES = 1 << 20
+
+# Whether a block also takes the 1x1 projection that alone reads the depthwise output (the whole inverted
+# residual, residual add included): the depthwise rows then stay in cache too.
+MERGE_PROJECTION = True
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 
@@ -65,74 +71,114 @@ def _unscheduled(mod: tvm.IRModule, gvar: tvm.ir.GlobalVar) -> bool:
     return not (attrs is not None and "tirx.is_scheduled" in attrs and bool(attrs["tirx.is_scheduled"]))
 
 
-def _mergeable_pairs(mod: tvm.IRModule, min_bytes: int) -> list[tuple[relax.VarBinding, relax.VarBinding]]:
-    """(expansion, depthwise) bindings of `main`: the depthwise reads the expansion's output first, and only it."""
+def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
+    """[expansion, depthwise(, projection)] bindings of `main`: each stage reads the previous one's output as
+    its first argument and is its only reader; the projection joins when MERGE_PROJECTION allows."""
     main = mod["main"]
     uses = _use_counts(main)
-    producers: dict = {}
-    pairs = []
-    for block in main.body.blocks:
-        for binding in block.bindings:
-            call = binding.value
-            if not (isinstance(call, relax.Call) and call.op == _CALL_TIR):
-                continue
-            producers[binding.var] = binding
-            first = call.args[1].fields[0] if call.args[1].fields else None
-            expansion = producers.get(first)
-            if expansion is None or uses.get(first, 0) != 1 or _nbytes(first.ty) < min_bytes:
-                continue
-            pw, dw = expansion.value.args[0], call.args[0]
-            if _unscheduled(mod, pw) and _unscheduled(mod, dw) and is_pointwise(mod[pw]) and is_depthwise(mod[dw]):
-                pairs.append((expansion, binding))
-    return pairs
+    calls = [b for block in main.body.blocks for b in block.bindings
+             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR and b.value.args[1].fields]
+    reader = {}  # var -> the call reading it as its first argument
+    for binding in calls:
+        reader.setdefault(binding.value.args[1].fields[0], binding)
+
+    def kernel(binding):
+        gvar = binding.value.args[0]
+        return mod[gvar] if _unscheduled(mod, gvar) else None
+
+    def feeds(binding, test) -> relax.VarBinding | None:
+        nxt = reader.get(binding.var)
+        func = kernel(nxt) if nxt is not None and uses.get(binding.var, 0) == 1 else None
+        return nxt if func is not None and test(func) else None
+
+    chains, taken = [], set()
+    for binding in calls:
+        first = kernel(binding) if binding.var not in taken else None
+        if first is None or _nbytes(binding.var.ty) < min_bytes or not is_pointwise(first):
+            continue
+        depthwise = feeds(binding, is_depthwise)
+        if depthwise is None:
+            continue
+        projection = feeds(depthwise, is_pointwise) if MERGE_PROJECTION else None
+        chains.append([binding, depthwise] + ([projection] if projection is not None else []))
+        taken.update(b.var for b in chains[-1])
+    return chains
 
 
 def merge_expand_depthwise(mod: tvm.IRModule, min_bytes: int | None = None) -> tvm.IRModule:
-    """Merge every unscheduled pointwise-expansion kernel into the depthwise kernel that alone consumes it.
+    """Merge every unscheduled pointwise-expansion kernel with the depthwise kernel that alone consumes it
+    (and the projection that alone reads that, see MERGE_PROJECTION) into one kernel.
 
-    Works on a `prepare`d module (fused TIR kernels called from `main`): each pair becomes a primitive
-    Relax function of two `call_tir`s, which Relax's FuseTIR turns into one PrimFunc with the expanded
-    tensor as an internal buffer; the block schedule (schedules/cpu_block.py) then computes it band by
-    band in cache instead of writing it out to memory and reading it back. Kernels a tuning record
-    already scheduled are left alone, so tuning logs (made on the unmerged kernels) keep applying.
+    Works on a `prepare`d module (fused TIR kernels called from `main`): each chain becomes a primitive
+    Relax function of its `call_tir`s, which Relax's FuseTIR turns into one PrimFunc with the intermediate
+    tensors as internal buffers; the block schedule (schedules/cpu_block.py) then computes them band by
+    band in cache instead of writing them out to memory and reading them back. The build merges before tuning
+    records apply (pipeline.compile_relax), so a log's records for the merged kernels go unused: on the Intel
+    Xeon the merged x1.0 with the Zen 5 log ran 0.95x ORT against 1.13x with all its records. Kernels
+    already scheduled are never merged.
     """
-    pairs = _mergeable_pairs(mod, MERGE_MIN_BYTES if min_bytes is None else min_bytes)
-    if not pairs:
+    chains = _chains(mod, MERGE_MIN_BYTES if min_bytes is None else min_bytes)
+    if not chains:
         return mod
+    merged, kernels = _merge(mod, chains)
+    target = tvm.target.Target.current(allow_none=True)
+    if target is None:
+        return merged
+    # A chain the block schedule cannot take (an unusual epilogue...) stays apart: merged, no rule would
+    # schedule it and it would run TVM's raw lowering, ~40x slower.
+    rule = ExpandDepthwiseBlock()
+    refused = {key for key, name in kernels.items() if rule.apply(merged[name], target, False) is None}
+    if not refused:
+        return merged
+    log.info("%d merged block kind(s) left apart: the block schedule does not take them", len(refused))
+    kept = [chain for chain in chains if _key(chain) not in refused]
+    return _merge(mod, kept)[0] if kept else mod
+
+
+def _key(chain: list[relax.VarBinding]) -> tuple[str, ...]:
+    return tuple(b.value.args[0].name_hint for b in chain)
+
+
+def _merge(mod: tvm.IRModule, chains: list[list[relax.VarBinding]]) -> tuple[tvm.IRModule, dict]:
+    """The module with every chain merged, and each chain kind's merged PrimFunc name."""
     builder = relax.BlockBuilder(mod)
-    merged: dict = {}
-    functions: dict = {}  # (expansion kernel, depthwise kernel) -> the merged function, shared by repeated blocks
-    for expansion, depthwise in pairs:
-        outer = list(expansion.value.args[1].fields) + list(depthwise.value.args[1].fields)[1:]
-        key = (expansion.value.args[0].name_hint, depthwise.value.args[0].name_hint)
-        if key in functions:
-            merged[depthwise.var] = relax.Call(functions[key], outer)
-            continue
-        params = [relax.Var(f"arg{i}", arg.ty) for i, arg in enumerate(outer)]
-        cut = len(expansion.value.args[1].fields)
-        with builder.function(f"{BLOCK_PREFIX}{len(functions)}", params, {"Primitive": True}, private=True):
-            with builder.dataflow():
-                expanded = builder.emit(relax.call_tir(expansion.value.args[0], params[:cut], expansion.value.ty))
-                out = builder.emit_output(
-                    relax.call_tir(depthwise.value.args[0], [expanded, *params[cut:]], depthwise.value.ty)
-                )
-            gvar = builder.emit_func_output(out)
-        functions[key] = gvar
-        merged[depthwise.var] = relax.Call(gvar, outer)
-    dropped = {expansion.var for expansion, _ in pairs}
+    replaced: dict = {}  # the chain's last var -> the call of its merged function
+    functions: dict = {}  # the chain's kernels -> its merged function, shared by repeated blocks
+    for chain in chains:
+        arguments = [list(b.value.args[1].fields) for b in chain]
+        outer = arguments[0] + [arg for args in arguments[1:] for arg in args[1:]]
+        key = _key(chain)
+        if key not in functions:
+            params = [relax.Var(f"arg{i}", arg.ty) for i, arg in enumerate(outer)]
+            with builder.function(f"{BLOCK_PREFIX}{len(functions)}", params, {"Primitive": True}, private=True):
+                with builder.dataflow():
+                    value, rest = None, params
+                    for stage, (binding, args) in enumerate(zip(chain, arguments)):
+                        taken = len(args) if stage == 0 else len(args) - 1
+                        inputs = rest[:taken] if stage == 0 else [value, *rest[:taken]]
+                        rest = rest[taken:]
+                        call = relax.call_tir(binding.value.args[0], inputs, binding.value.ty)
+                        value = builder.emit_output(call) if stage == len(chain) - 1 else builder.emit(call)
+                functions[key] = builder.emit_func_output(value)
+        replaced[chain[-1].var] = relax.Call(functions[key], outer)
+    dropped = {b.var for chain in chains for b in chain[:-1]}
     result = builder.get()
     main = mod["main"]
     blocks = []
     for block in main.body.blocks:
         bindings = [
-            relax.VarBinding(b.var, merged[b.var]) if b.var in merged else b
+            relax.VarBinding(b.var, replaced[b.var]) if b.var in replaced else b
             for b in block.bindings
             if b.var not in dropped
         ]
         blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock) else relax.BindingBlock(bindings))
     result["main"] = relax.Function(main.params, relax.SeqExpr(blocks, main.body.body), main.ret_ty, main.is_pure, main.attrs)
-    log.debug("merged %d expansion+depthwise call(s) into %d kernel(s)", len(pairs), len(functions))
+    log.debug("merged %d expansion+depthwise block(s) into %d kernel(s)", len(chains), len(functions))
     result = relax.transform.FuseTIR()(result)
     result = relax.transform.DeadCodeElimination()(result)
     # FuseTIR drops the attribute naming the weight arguments; the block schedule repacks weights by it.
-    return relax.transform.AttachAttrLayoutFreeBuffers()(result)
+    result = relax.transform.AttachAttrLayoutFreeBuffers()(result)
+    # FuseTIR keeps the bound vars: the chain's last var now calls its merged PrimFunc.
+    calls = {b.var: b.value.args[0].name_hint for block in result["main"].body.blocks for b in block.bindings
+             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
+    return result, {_key(chain): calls[chain[-1].var] for chain in chains}

@@ -162,6 +162,14 @@ def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_pat
         # a tuned build's repacked weight: another shape, the same element count
         ("fused_conv2d9_add", [(1, 7, 7, 240), (5, 3, 16, 4, 20), (1, 1, 1, 80), (1, 7, 7, 80)], False, ("pointwise", "pointwise-project 240->80 @7x7")),
         ("fused_conv2d5", [(1, 8, 56, 56), (8, 1, 3, 3), (1, 8, 56, 56)], False, ("depthwise", "depthwise 3x3 c8 @56x56")),
+        # merged blocks (schedules/fusion.py): data, each stage's weight and bias, [residual], output
+        ("fused_block01_prepacked", [(1, 112, 112, 16), (2, 1, 1, 16, 48), (1, 1, 1, 96), (2, 3, 3, 1, 48),
+                                     (1, 1, 1, 96), (1, 56, 56, 96)], False,
+         ("block", "expand 16->96, depthwise s2 @56x56")),
+        ("fused_block11_prepacked", [(1, 56, 56, 24), (3, 1, 1, 24, 48), (1, 1, 1, 144), (3, 3, 3, 1, 48),
+                                     (1, 1, 1, 144), (1, 1, 1, 144, 24), (1, 1, 1, 24), (1, 56, 56, 24),
+                                     (1, 56, 56, 24)], False,
+         ("block", "expand 24->144, depthwise, project ->24 @56x56")),
         ("fused_matmul_add", [(1, 1280), (1280, 1000), (1000,), (1, 1000)], False, ("head", "classifier")),
         ("mean1", [(1, 7, 7, 1280), (1, 1, 1, 1280)], False, ("head", "global pool")),
         ("transpose1", [(1, 3, 224, 224), (1, 224, 224, 3)], False, ("other", "transpose")),

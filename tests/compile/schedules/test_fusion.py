@@ -46,23 +46,38 @@ def _kernels(mod) -> list[str]:
     return sorted(g.name_hint for g, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc))
 
 
-def test_only_expansions_above_the_size_threshold_merge_with_the_depthwise_they_feed(odd_size_onnx):
+@pytest.mark.parametrize(("projection", "stages"), [(True, 3), (False, 2)])
+def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed(odd_size_onnx, monkeypatch,
+                                                                                 projection, stages):
     from tvmdeploy.compile.pipeline import make_target
-    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
+    from tvmdeploy.compile.schedules import fusion
 
+    monkeypatch.setattr(fusion, "MERGE_PROJECTION", projection)
     mod, profile = _prepared(odd_size_onnx)
     with make_target(profile):
-        untouched = merge_expand_depthwise(mod, min_bytes=1 << 40)
-        merged = merge_expand_depthwise(mod, min_bytes=0)
+        untouched = fusion.merge_expand_depthwise(mod, min_bytes=1 << 40)
+        merged = fusion.merge_expand_depthwise(mod, min_bytes=0)
     assert _kernels(untouched) == _kernels(mod)
     blocks = [n for n in _kernels(merged) if n.startswith(BLOCK_PREFIX)]
-    # Three blocks: 12->12 at 21x21 (stride 1), 12->72 (stride 2), 18->108 (stride 1); the stem's
-    # output feeds a depthwise too, but the stem is no 1x1 expansion.
+    # Three blocks: 12->12 at 21x21 (stride 1, residual), 12->72 (stride 2), 18->108 (stride 1, residual),
+    # each with its projection when allowed; the stem's output feeds a depthwise too, but the stem is no 1x1.
     assert len(blocks) == 3, _kernels(merged)
     calls = merged["main"].script().count("R.call_tir(")
-    assert calls == mod["main"].script().count("R.call_tir(") - 3
+    assert calls == mod["main"].script().count("R.call_tir(") - 3 * (stages - 1)
     for name in blocks:
-        assert "layout_free_buffers" in merged[name].attrs  # the block schedule repacks both weights by it
+        assert "layout_free_buffers" in merged[name].attrs  # the block schedule repacks every weight by it
+        assert merged[name].script().count("T.sblock(\"") >= stages  # one reduction block per stage at least
+
+
+def test_a_block_the_schedule_refuses_stays_apart(odd_size_onnx, monkeypatch):
+    """Merged but unscheduled, a block would run TVM's raw lowering: such chains are not merged at all."""
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules import cpu_block, fusion
+
+    mod, profile = _prepared(odd_size_onnx)
+    monkeypatch.setattr(cpu_block.ExpandDepthwiseBlock, "apply", lambda self, func, target, tunable: None)
+    with make_target(profile):
+        assert _kernels(fusion.merge_expand_depthwise(mod, min_bytes=0)) == _kernels(mod)
 
 
 @pytest.mark.parametrize("profile_name", ["x86-avx2", "x86-avx512"])
@@ -80,19 +95,21 @@ def test_merged_blocks_get_the_block_schedule_and_keep_parity(odd_size_onnx, tmp
     assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
 
 
-def test_merged_block_matches_its_two_kernels_exactly(odd_size_onnx):
-    """Same inputs through the merged kernel and through its two kernels apart: identical outputs."""
+@pytest.mark.parametrize("projection", [True, False])
+def test_merged_block_matches_plain_lowering(odd_size_onnx, monkeypatch, projection):
+    """Same inputs through the scheduled merged kernel and through TVM's plain lowering of it: same outputs."""
     import numpy as np
     import tvm
 
     from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules import fusion
     from tvmdeploy.compile.schedules.cpu import schedule_kernel
-    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
 
+    monkeypatch.setattr(fusion, "MERGE_PROJECTION", projection)
     mod, profile = _prepared(odd_size_onnx)
     target = make_target(profile)
     with target:
-        merged = merge_expand_depthwise(mod, min_bytes=0)
+        merged = fusion.merge_expand_depthwise(mod, min_bytes=0)
     rng = np.random.default_rng(0)
     checked = 0
     for name in [n for n in _kernels(merged) if n.startswith(BLOCK_PREFIX)]:
@@ -117,16 +134,19 @@ def _reference(func, args, target):
     return tensors[-1].numpy()
 
 
-@pytest.mark.parametrize(("rows_out", "stride", "row_bytes", "band"), [
-    (56, 1, 56 * 144 * 4, 14),   # x1.0 56x56x144: 4 bands of 14 rows (16 expanded rows each, 516 KB)
-    (56, 2, 112 * 96 * 4, 7),    # x1.0 112x112x96 -> 56: 15 expanded rows, 645 KB
-    (56, 2, 112 * 192 * 4, 4),   # x2.0 112x112x192: 7 rows would need 1.3 MB
-    (7, 1, 7 * 960 * 4, 1),      # 7 rows: no band split into >= 4 even parts fits but single rows
+@pytest.mark.parametrize(("rows_out", "stride", "row_bytes", "out_row_bytes", "band"), [
+    (56, 1, 56 * 144 * 4, 0, 14),               # x1.0 56x56x144 pair: 4 bands of 14 rows (16 expanded rows, 516 KB)
+    (56, 1, 56 * 144 * 4, 56 * 144 * 4, 14),    # with its projection: + 14 depthwise rows (967 KB in all)
+    (56, 2, 112 * 96 * 4, 0, 7),                # x1.0 112x112x96 -> 56: 15 expanded rows, 645 KB
+    (56, 2, 112 * 192 * 4, 0, 4),               # x2.0 112x112x192: 7 rows would need 1.3 MB
+    (56, 1, 56 * 288 * 4, 56 * 288 * 4, 7),     # x2.0 56x56x288 with projection: 8 even bands (8 rows: 7, odd)
+    (7, 1, 7 * 960 * 4, 0, 1),                  # 7 rows: no split into >= 4 even bands but single rows
 ])
-def test_band_is_the_tallest_that_fits_with_an_even_number_of_bands(rows_out, stride, row_bytes, band):
-    assert choose_band(rows_out, stride, 3, row_bytes) == band
+def test_band_is_the_tallest_that_fits_with_an_even_number_of_bands(rows_out, stride, row_bytes, out_row_bytes, band):
+    assert choose_band(rows_out, stride, 3, row_bytes, out_row_bytes) == band
     if band > 1:
-        assert ((band - 1) * stride + 3) * row_bytes <= BAND_MAX_BYTES and (rows_out // band) % 2 == 0
+        assert ((band - 1) * stride + 3) * row_bytes + band * out_row_bytes <= BAND_MAX_BYTES
+        assert (rows_out // band) % 2 == 0
 
 
 def test_arm_merged_blocks_emit_neon_fma(odd_size_onnx, merge_everything):
