@@ -13,11 +13,10 @@ from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock
 
 log = logging.getLogger(__name__)
 
-# Merge only where the expansion's output is at least this large. Below it the tensor stays in L2 between the
-# two kernels anyway, and the merged kernel's bands (few, with recomputed halo rows) lose. Intel Xeon, in the
-# network: x1.0's 112x112x96 pair 493 us merged vs 952 us apart; x2.0's 28x28x384 pair (1.2 MB) 432-466 us vs
-# 472 us; x1.0's 14x14x384 pair (0.3 MB) 221-234 us vs 190 us.
-MERGE_MIN_BYTES = 1 << 20
+# Merge only where the expansion's output is at least this large: smaller ones stay in L2 between kernels
+# anyway. Intel Xeon, x1.0 end to end: 0.876x ORT merging from 512 KiB (its 28x28x192 blocks too) vs 0.922x
+# from 1 MiB; the block rule also refuses blocks whose bands would recompute too much (cpu_block.MAX_RECOMPUTE).
+MERGE_MIN_BYTES = 1 << 19
 
 # Whether a block also takes the 1x1 projection that alone reads the depthwise output (the whole inverted
 # residual, residual add included): the depthwise rows then stay in cache too.

@@ -25,10 +25,12 @@ def odd_size_onnx(tmp_path_factory):
 
 @pytest.fixture
 def merge_everything(monkeypatch):
-    """Merge every pair, whatever its size (the test nets' tensors are far below MERGE_MIN_BYTES)."""
-    from tvmdeploy.compile.schedules import fusion
+    """Merge every block, whatever its size and bands (the test nets' tensors are far below MERGE_MIN_BYTES, and
+    their 21- and 11-row outputs split only into bands that recompute more than cpu_block.MAX_RECOMPUTE)."""
+    from tvmdeploy.compile.schedules import cpu_block, fusion
 
     monkeypatch.setattr(fusion, "MERGE_MIN_BYTES", 0)
+    monkeypatch.setattr(cpu_block, "MAX_RECOMPUTE", 10.0)
 
 
 def _prepared(onnx_path, profile_name="x86-avx512"):
@@ -48,7 +50,7 @@ def _kernels(mod) -> list[str]:
 
 @pytest.mark.parametrize(("projection", "stages"), [(True, 3), (False, 2)])
 def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed(odd_size_onnx, monkeypatch,
-                                                                                 projection, stages):
+                                                                                 projection, stages, merge_everything):
     from tvmdeploy.compile.pipeline import make_target
     from tvmdeploy.compile.schedules import fusion
 
@@ -69,7 +71,18 @@ def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed
         assert merged[name].script().count("T.sblock(\"") >= stages  # one reduction block per stage at least
 
 
-def test_a_block_the_schedule_refuses_stays_apart(odd_size_onnx, monkeypatch):
+def test_blocks_whose_bands_would_recompute_too_much_stay_apart(odd_size_onnx):
+    """21 and 11 output rows split into >= 4 bands only as 3- or 1-row bands: 5/3 and 3/2 expanded rows per
+    row needed, above MAX_RECOMPUTE, so with the defaults nothing of this net merges."""
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules import fusion
+
+    mod, profile = _prepared(odd_size_onnx)
+    with make_target(profile):
+        assert _kernels(fusion.merge_expand_depthwise(mod, min_bytes=0)) == _kernels(mod)
+
+
+def test_a_block_the_schedule_refuses_stays_apart(odd_size_onnx, monkeypatch, merge_everything):
     """Merged but unscheduled, a block would run TVM's raw lowering: such chains are not merged at all."""
     from tvmdeploy.compile.pipeline import make_target
     from tvmdeploy.compile.schedules import cpu_block, fusion
@@ -96,7 +109,7 @@ def test_merged_blocks_get_the_block_schedule_and_keep_parity(odd_size_onnx, tmp
 
 
 @pytest.mark.parametrize("projection", [True, False])
-def test_merged_block_matches_plain_lowering(odd_size_onnx, monkeypatch, projection):
+def test_merged_block_matches_plain_lowering(odd_size_onnx, monkeypatch, projection, merge_everything):
     """Same inputs through the scheduled merged kernel and through TVM's plain lowering of it: same outputs."""
     import numpy as np
     import tvm
