@@ -167,15 +167,10 @@ def _channel_tiles_last(dim: int, cols: int):
     return index_map
 
 
-class RegisterBlockedReduction(ScheduleRule):
-    """One reduction kernel with a channels-last output: pointwise/stem/grouped/depthwise conv, dense, pooling.
+class ReductionRule(ScheduleRule):
+    """A CPU rule for kernels with a given number of reduction blocks under the root (REDUCTIONS)."""
 
-    The output's last dimension (channels) is tiled by a multiple of the vector width and vectorised,
-    the one before it (width, or batch for dense) by a few rows kept in registers; the reduction
-    (kh, kw, input channels) runs inside the tile, accumulating in registers; the bias/activation/
-    residual epilogue is computed from the registers as the tile is written back; the tiles run in
-    parallel (unless `parallel=False`); weights are repacked at build time so each tile reads them contiguously.
-    """
+    REDUCTIONS: tuple[int, ...] = ()
 
     def __init__(self, parallel: bool = True) -> None:
         super().__init__()
@@ -186,15 +181,32 @@ class RegisterBlockedReduction(ScheduleRule):
             return None
         sch = s_tir.Schedule(func)
         reductions = _reductions(sch)
-        if len(reductions) != 1:
+        if len(reductions) not in self.REDUCTIONS:
             return None
         try:
-            return self._schedule(sch, func, reductions[0], vector_unit(target))
-        except Exception as exc:  # noqa: BLE001 - an unexpected kernel shape keeps TVM's lowering
-            log.debug("no default schedule for %s: %s", func.attrs.get("global_symbol", "?"), exc)
+            return self._schedule(sch, func, reductions, vector_unit(target))
+        except Exception as exc:  # noqa: BLE001 - an unexpected kernel shape: the next rule (or TVM's lowering) takes it
+            log.debug("%s: no schedule for %s: %s", type(self).__name__, func.attrs.get("global_symbol", "?"), exc)
             return None
 
-    def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, main, unit: VectorUnit):
+    def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, reductions: list, unit: VectorUnit):
+        raise NotImplementedError
+
+
+class RegisterBlockedReduction(ReductionRule):
+    """One reduction kernel with a channels-last output: pointwise/stem/grouped/depthwise conv, dense, pooling.
+
+    The output's last dimension (channels) is tiled by a multiple of the vector width and vectorised,
+    the one before it (width, or batch for dense) by a few rows kept in registers; the reduction
+    (kh, kw, input channels) runs inside the tile, accumulating in registers; the bias/activation/
+    residual epilogue is computed from the registers as the tile is written back; the tiles run in
+    parallel (unless `parallel=False`); weights are repacked at build time so each tile reads them contiguously.
+    """
+
+    REDUCTIONS = (1,)
+
+    def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, reductions: list, unit: VectorUnit):
+        (main,) = reductions
         block = _block(sch, main)
         loops = sch.get_loops(main)
         if len(loops) != len(block.iter_vars) or len(block.writes) != 1:

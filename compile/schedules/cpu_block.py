@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 from tvm import s_tir, tirx
-from tvm.s_tir.dlight.base import ScheduleRule
 
 from tvmdeploy.compile.schedules.cpu import (
     _UNROLL_REDUCTION,
+    ReductionRule,
     _is_reduction,
     _pack_weights,
-    _reductions,
     _try,
     _vectorize_innermost,
     choose_tile,
 )
-from tvmdeploy.compile.schedules.cpu_vector import vector_unit
-
-log = logging.getLogger(__name__)
 
 # The rows one band holds (expanded, and depthwise when a projection follows): at most this many bytes, about
 # a core's L2 (2 MiB on the Intel Xeon measured, 1 MiB on Zen 4/5, 512 KiB on Zen 3), so each stage writes
@@ -59,7 +53,7 @@ def _depth(sch: s_tir.Schedule, loop) -> int:
     return depth
 
 
-class ExpandDepthwiseBlock(ScheduleRule):
+class ExpandDepthwiseBlock(ReductionRule):
     """A kernel made by schedules.fusion: a 1x1 expansion (+ bias, ReLU6) feeding a depthwise conv, and maybe
     the 1x1 projection (+ bias, residual) reading that.
 
@@ -69,22 +63,7 @@ class ExpandDepthwiseBlock(ScheduleRule):
     writes the band's output. Every stage uses the register tiles RegisterBlockedReduction gives a lone kernel.
     """
 
-    def __init__(self, parallel: bool = True) -> None:
-        super().__init__()
-        self.parallel = parallel
-
-    def apply(self, func: tirx.PrimFunc, target, _tunable: bool):
-        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
-            return None
-        sch = s_tir.Schedule(func)
-        reductions = _reductions(sch)
-        if len(reductions) not in (2, 3):
-            return None
-        try:
-            return self._schedule(sch, func, reductions, vector_unit(target))
-        except Exception as exc:  # noqa: BLE001 - not a kernel of this shape: the next rule (or TVM) takes it
-            log.debug("no block schedule for %s: %s", func.attrs.get("global_symbol", "?"), exc)
-            return None
+    REDUCTIONS = (2, 3)
 
     def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, reductions: list, unit):
         blocks = [sch.get(rv) for rv in reductions]
