@@ -253,7 +253,7 @@ def compile_relax(
         _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
     if default_schedules and profile.device == "cpu":
         # After the tasks were counted (logs hold the unmerged kernels), before records apply: a merged block
-        # beats its two kernels however well tuned, as it never writes the expanded tensor out to memory.
+        # beats its kernels however well tuned, as it never writes its intermediate tensors out to memory.
         from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
 
         with target:
