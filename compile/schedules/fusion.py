@@ -8,7 +8,7 @@ import tvm
 from tvm import relax, s_tir, tirx
 
 from tvmdeploy.compile.schedules import BLOCK_PREFIX
-from tvmdeploy.compile.schedules.cpu import _reductions
+from tvmdeploy.compile.schedules.cpu import _reductions, _work
 from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,7 @@ def is_depthwise(func: tirx.PrimFunc) -> bool:
 
 
 def _nbytes(ty) -> int:
-    count = 1
-    for dim in ty.shape:
-        count *= int(dim)
-    return count * tvm.runtime.DataType(ty.dtype).bits // 8
+    return _work(ty.shape) * tvm.runtime.DataType(ty.dtype).bits // 8
 
 
 def _use_counts(func: relax.Function) -> dict:
