@@ -146,6 +146,7 @@ def build_artifact(
                     "database_sha256": database_sha256(Path(tuning_log)),
                     "tasks_total": compiled.tasks_total,
                     "tasks_from_database": compiled.tasks_from_database,
+                    "tasks_merged": compiled.tasks_merged,
                 }
                 if tuning_log
                 else {}

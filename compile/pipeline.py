@@ -18,6 +18,8 @@ from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
 
+_CALL_TIR = tvm.ir.Op.get("relax.call_tir")
+
 # Bump when `prepare` changes what the TIR tasks look like: tuning logs are only valid for the same
 # lowering, so the tuner writes this into the database folder's meta file and the build checks it.
 PIPELINE_VERSION = "nhwc-prepack-1"
@@ -51,6 +53,7 @@ class CompiledModel:
     log_note: str = ""  # why AUTO applied no shipped log although one fits
     # kernel class -> schedule source (SCHEDULE_SOURCES) -> number of distinct kernels
     schedule_sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    tasks_merged: int = 0  # tasks merged into blocks: no record applies to them; not in tasks_total
 
     def sources_summary(self) -> str:
         """One line: per kernel class, how many kernels came from the log, the default rules, raw lowering."""
@@ -192,6 +195,22 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) 
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
 
+def called_kernels(mod: tvm.IRModule) -> set[str]:
+    """Names of the TIR kernels `main` calls."""
+    return {b.value.args[0].name_hint for block in mod["main"].body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
+
+
+def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """A `prepare`d CPU module with its large inverted-residual blocks merged into one kernel each, as the
+    default-schedule build compiles it (schedules/fusion.py). The kernels merged away,
+    `called_kernels(mod) - called_kernels(result)`, never use a record: the tuner skips them."""
+    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise  # lazy, as in apply_default_schedules
+
+    with make_target(profile):
+        return merge_expand_depthwise(mod)
+
+
 def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tvm.IRModule:
     """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule.
 
@@ -237,11 +256,22 @@ def compile_relax(
                         f"default schedules instead (`--tuning-log {SHIPPED}` applies it)")
             log.info("%s", log_note)  # the build's result carries it (`build` prints it once)
             database_dir = None
+    tasks_merged = 0
+    if database_dir is not None and tasks is None:
+        tasks = tuning_tasks(mod, profile)
+    if default_schedules and profile.device == "cpu":
+        # After task extraction (logs are keyed by the unmerged kernels), before records apply: a merged block
+        # beats its kernels however well tuned, as it never writes its intermediate tensors out to memory.
+        merged = merge_blocks(mod, profile)
+        if tasks is not None:
+            gone = called_kernels(mod) - called_kernels(merged)
+            tasks_merged = sum(task.task_name in gone for task in tasks)
+            tasks = [task for task in tasks if task.task_name not in gone]  # the records this build can use
+        mod = merged
     if database_dir is not None:
         database_dir = Path(database_dir)
         _check_has_records(database_dir)
         database = open_database(database_dir, readonly=True)
-        tasks = tasks if tasks is not None else tuning_tasks(mod, profile)
         tasks_total = len(tasks)
         tasks_from_database = _count_covered(tasks, database)
         if tasks_from_database == 0:
@@ -251,13 +281,6 @@ def compile_relax(
                 "use a log tuned for this model and profile (`tvmdeploy tune`), or none"
             )
         _warn_if_other_pipeline(database_dir, tasks_from_database, tasks_total)
-    if default_schedules and profile.device == "cpu":
-        # After the tasks were counted (logs hold the unmerged kernels), before records apply: a merged block
-        # beats its kernels however well tuned, as it never writes its intermediate tensors out to memory.
-        from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise
-
-        with target:
-            mod = merge_expand_depthwise(mod)
     if database_dir is not None:
         with target, database, tvm.transform.PassContext(opt_level=3):
             mod = relax.transform.MetaScheduleApplyDatabase()(mod)
@@ -268,7 +291,7 @@ def compile_relax(
 
         executable, scheduled = compile_cuda(mod, target)
         return CompiledModel(executable, tasks_total, tasks_from_database, database_dir, log_note,
-                             _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log))
+                             _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log), tasks_merged)
     if default_schedules:
         if not parallel:
             log.info("small kernels (%s): the default schedules run them on one thread", profile.name)
@@ -286,4 +309,5 @@ def compile_relax(
         database_dir=database_dir,
         log_note=log_note,
         schedule_sources=sources,
+        tasks_merged=tasks_merged,
     )

@@ -29,10 +29,13 @@ def sha256_file(path: Path) -> str:
 
 
 def tuned_tasks(tuning: dict[str, Any] | None) -> str:
-    """'34/34 tasks': how many of the model's tasks took a tuning log's records (a manifest's `tuning`, or any
-    mapping with its `tasks_from_database` and `tasks_total`)."""
+    """'24/24 tasks (10 merged into blocks)': how many of the tasks a record could apply to took one from the
+    tuning log (a manifest's `tuning`, or any mapping with `tasks_from_database`, `tasks_total` and
+    optionally `tasks_merged`: kernels the build merged into blocks, which no record applies to)."""
     tuning = tuning or {}
-    return f"{tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
+    merged = tuning.get("tasks_merged")
+    return (f"{tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
+            + (f" ({merged} merged into blocks)" if merged else ""))
 
 
 @dataclass

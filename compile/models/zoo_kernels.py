@@ -6,9 +6,10 @@ does that anyway, so it records the result in `zoo_kernels.json` next to this fi
 --index-only` refreshes it without tuning). `tvmdeploy zoo` then reads that file plus the shipped logs'
 workload files (compile/tuning/log_choice.py) to show which shipped log covers each row: no torch, no TVM.
 
-File layout: {"profiles": {PROFILE: {ZOO_NAME: {"key", "pipeline", "kernels", "glue"}}}}; `kernels` are the
-structural hashes of the conv/dense tasks (what the key and the log search use), `glue` those of the other
-tasks (input transpose, pooling, flatten). Entries are per profile because lowering depends on the profile
+File layout: {"profiles": {PROFILE: {ZOO_NAME: {"key", "pipeline", "kernels", "glue", "merged"}}}}; `kernels`
+are the structural hashes of the conv/dense tasks (what the key and the log search use), `glue` those of the
+other tasks (input transpose, pooling, flatten), `merged` those of the tasks the build merges into blocks (no
+record applies to them, so coverage leaves them out). Entries are per profile because lowering depends on the profile
 (CPU NHWC vs GPU NCHW); the x86 profiles give identical sets today.
 """
 
@@ -56,6 +57,7 @@ def describe(infos: list, pipeline: str) -> dict:
         "pipeline": pipeline,
         "kernels": sorted(i.shash for i in infos if i.op_class != "other"),
         "glue": sorted(i.shash for i in infos if i.op_class == "other"),
+        "merged": sorted(i.shash for i in infos if i.merged),
     }
 
 
@@ -97,7 +99,7 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
     """How the shipped logs of `profile` cover zoo model `name`: {"key", "log", "covered", "total", "why"}.
 
     `log` is the folder `--tuning-log shipped` would pick (None: no log fits; then covered is 0); covered/total
-    count the model's tasks with a record in it, as `build` reports them; `applied`: whether the default
+    count the model's tasks with a record in it, as `build` reports them (merged kernels left out); `applied`: whether the default
     (`auto`) applies it, i.e. it was tuned on this CPU kind or records no CPU. None when the model is not indexed.
     No TVM: the log's CPU is compared without LLVM's mcpu name (vendor, family and caches still count).
     """
@@ -109,7 +111,7 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
         return None
     if logs_root is None:
         logs_root = log_choice.default_logs_root()
-    tasks = set(value["kernels"]) | set(value["glue"])
+    tasks = (set(value["kernels"]) | set(value["glue"])) - set(value.get("merged", ()))
     logs, fit = log_choice.fitting_logs(Path(logs_root) / profile, value["key"], set(value["kernels"]))
     result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits",
               "applied": False}

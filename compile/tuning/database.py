@@ -44,10 +44,18 @@ class ScanResult:
 
 
 def read_meta(folder: Path) -> dict:
-    """A database folder's META_FILE ({} when absent or unreadable)."""
+    """A database folder's META_FILE, or the one packed in its HISTORY_ARCHIVE ({} when absent or unreadable)."""
+    import tarfile
+
+    path = Path(folder) / META_FILE
     try:
-        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if path.exists() or not (Path(folder) / HISTORY_ARCHIVE).is_file():
+            text = path.read_text(encoding="utf-8")
+        else:
+            with tarfile.open(Path(folder) / HISTORY_ARCHIVE, "r:xz") as archive:
+                text = archive.extractfile(META_FILE).read().decode("utf-8")
+        meta = json.loads(text)
+    except (OSError, ValueError, KeyError, AttributeError, tarfile.TarError, EOFError):
         return {}
     return meta if isinstance(meta, dict) else {}
 

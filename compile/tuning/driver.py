@@ -71,6 +71,7 @@ class TuneOptions:
     seed_from: Path | None = None  # re-measure another database's best schedules first
     seed_top_k: int = 4
     auto_seed: bool = True  # seed from the other shipped logs and the default schedules
+    include_merged: bool = False  # also tune the kernels the default build merges into blocks (TaskInfo.merged)
     time_budget_min: float | None = None  # stop cleanly after this many minutes
     on_task_table: Callable[[str], None] | None = None  # gets the task table before the search (default: logged at INFO)
 
@@ -82,11 +83,16 @@ class TuneOptions:
 def prepared_tasks(onnx_path: Path, profile: TargetProfile) -> tuple[Any, list[TaskInfo], Any]:
     """(prepared module, task infos, onnx info): the same lowering the build compiles."""
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
+    from tvmdeploy.compile.pipeline import called_kernels, merge_blocks, prepare, tuning_tasks
 
     mod, info = import_onnx(Path(onnx_path))
     prepared = prepare(mod, profile)
-    return prepared, describe_tasks(tuning_tasks(prepared, profile)), info
+    infos = describe_tasks(tuning_tasks(prepared, profile))
+    if profile.device == "cpu":
+        gone = called_kernels(prepared) - called_kernels(merge_blocks(prepared, profile))
+        for task in infos:
+            task.merged = task.name in gone
+    return prepared, infos, info
 
 
 def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path | None) -> tuple[Path, str]:
@@ -216,6 +222,7 @@ def tune(
     seed_from: Path | None = None,
     seed_top_k: int = 4,
     auto_seed: bool = True,
+    include_merged: bool = False,
     time_budget_min: float | None = None,
     on_task_table: Callable[[str], None] | None = None,
 ) -> TuneResult:
@@ -224,7 +231,8 @@ def tune(
     Tuning starts from what is known: `seed_from` and (with `auto_seed`) every other log under
     tuning_logs/ that holds some of these workloads are re-measured here first, then the default
     schedule of every task still without a record; the cost model is trained on all of it before the
-    search. `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    search. Kernels the default build merges into blocks (TaskInfo.merged) never use a record, so they are
+    left out unless `include_merged` (their records serve only builds without the default schedules). `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
     `on_task_table` receives `format_task_table` of the run before the search (default: logged at INFO).
     """
     started = time.monotonic()
@@ -239,7 +247,8 @@ def tune(
     # Signals during seeding stop as cleanly as during the search (the search's own graceful_stop nests).
     with lock_database(folder, what=" ".join(sys.argv)), ms_search.graceful_stop():
         database = _open_for_writing(folder, resume, profile, infos, model_name, key)
-        selected = [i for i in infos if i.op_class in classes and (only is None or only(i))]
+        selected = [i for i in infos if i.op_class in classes and (include_merged or not i.merged)
+                    and (only is None or only(i))]
         builder, runner = _measurers(profile, rpc_tracker, rpc_key, quick_measure)
         if profile.device == "cpu" and not ms_search.STOP.is_set():
             _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
@@ -250,7 +259,9 @@ def tune(
         per_task_cap = max_trials_per_task or max(trials_per_iter, budget)  # default: the scheduler decides
         to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
 
-        before = _times_before(database, infos, profile, builder, runner, measure=measure_baseline and not rpc_tracker)
+        # Merged kernels (not tuned) are not timed either: in the build their time is their block's.
+        before = _times_before(database, [i for i in infos if i in selected or not i.merged], profile, builder,
+                               runner, measure=measure_baseline and not rpc_tracker)
         result = TuneResult(folder=folder, key=key)
         progress = _progress_from(database, infos)
         trials_at_start = progress.trials
@@ -488,7 +499,7 @@ def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], select
             TaskOutcome(
                 info=info,
                 selected=info in selected,
-                before_ms=None if before[info.index] is None else before[info.index] * 1e3,
+                before_ms=None if before.get(info.index) is None else before[info.index] * 1e3,
                 after_ms=(lambda b: None if b is None else b * 1e3)(_best_seconds(database, info)),
                 trials_before=already[info.index],
                 trials_after=database.measured(info.task.dispatched[0]),
@@ -500,14 +511,18 @@ def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], select
 
 def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
           auto_seed: bool, top_k: int) -> None:
-    """Records to start from: `seed_from`, the other logs holding these workloads, then default schedules."""
-    from tvmdeploy.compile.tuning.seeding import nearest_logs, seed_database, seed_defaults
+    """Records to start from: `seed_from`, the other logs holding these workloads, for workloads none holds
+    the schedules of similar ones, then default schedules."""
+    from tvmdeploy.compile.tuning.seeding import all_logs, nearest_logs, seed_database, seed_defaults, seed_similar
 
     sources = [seed_from] if seed_from is not None else []
     if auto_seed:
         sources += [f for f in nearest_logs(default_logs_root(), selected, exclude=folder) if f not in sources]
     for source in sources:
         seed_database(database, source, selected, builder, runner, "cpu", top_k=top_k)
+    if auto_seed:
+        similar = sources + [f for f in all_logs(default_logs_root(), exclude=folder) if f not in sources]
+        seed_similar(database, similar, selected, builder, runner, "cpu")
     if auto_seed or seed_from is not None:
         seed_defaults(database, selected, builder, runner, "cpu")
 
@@ -573,7 +588,8 @@ def format_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], s
         lines.append(
             f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
             f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
-            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} {'yes' if info.index in selected else 'no'}"
+            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} "
+            f"{'yes' if info.index in selected else 'merged' if info.merged else 'no'}"
         )
     return "\n".join(lines)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvmdeploy.compile.tuning.database import META_FILE, RECORD_FILE, open_database, read_meta
+from tvmdeploy.compile.tuning.database import META_FILE, RECORD_FILE, mean_seconds, open_database, read_meta
 from tvmdeploy.compile.tuning.tasks import TaskInfo
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,13 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     return result
 
 
+def all_logs(logs_root: Path, exclude: Path | None = None) -> list[Path]:
+    """Every database under `logs_root/<any profile>/` that has records and a meta file describing its tasks."""
+    return [meta.parent for meta in sorted(logs_root.glob(f"*/*/{META_FILE}"))
+            if (meta.parent / RECORD_FILE).is_file()
+            and (exclude is None or meta.parent.resolve() != Path(exclude).resolve())]
+
+
 def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = None) -> list[Path]:
     """Databases under `logs_root/<any profile>/` that hold workloads of these tasks, most shared first.
 
@@ -60,12 +69,7 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
     """
     wanted = {i.shash for i in infos}
     found = []
-    for meta in sorted(logs_root.glob(f"*/*/{META_FILE}")):
-        folder = meta.parent
-        if exclude is not None and folder.resolve() == Path(exclude).resolve():
-            continue
-        if not (folder / RECORD_FILE).is_file():
-            continue
+    for folder in all_logs(logs_root, exclude):
         try:
             known = {t.get("shash") for t in read_meta(folder).get("tasks", [])}
         except (TypeError, AttributeError):  # a meta file of another shape: not a log to seed from
@@ -74,6 +78,119 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
         if shared:
             found.append((shared, folder))
     return [folder for _, folder in sorted(found, key=lambda item: (-item[0], str(item[1])))]
+
+
+def seed_similar(database, logs: list[Path], infos: list[TaskInfo], builder, runner, device: str,
+                 per_task: int = 2, tries: int = 6) -> SeedResult:
+    """For each task without a record yet (a workload never tuned), replay the best schedules of the most
+    similar workloads in `logs` onto it, re-measured here.
+
+    Similar: the same kernel class and kind (pointwise-expand, depthwise...), the same fused epilogue (the
+    task name without its numbers), then the nearest FLOP count. A MetaSchedule trace replays on another
+    shape of the same structure once its tile sizes fit the new loop extents (`fit_tile`); the searched
+    choices (loop order, compute locations, unrolling, vectorised and parallel loops) are kept. A trace that
+    does not replay is skipped; up to `tries` sources are tried per task for `per_task` seeds.
+    """
+    from tvm.s_tir import Schedule
+    from tvm.s_tir import meta_schedule as ms
+
+    result = SeedResult()
+    # Tasks tuned before, or seeded from a log of this very workload, need none.
+    never_tuned = [info for info in infos if not database.measured(info.task.dispatched[0])]
+    sources = _best_schedules(logs) if never_tuned else []
+    candidates = []
+    for info in never_tuned:
+        mod = info.task.dispatched[0]
+        found = 0
+        for source in sorted((s for s in sources if _comparable(s, info)), key=lambda s: _distance(s, info))[:tries]:
+            sch = Schedule(mod)
+            try:
+                source.trace.apply_to_schedule(sch, remove_postproc=False, decision_provider=_fitted_tiles(sch))
+            except Exception:  # another loop nest after all (a stride, a padding): try the next source
+                continue
+            if database.has_trace(mod, sch.trace):
+                continue
+            candidates.append((info, sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)))
+            found += 1
+            if found == per_task:
+                break
+        result.tasks += found > 0
+    _measure_and_commit(database, candidates, builder, runner, device, result)
+    if candidates:
+        log.warning("seeded %d records for %d never-tuned tasks from the schedules of similar kernels%s",
+                    result.measured, result.tasks, f" ({result.failed} failed to build or run)" if result.failed else "")
+    return result
+
+
+@dataclass
+class _Schedule:
+    """The best record of one workload of a log, with what similarity is judged by."""
+
+    op_class: str
+    kind: str  # the kind's first word: pointwise-expand, depthwise...
+    pattern: str  # the task name without numbers: the fused epilogue
+    flops: float
+    trace: object
+
+
+def _pattern(name: str) -> str:
+    return re.sub(r"\d+", "", name)
+
+
+def _comparable(source: _Schedule, info: TaskInfo) -> bool:
+    return (source.op_class, source.kind, source.pattern) == (info.op_class, info.kind.split()[0], _pattern(info.name))
+
+
+def _distance(source: _Schedule, info: TaskInfo) -> float:
+    return abs(math.log(max(source.flops, 1.0) / max(info.flops, 1.0)))
+
+
+def _best_schedules(logs: list[Path]) -> list[_Schedule]:
+    """The best record of every conv/dense workload of the logs that their meta file describes."""
+    import tvm_ffi
+
+    schedules = []
+    for folder in logs:
+        described = {t.get("shash"): t for t in read_meta(folder).get("tasks", []) if isinstance(t, dict)}
+        best: dict[str, tuple[float, object]] = {}
+        for record in open_database(folder, readonly=True, quiet=True).get_all_tuning_records():
+            shash = f"{tvm_ffi.structural_hash(record.workload.mod) & 0xFFFFFFFFFFFFFFFF:016x}"
+            task = described.get(shash)
+            if task is None or task.get("class") == "other" or not record.run_secs:
+                continue
+            seconds = mean_seconds(record.run_secs)
+            if shash not in best or seconds < best[shash][0]:
+                best[shash] = (seconds, record.trace)
+        schedules += [_Schedule(described[h]["class"], str(described[h]["kind"]).split()[0],
+                                _pattern(str(described[h]["name"])), float(described[h].get("flops") or 0.0), trace)
+                      for h, (_, trace) in best.items()]
+    return schedules
+
+
+def _fitted_tiles(sch):
+    """A replay decision provider: each tile-size decision refitted to the loop it splits in `sch`."""
+
+    def provide(inst, inputs, _attrs, decision):
+        if inst.kind.name == "SamplePerfectTile" and decision is not None:
+            return fit_tile(int(sch.get(inputs[0]).extent), [int(d) for d in decision])
+        return decision
+
+    return provide
+
+
+def fit_tile(extent: int, factors: list[int]) -> list[int]:
+    """Tile sizes for a loop of `extent` shaped like `factors` (tuned for another extent): from the innermost
+    out, each factor shrinks to the largest divisor of what is left, and the outermost takes the rest."""
+    fitted = [1] * len(factors)
+    left = extent
+    for index in range(len(factors) - 1, 0, -1):
+        factor = max(1, min(factors[index], left))
+        while left % factor:
+            factor -= 1
+        fitted[index] = factor
+        left //= factor
+    fitted[0] = left
+    return fitted
 
 
 def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str) -> SeedResult:

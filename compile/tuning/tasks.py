@@ -26,6 +26,7 @@ class TaskInfo:
     flops: float  # per call
     shash: str  # structural hash of the task's TIR (weights are never part of it)
     task: Any  # the ms.ExtractedTask
+    merged: bool = False  # the default build merges it into a block (pipeline.merge_blocks): no record applies
 
     @property
     def total_flops(self) -> float:

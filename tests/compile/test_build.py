@@ -133,7 +133,9 @@ def test_shipped_tuning_log_covers_every_kernel_and_keeps_parity(exported_onnx, 
         pytest.skip(f"this CPU cannot run {profile_name} code (parity needs a local run)")
     result = build_artifact(exported_onnx("torchvision_mobilenet_v2"), profile, tmp_path / "art", tuning_log="shipped")
     tuning = result.manifest.tuning
-    assert tuning["tasks_from_database"] == tuning["tasks_total"] == 34, tuning
+    # Every task a record can apply to takes one; the rest are merged into blocks (whose kernels get no record).
+    assert tuning["tasks_from_database"] == tuning["tasks_total"] > 0, tuning
+    assert tuning["tasks_total"] + tuning["tasks_merged"] == 34, tuning
     assert f"tuning_logs/{profile_name}/" in str(tuning["database"])
     assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
     manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
@@ -157,5 +159,7 @@ def test_every_shipped_width_log_keeps_parity(exported_onnx, tmp_path, log):
         pytest.skip("this CPU cannot run x86-avx512 code (parity needs a local run; test_avx512.py compiles it)")
     (model,) = json.loads((log / "tuning_meta.json").read_text())["models"]
     result = build_artifact(exported_onnx(model), profile, tmp_path / "art", tuning_log=log)
-    assert result.manifest.tuning["tasks_from_database"] >= 29, result.manifest.tuning
+    tuning = result.manifest.tuning
+    # A card run tunes the conv kernels; the stem, the classifier and glue may have no record (<= 6 tasks).
+    assert tuning["tasks_from_database"] >= tuning["tasks_total"] - 6 > 0, tuning
     assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical

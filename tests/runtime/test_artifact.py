@@ -99,5 +99,7 @@ def test_tuned_tasks_text_is_shared_by_the_schedule_text(tmp_path):
     manifest = make_artifact(tmp_path / "a")
     assert tuned_tasks({"tasks_from_database": 33, "tasks_total": 34}) == "33/34 tasks"
     assert tuned_tasks(None) == "?/? tasks"
+    assert tuned_tasks({"tasks_from_database": 24, "tasks_total": 24, "tasks_merged": 10}) == (
+        "24/24 tasks (10 merged into blocks)")
     manifest.tuning = {"database": "tuning_logs/x", "tasks_from_database": 34, "tasks_total": 34, "trials": 900}
     assert manifest.schedule_text() == "tuned 34/34 tasks, 900 trials"

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-auto-seed", action="store_true",
                         help="do not seed from the other logs under tuning_logs/ that share kernels, nor from the "
                         "default schedules (a cold search, for comparison)")
+    parser.add_argument("--include-merged", action="store_true",
+                        help="also tune the kernels the default build merges into blocks (`build` never uses their "
+                        "records; pipeline.compile_relax(..., default_schedules=False) does)")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
                         help="stop cleanly after this much wall-clock time (resume later with --resume)")
     parser.add_argument("--seed-top-k", type=int, default=4, help="schedules per task taken from --seed-from (default 4)")
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         seed_from=args.seed_from,
         seed_top_k=args.seed_top_k,
         auto_seed=not args.no_auto_seed,
+        include_merged=args.include_merged,
         time_budget_min=args.time_budget,
         on_task_table=lambda table: print(table, file=sys.stderr),
     )

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--models", help="comma list of zoo names (default: the card)")
     parser.add_argument("--minutes", type=float, default=6.0, help="tuning time per model (default 6)")
+    parser.add_argument("--ops", default="all", help="kernel classes to tune, as `tune --ops` (default: all, so the "
+                        "shipped log covers every kernel the build keeps)")
     parser.add_argument("--index-only", action="store_true",
                         help="only record the models' keys in compile/models/zoo_kernels.json (default models: the whole zoo)")
     args = parser.parse_args(argv)
@@ -73,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: same kernels as an earlier model ({key}), skipped", flush=True)
             continue
         done.add(key)
-        folder = _folder_name(root / profile.name, key, host.get("mcpu"))
+        folder = _folder_name(root, profile.name, key, host.get("mcpu"))
         history = root / "history" / profile.name / folder
         resume = (history / RECORD_FILE).is_file() or (history / HISTORY_ARCHIVE).is_file()
         print(f"{name}: tuning {key} for {args.minutes:g} min ({'resumed' if resume else 'new'})", flush=True)
-        result = tune(onnx_path, profile, resume=resume, log_dir=history, time_budget_min=args.minutes,
+        result = tune(onnx_path, profile, resume=resume, log_dir=history, time_budget_min=args.minutes, ops=args.ops,
                       trials=100000, progress_bar=False, on_task_table=lambda table: print(table, file=sys.stderr))
         print(format_report(result))
         shipped = root / profile.name / folder
@@ -91,14 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _folder_name(base: Path, key: str, mcpu: str | None) -> str:
-    """`key`, unless the log shipped there was tuned on another kind of CPU: then `key@mcpu` (kept apart)."""
+def _folder_name(root: Path, profile: str, key: str, mcpu: str | None) -> str:
+    """`key`, unless the log shipped there or its history was tuned on another kind of CPU: then `key@mcpu`
+    (kept apart: records measured on two CPUs do not mix)."""
     from tvmdeploy.compile.tuning.database import read_meta
     from tvmdeploy.compile.tuning.log_choice import TUNED_ON
 
-    tuned_on = read_meta(base / key).get(TUNED_ON) or {}
-    if mcpu and tuned_on.get("mcpu") and tuned_on["mcpu"] != mcpu:
-        return f"{key}@{mcpu}"
+    for folder in (root / profile / key, root / "history" / profile / key):
+        tuned_on = read_meta(folder).get(TUNED_ON) or {}
+        if mcpu and tuned_on.get("mcpu") and tuned_on["mcpu"] != mcpu:
+            return f"{key}@{mcpu}"
     return key
 
 

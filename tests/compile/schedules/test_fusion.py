@@ -177,3 +177,22 @@ def test_arm_merged_blocks_emit_neon_fma(odd_size_onnx, merge_everything):
         code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
                                                                                       functions[name]))
         assert len(re.findall(r"\bfmla\s+v\d+\.4s", code)) >= 2, f"{name}: no NEON fmla in both halves"
+
+
+def test_the_tuner_leaves_out_the_kernels_the_build_merges(odd_size_onnx, tmp_path, merge_everything):
+    """Records for merged kernels would go unused: `tune` selects them only with include_merged."""
+    from tvmdeploy.compile.tuning.driver import prepared_tasks, tune
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile("x86-avx2")
+    infos = prepared_tasks(odd_size_onnx, profile)[1]
+    merged = {i.name for i in infos if i.merged}
+    assert len(merged) == 3 * 3, merged  # three blocks of three kernels
+    options = dict(trials=0, ops="all", measure_baseline=False, progress_bar=False, auto_seed=False)
+    tables = []
+    skipping = tune(odd_size_onnx, profile, log_dir=tmp_path / "a", on_task_table=tables.append, **options)
+    selected = {o.info.name for o in skipping.outcomes if o.selected}
+    assert selected == {i.name for i in infos} - merged
+    assert sum(line.endswith(" merged") for line in tables[0].splitlines()) == len(merged)
+    everything = tune(odd_size_onnx, profile, log_dir=tmp_path / "b", include_merged=True, **options)
+    assert {o.info.name for o in everything.outcomes if o.selected} == {i.name for i in infos}

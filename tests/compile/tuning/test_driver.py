@@ -21,21 +21,22 @@ from tvmdeploy.runtime.errors import TvmDeployError
 RECORDS = "database_tuning_record.json"
 
 
-def inverted_residual_onnx(path: Path) -> Path:
+def inverted_residual_onnx(path: Path, channels: int = 8, outputs: int = 16) -> Path:
     """stem Conv -> ReLU6 -> depthwise Conv -> ReLU6 -> pointwise Conv -> pool -> Gemm, 16x16 input."""
     rng = np.random.default_rng(0)
 
     def tensor(name, shape):
         return numpy_helper.from_array((0.3 * rng.standard_normal(shape)).astype(np.float32), name)
 
-    inits = [tensor("w1", (8, 3, 3, 3)), tensor("b1", (8,)), tensor("w2", (8, 1, 3, 3)), tensor("b2", (8,)),
-             tensor("w3", (16, 8, 1, 1)), tensor("b3", (16,)), tensor("fc", (10, 16)), tensor("fcb", (10,)),
+    c, o = channels, outputs
+    inits = [tensor("w1", (c, 3, 3, 3)), tensor("b1", (c,)), tensor("w2", (c, 1, 3, 3)), tensor("b2", (c,)),
+             tensor("w3", (o, c, 1, 1)), tensor("b3", (o,)), tensor("fc", (10, o)), tensor("fcb", (10,)),
              numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
              numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
     nodes = [
         helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=c),
         helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"]),
         helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
         helper.make_node("GlobalAveragePool", ["c3"], ["g"]),
@@ -302,6 +303,58 @@ def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_pa
         with pytest.raises(TvmDeployError, match="is being written by PID"):
             tune(tiny_model, profile, trials=4, log_dir=folder, measure_baseline=False, progress_bar=False)
     assert not (folder / RECORDS).exists()  # the refused run wrote nothing
+
+
+def test_never_tuned_workloads_start_from_the_schedules_of_similar_ones(tuned, profile, tmp_path, caplog):
+    """A wider net shares no workload with the tuned one: its depthwise and pointwise tasks get the narrow net's
+    searched schedules, tile sizes refitted to their loops, timed here; the build applies them with parity."""
+    import onnxruntime as ort
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning.database import open_database
+    from tvmdeploy.compile.tuning.driver import _measurers, _write_meta, prepared_tasks
+    from tvmdeploy.compile.tuning.search import from_search_space
+    from tvmdeploy.compile.tuning.seeding import seed_similar
+
+    wide = inverted_residual_onnx(tmp_path / "wide.onnx", channels=24, outputs=40)
+    infos = [i for i in prepared_tasks(wide, profile)[1] if i.op_class in ("depthwise", "pointwise")]
+    narrow = {o.info.shash for o in tuned.outcomes}
+    assert len(infos) == 2 and not {i.shash for i in infos} & narrow  # nothing to seed from as it is
+    folder = tmp_path / "wide-db"
+    _write_meta(folder, profile, infos, "wide", "tasks-wide")
+    database = open_database(folder)
+    builder, runner = _measurers(profile, None, None, True)
+    result = seed_similar(database, [tuned.folder], infos, builder, runner, "cpu", per_task=2)
+    assert result.tasks == 2 and result.measured >= 2 and "never-tuned tasks" in caplog.text
+    records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
+    assert len(records) == result.measured and all(from_search_space(r.trace) for r in records)
+    again = seed_similar(database, [tuned.folder], infos, builder, runner, "cpu")
+    assert again.measured == 0  # tasks with records are not seeded again (a resumed run)
+
+    mod, info = import_onnx(wide)
+    compiled = compile_relax(mod, profile, database_dir=folder)
+    assert compiled.tasks_from_database == 2
+    x = np.random.default_rng(1).standard_normal(info.input_shape).astype(np.float32)
+    got = relax.VirtualMachine(compiled.executable, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    want = ort.InferenceSession(str(wide), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("extent", "factors", "fitted"), [
+    (64, [2, 4, 1, 8], [2, 4, 1, 8]),  # the extent it was tuned for: unchanged
+    (96, [2, 4, 1, 8], [3, 4, 1, 8]),  # the outermost takes what the inner ones leave
+    (40, [1, 2, 4, 16], [1, 1, 4, 10]),  # 16 does not divide 40: its largest divisor <= 16 that does
+    (7, [1, 2, 4, 16], [1, 1, 1, 7]),
+    (1, [4, 4], [1, 1]),
+])
+def test_fit_tile_keeps_the_shape_of_the_tuned_tiles(extent, factors, fitted):
+    from tvmdeploy.compile.tuning.seeding import fit_tile
+
+    assert fit_tile(extent, factors) == fitted
+    assert np.prod(fitted) == extent
 
 
 def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile, tmp_path):
