@@ -117,6 +117,24 @@ def _reductions(sch: s_tir.Schedule) -> list:
     return [rv for rv in sch.get_child_blocks(sch.get_sblock("root")) if _is_reduction(_block(sch, rv))]
 
 
+def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
+    """(write-back, tail): accumulate `reduction` in registers and reverse-inline its elementwise epilogue
+    (bias, ReLU6, residual add) into the write-back of those registers; the tail holds the blocks that do not
+    inline. The walk stops at the next reduction (the next stage of a merged block)."""
+    write_back = sch.cache_write(reduction, 0, "local")
+    tail = []
+    pending = list(sch.get_consumers(write_back))
+    while pending:
+        current = pending.pop()
+        if _is_reduction(sch.get(current)):
+            continue
+        consumers = sch.get_consumers(current)
+        if not _try(sch.reverse_compute_inline, current):
+            tail.append(current)
+        pending.extend(consumers)
+    return write_back, tail
+
+
 def _try(action, *args) -> bool:
     try:
         action(*args)
@@ -222,16 +240,7 @@ class RegisterBlockedReduction(ReductionRule):
 
         _inline_producers(sch, main)
         _pack_weights(sch, main, func, block.iter_vars[channel].var, tile.cols)
-        write_back = sch.cache_write(main, 0, "local")
-        tail = []
-        for epilogue in sch.get_consumers(write_back):
-            pending = [epilogue]
-            while pending:
-                current = pending.pop()
-                consumers = sch.get_consumers(current)
-                if not _try(sch.reverse_compute_inline, current):
-                    tail.append(current)
-                pending.extend(consumers)
+        write_back, tail = fold_epilogue(sch, main)
 
         weights_first = _weights_outweigh_data(func, block)
         loops = sch.get_loops(main)

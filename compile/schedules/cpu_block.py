@@ -12,6 +12,7 @@ from tvmdeploy.compile.schedules.cpu import (
     _try,
     _vectorize_innermost,
     choose_tile,
+    fold_epilogue,
 )
 
 # The rows one band holds (expanded, and depthwise when a projection follows): at most this many bytes, about
@@ -89,7 +90,8 @@ class ExpandDepthwiseBlock(ReductionRule):
                     sch.compute_inline(rv)
         for reduction, block, tile in zip(reductions, blocks, tiles):
             _pack_weights(sch, reduction, func, block.iter_vars[3].var, tile.cols)
-        writes = [self._write_back(sch, r, stop) for r, stop in zip(reductions, [*reductions[1:], None])]
+        # Each stage's epilogue folds into its register write-back (a residual add too), up to the next stage.
+        writes = [fold_epilogue(sch, r)[0] for r in reductions]
 
         # The last stage's rows are cut into bands (in parallel); each earlier stage computes, inside a band,
         # just the rows the next one reads, into band-sized buffers, consumer first (compute_at's order).
@@ -126,14 +128,3 @@ class ExpandDepthwiseBlock(ReductionRule):
         sch.unroll(c_registers)
         sch.vectorize(c_lanes)
         return reduction, write, tile, c_outer, reduce
-
-    @staticmethod
-    def _write_back(sch: s_tir.Schedule, reduction, stop):
-        """Accumulate `reduction` in registers and fold its elementwise epilogue into the write-back, up to `stop`."""
-        write_back = sch.cache_write(reduction, 0, "local")
-        while True:
-            consumers = sch.get_consumers(write_back)
-            if len(consumers) != 1 or (stop is not None and sch.get(consumers[0]).same_as(sch.get(stop))):
-                return write_back
-            if _is_reduction(sch.get(consumers[0])) or not _try(sch.reverse_compute_inline, consumers[0]):
-                return write_back
