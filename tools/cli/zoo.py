@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if profile is None:
         print(f"no shipped-log column: none of {', '.join(log_choice.X86_PROFILES)} runs on this machine (try --profile)")
         return 0
-    print(f"{column}: of the model's kernels, those with a record in the shipped log `build --profile {profile}` picks;")
+    print(f"{column}: of the kernels the build keeps (not merged into blocks), those with a record in the shipped log "
+          f"`build --profile {profile}` picks;")
     print("'*': that log was tuned on another CPU kind; `build` uses the default schedules unless `--tuning-log shipped`;")
     print(f"'-': no log fits (default schedules only), '?': model not in compile/models/{zoo_kernels.INDEX_FILE.name} "
           "(tools/dev/tune_card.py --index-only refreshes it).")
