@@ -18,8 +18,6 @@ from tvmdeploy.targets import TargetProfile
 
 log = logging.getLogger(__name__)
 
-_CALL_TIR = tvm.ir.Op.get("relax.call_tir")
-
 # Bump when `prepare` changes what the TIR tasks look like: tuning logs are only valid for the same
 # lowering, so the tuner writes this into the database folder's meta file and the build checks it.
 PIPELINE_VERSION = "nhwc-prepack-1"
@@ -195,20 +193,15 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) 
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
 
-def called_kernels(mod: tvm.IRModule) -> set[str]:
-    """Names of the TIR kernels `main` calls."""
-    return {b.value.args[0].name_hint for block in mod["main"].body.blocks for b in block.bindings
-            if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
-
-
-def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tuple[tvm.IRModule, set[str]]:
     """A `prepare`d CPU module with its large inverted-residual blocks merged into one kernel each, as the
-    default-schedule build compiles it (schedules/fusion.py). The kernels merged away,
-    `called_kernels(mod) - called_kernels(result)`, never use a record: the tuner skips them."""
-    from tvmdeploy.compile.schedules.fusion import merge_expand_depthwise  # lazy, as in apply_default_schedules
+    default-schedule build compiles it (schedules/fusion.py), and the names of the kernels merged away: no
+    record of theirs is ever used, so the tuner skips them."""
+    from tvmdeploy.compile.schedules.fusion import called_kernels, merge_expand_depthwise  # lazy, as below
 
     with make_target(profile):
-        return merge_expand_depthwise(mod)
+        merged = merge_expand_depthwise(mod)
+    return merged, called_kernels(mod) - called_kernels(merged)
 
 
 def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tvm.IRModule:
@@ -262,9 +255,8 @@ def compile_relax(
     if default_schedules and profile.device == "cpu":
         # After task extraction (logs are keyed by the unmerged kernels), before records apply: a merged block
         # beats its kernels however well tuned, as it never writes its intermediate tensors out to memory.
-        merged = merge_blocks(mod, profile)
+        merged, gone = merge_blocks(mod, profile)
         if tasks is not None:
-            gone = called_kernels(mod) - called_kernels(merged)
             tasks_merged = sum(task.task_name in gone for task in tasks)
             tasks = [task for task in tasks if task.task_name not in gone]  # the records this build can use
         mod = merged

@@ -175,6 +175,16 @@ def _merge(mod: tvm.IRModule, chains: list[list[relax.VarBinding]]) -> tuple[tvm
     # FuseTIR drops the attribute naming the weight arguments; the block schedule repacks weights by it.
     result = relax.transform.AttachAttrLayoutFreeBuffers()(result)
     # FuseTIR keeps the bound vars: the chain's last var now calls its merged PrimFunc.
-    calls = {b.var: b.value.args[0].name_hint for block in result["main"].body.blocks for b in block.bindings
-             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
+    calls = _kernel_calls(result)
     return result, {_key(chain): calls[chain[-1].var] for chain in chains}
+
+
+def _kernel_calls(mod: tvm.IRModule) -> dict:
+    """Each var of `main` bound to a `call_tir` -> the name of the TIR kernel it calls."""
+    return {b.var: b.value.args[0].name_hint for block in mod["main"].body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
+
+
+def called_kernels(mod: tvm.IRModule) -> set[str]:
+    """Names of the TIR kernels `main` calls."""
+    return set(_kernel_calls(mod).values())

@@ -83,13 +83,13 @@ class TuneOptions:
 def prepared_tasks(onnx_path: Path, profile: TargetProfile) -> tuple[Any, list[TaskInfo], Any]:
     """(prepared module, task infos, onnx info): the same lowering the build compiles."""
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.pipeline import called_kernels, merge_blocks, prepare, tuning_tasks
+    from tvmdeploy.compile.pipeline import merge_blocks, prepare, tuning_tasks
 
     mod, info = import_onnx(Path(onnx_path))
     prepared = prepare(mod, profile)
     infos = describe_tasks(tuning_tasks(prepared, profile))
     if profile.device == "cpu":
-        gone = called_kernels(prepared) - called_kernels(merge_blocks(prepared, profile))
+        gone = merge_blocks(prepared, profile)[1]
         for task in infos:
             task.merged = task.name in gone
     return prepared, infos, info

@@ -22,6 +22,11 @@ class RerankChoice:
     chosen: int  # rank (0 = the tuner's best) with the lowest in-network time
     in_network_us: list[float]  # per rank: kernel time inside the network, summed over its call sites
     tuner_us: list[float]  # per rank: the tuner's own measurement, per call
+    default_rank: int | None = None  # the rank holding the default schedule's record, if the history has it
+
+    @property
+    def chose_default(self) -> bool:
+        return self.chosen == self.default_rank
 
 
 @dataclass
@@ -35,8 +40,9 @@ class RerankResult:
 
     def summary(self) -> str:
         """One line: how many tasks were reranked and how many changed schedule."""
+        defaults = sum(c.chose_default for c in self.choices)
         return (f"reranked {len(self.choices)} tasks in the network: {len(self.changed)} now use a schedule other than "
-                "the tuner's best")
+                f"the tuner's best ({defaults} the default schedule)")
 
     def table(self) -> str:
         """Markdown, biggest in-network gain first; tasks the hook did not see (folded into VM builtins) last."""
@@ -44,7 +50,8 @@ class RerankResult:
                  "|---|--:|--:|--:|--:|"]
         seen = [c for c in self.choices if np.isfinite(c.in_network_us[0])]
         for c in sorted(seen, key=lambda c: c.in_network_us[0] - c.in_network_us[c.chosen], reverse=True):
-            lines.append(f"| {c.task} | {c.ranks} | {c.chosen} | {c.in_network_us[0]:.1f} -> {c.in_network_us[c.chosen]:.1f} "
+            chosen = f"{c.chosen} (default)" if c.chose_default else str(c.chosen)
+            lines.append(f"| {c.task} | {c.ranks} | {chosen} | {c.in_network_us[0]:.1f} -> {c.in_network_us[c.chosen]:.1f} "
                          f"| {c.tuner_us[0]:.1f} -> {c.tuner_us[c.chosen]:.1f} |")
         for c in self.choices:
             if c not in seen:
@@ -77,7 +84,9 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     input was just written by the previous kernel (often by the other core) and its weights were
     evicted by the layers between: some schedules that win alone lose there. Build i applies every
     task's i-th best record; each kernel's time is read per call site from the VM's instrument hook
-    (`kernel_breakdown`), and every task keeps its fastest rank.
+    (`kernel_breakdown`), and every task keeps its fastest rank. On a CPU the default schedule's record
+    (the tuner seeds one per task) is always a candidate too, however it ranked alone: a shipped log then
+    never runs a kernel slower in the network than the build would without it.
     """
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
@@ -95,12 +104,21 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     require_no_database(output)  # now, not after K builds
     database = open_database(Path(history), readonly=True)
     mod, info = import_onnx(Path(onnx_path))
-    candidates: dict[str, list] = {}  # task name -> records, best first
+    candidates: dict[str, list] = {}  # task name -> records, best first (then the default schedule's)
+    default_ranks: dict[str, int] = {}
     workloads = {}
     for task in describe_tasks(tuning_tasks(prepare(mod, profile), profile)):
         workload_mod = task.task.dispatched[0]
         if database.has_workload(workload_mod):
-            records = [r for r in database.get_top_k(database.commit_workload(workload_mod), top_k) if r.run_secs]
+            workload = database.commit_workload(workload_mod)
+            records = [r for r in database.get_top_k(workload, top_k) if r.run_secs]
+            default = _default_schedule_record(database, workload, task.task.target) if profile.device == "cpu" else None
+            if default is not None:
+                traces = [str(r.trace) for r in records]
+                if str(default.trace) not in traces:
+                    records.append(default)
+                    traces.append(str(default.trace))
+                default_ranks[task.name] = traces.index(str(default.trace))
             if records:
                 candidates[task.name] = records
                 workloads[task.name] = workload_mod
@@ -134,9 +152,21 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
         times = in_network[name]
         best = int(np.argmin(times)) if np.isfinite(min(times)) else 0
         chosen_records[name] = records[best]
-        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)], [mean_seconds(r.run_secs) * 1e6 for r in records]))
+        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)],
+                                           [mean_seconds(r.run_secs) * 1e6 for r in records], default_ranks.get(name)))
     result.records = _write_database(output, chosen_records, workloads)
     return result
+
+
+def _default_schedule_record(database, workload, target):
+    """The history's record of this workload's default schedule (compile/schedules), or None if it has none."""
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+
+    sch = schedule_kernel(workload.mod["main"], target)
+    if sch is None:
+        return None
+    wanted = str(sch.trace)  # printed with its decisions: what the tuner's seeding committed
+    return next((r for r in database.get_top_k(workload, len(database)) if r.run_secs and str(r.trace) == wanted), None)
 
 
 def _write_database(folder: Path, records: dict, workloads: dict) -> int:

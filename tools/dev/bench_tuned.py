@@ -5,6 +5,7 @@
     .venv/bin/python tools/dev/bench_tuned.py --onnx M.onnx --runs 100 --json out.json
     .venv/bin/python tools/dev/bench_tuned.py --tuning-log FULL_DB --curve 500,1000,all --plot docs/x.png
     .venv/bin/python tools/dev/bench_tuned.py --card --plot docs/card.png > card.md   # every width x x86 profile
+    .venv/bin/python tools/dev/bench_tuned.py --model ppcls_mobilenetv2_x2_0 --ab defaults,shipped,DIR   # A/B builds
 
 `--curve` replays a database's first N records (the file is in measurement order), i.e. the latency
 the model had after N trials, each point measured against ONNX Runtime like the headline.
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--card-models", metavar="NAMES",
                         help="comma list of zoo names or .onnx files for --card (default: the card's widths, "
                         "tools/tune_card.CARD)")
+    parser.add_argument("--ab", metavar="LOGS", help="comma list of --tuning-log values (DIR, auto, shipped, defaults, "
+                        "none): one build each, all timed with ONNX Runtime in one interleaved run (is a log worth it here?)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path = Path(tempfile.mkdtemp(prefix="bench-tuned-")) / f"{args.model}.onnx"
         export_onnx(args.model, onnx_path, seed=0)
     mod, info = import_onnx(onnx_path)
+    if args.ab:
+        return _ab(args, onnx_path, mod, info)
     profile, database = _pick_profile(args, mod)
     if args.curve and database is None:
         raise TvmDeployError(f"--curve needs a tuning log: --tuning-log {args.tuning_log} gave none for {profile.name} "
@@ -275,14 +280,7 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path | str | None, a
     compiled = compile_relax(mod, profile, database_dir=database, default_schedules=args.tuning_log != "none")
     compile_s = time.perf_counter() - started
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    for key, value in THREADING[args.threading]["ort"].items():
-        options.add_session_config_entry(key, value)
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = _ort_session(onnx_path, args)
 
     x = np.random.default_rng(0).random(info.input_shape, dtype=np.float32)
     x_tvm = tvm.runtime.tensor(x)
@@ -313,6 +311,65 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path | str | None, a
         "ort_version": ort.__version__,
         "tvm_version": tvm.__version__,
     }
+
+
+def _ort_session(onnx_path: Path, args: argparse.Namespace):
+    """ONNX Runtime on the same threads and idle policy as TVM."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for key, value in THREADING[args.threading]["ort"].items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:
+    """--ab: one build per --tuning-log value, every build and ONNX Runtime timed in one interleaved run."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW, SHIPPED, compile_relax
+    from tvmdeploy.compile.tuning.log_choice import host_profiles
+    from tvmdeploy.runtime.artifact import tuned_tasks
+    from tvmdeploy.runtime.errors import TvmDeployError
+    from tvmdeploy.runtime.timing import interleaved
+    from tvmdeploy.targets import load_profile
+
+    usable = host_profiles(AUTO_PROFILES)
+    profile = load_profile(args.profile or (usable[0] if usable else AUTO_PROFILES[-1]))
+    if not profile.runs_on_this_machine:
+        raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
+    x = np.random.default_rng(0).random(info.input_shape, dtype=np.float32)
+    x_tvm = tvm.runtime.tensor(x)
+    session = _ort_session(onnx_path, args)
+    feed = {info.input_name: x}
+    want = session.run(None, feed)[0]
+    runs, notes = {}, {}
+    for word in [w.strip() for w in args.ab.split(",") if w.strip()]:
+        if word in runs:
+            raise TvmDeployError(f"--ab: {word} given twice")
+        database = None if word in (DEFAULTS, RAW) else _database(word, mod, profile)[0] if word in (AUTO, SHIPPED) else Path(word)
+        compiled = compile_relax(mod, profile, database_dir=database, default_schedules=word != RAW)
+        vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
+        diff = float(np.abs(vm["main"](x_tvm).numpy() - want).max())
+        counts = {"tasks_from_database": compiled.tasks_from_database, "tasks_total": compiled.tasks_total,
+                  "tasks_merged": compiled.tasks_merged}
+        what = f"{tuned_tasks(counts)} from {compiled.database_dir.name}" if compiled.database_dir else "no log"
+        notes[word] = f"{what}, max |diff| {diff:.1e}"
+        runs[word] = (lambda vm=vm: vm["main"](x_tvm))
+    stats = interleaved({**runs, "ort": lambda: session.run(None, feed)}, warmup=args.warmup, min_runs=args.runs, min_seconds=0.0)
+    ort_ms = stats["ort"].median_ms
+    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
+          f"median of {stats['ort'].n} interleaved runs; ONNX Runtime {ort_ms:.3f} ms")
+    print("| --tuning-log | TVM ms | TVM/ORT | build |\n|---|--:|--:|---|")
+    for word in runs:
+        print(f"| {word} | {stats[word].median_ms:.3f} | {stats[word].median_ms / ort_ms:.3f}x | {notes[word]} |")
+    return 0
 
 
 def _curve_point(database: Path, point: str) -> tuple[float | None, int | None]:

@@ -1,7 +1,7 @@
 """Tune every distinct kernel set of the model card for one profile, resumably, and ship the best records.
 
     .venv/bin/python tools/dev/tune_card.py --profile x86-avx512 --minutes 6         # every width, 6 min each
-    .venv/bin/python tools/dev/tune_card.py --profile x86-avx2 --models ppcls_mobilenetv2_x0_5
+    .venv/bin/python tools/dev/tune_card.py --profile x86-avx2 --models ppcls_mobilenetv2_x0_5 --rerank 3
     .venv/bin/python tools/dev/tune_card.py --profile x86-avx512 --index-only      # every zoo model's key, no tuning
 
 Each model is exported with seeded random weights (the log key hashes kernels, never weights), tuned
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=6.0, help="tuning time per model (default 6)")
     parser.add_argument("--ops", default="all", help="kernel classes to tune, as `tune --ops` (default: all, so the "
                         "shipped log covers every kernel the build keeps)")
+    parser.add_argument("--rerank", type=int, metavar="K", help="ship, per task, the fastest inside the whole network "
+                        "of its K best records and its default schedule (`tune --export-best --rerank`), not the fastest alone")
     parser.add_argument("--index-only", action="store_true",
                         help="only record the models' keys in compile/models/zoo_kernels.json (default models: the whole zoo)")
     args = parser.parse_args(argv)
@@ -84,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(result))
         shipped = root / profile.name / folder
         shutil.rmtree(shipped, ignore_errors=True)
-        count = export_best(history, shipped)
+        if args.rerank:
+            from tvmdeploy.compile.tuning.rerank import rerank_in_network
+
+            reranked = rerank_in_network(onnx_path, profile, history, shipped, top_k=args.rerank)
+            print(reranked.summary(), reranked.table(), sep="\n", flush=True)
+            count = reranked.records
+        else:
+            count = export_best(history, shipped)
         meta = json.loads((history / META_FILE).read_text())
         meta.setdefault(TUNED_ON, host)  # driver._write_meta records it itself once it calls cpu_record()
         (shipped / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")

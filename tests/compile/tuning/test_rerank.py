@@ -53,6 +53,29 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
+def test_rerank_always_offers_each_tasks_default_schedule(history, avx2_profile, tmp_path):
+    """A history seeded the default schedules (as `tune` does): each is a candidate even below the top k, timed in
+    the network like the others, and exported as it is when it wins."""
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
+    from tvmdeploy.compile.tuning.database import open_database
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.rerank import rerank_in_network
+
+    model, tuned = history
+    seeded = tune(model, avx2_profile, trials=2, ops="all", auto_seed=False, seed_from=tuned.folder, log_dir=tmp_path / "db",
+                  trials_per_iter=2, max_trials_per_task=1, measure_baseline=False, progress_bar=False, quick_measure=True,
+                  only=lambda info: "conv2d" in info.name)
+    result = rerank_in_network(model, avx2_profile, seeded.folder, tmp_path / "out", top_k=1, repeats=5)
+    assert result.choices and all(c.default_rank is not None for c in result.choices)
+    for choice in result.choices:
+        assert choice.ranks == choice.default_rank + 1 and choice.ranks in (1, 2)  # appended unless it is the best
+        assert all(np.isfinite(t) and t > 0 for t in choice.in_network_us)
+    assert f"({sum(c.chose_default for c in result.choices)} the default schedule)" in result.summary()
+    exported = open_database(tmp_path / "out", readonly=True, quiet=True).get_all_tuning_records()
+    defaults = [str(r.trace) == str(schedule_kernel(r.workload.mod["main"], r.target).trace) for r in exported]
+    assert len(exported) == len(result.choices) and sum(defaults) == sum(c.chose_default for c in result.choices)
+
+
 def test_rerank_refuses_a_used_output_folder_and_an_empty_history(history, avx2_profile, tmp_path):
     from tvmdeploy.compile.tuning.rerank import rerank_in_network
 

@@ -39,6 +39,20 @@ def test_bench_tuned_reports_ratio_and_parity(tiny_tuned, tmp_path, threading):
     assert report["tvm_spin_count"] == (0 if threading == "sleep" else 1000)
 
 
+def test_bench_tuned_ab_times_every_build_against_ort_in_one_run(tiny_tuned):
+    model, database = tiny_tuned
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-avx2", "--ab",
+                           f"defaults,{database},none", "--runs", "4", "--warmup", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split(" | ")[0].strip("| "): line for line in proc.stdout.splitlines() if line.startswith("| ") and "x |" in line}
+    assert set(rows) == {"defaults", str(database), "none"}, proc.stdout
+    assert "no log" in rows["defaults"] and f"from {database.name}" in rows[str(database)]
+    for line in rows.values():
+        assert float(line.split("max |diff| ")[1].split()[0]) < 1e-4
+    assert "median of 4 interleaved runs" in proc.stdout
+
+
 def test_bench_tuned_unknown_profile_is_one_line_error(tiny_tuned):
     model, _ = tiny_tuned
     proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-nope"],
