@@ -86,7 +86,7 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     task's i-th best record; each kernel's time is read per call site from the VM's instrument hook
     (`kernel_breakdown`), and every task keeps its fastest rank. On a CPU the default schedule's record
     (the tuner seeds one per task) is always a candidate too, however it ranked alone: a shipped log then
-    never runs a kernel slower in the network than the build would without it.
+    keeps the default schedule wherever that runs faster in the network than any tuned record.
     """
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
