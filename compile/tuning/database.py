@@ -114,6 +114,7 @@ def _rewrite_clean(folder: Path, scanned: ScanResult, into: Path | None = None) 
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             for line in scanned.rejected_lines:
                 rejected.write(f"[{stamp}] {line}\n")
+        scanned.rejected_lines = []  # set aside once, however often the folder is rewritten
     for name, rows in (
         (WORKLOAD_FILE, scanned.workloads),
         (RECORD_FILE, [[index, record] for index, record in scanned.records]),
@@ -147,18 +148,29 @@ def open_database(folder: Path, *, readonly: bool = False, quiet: bool = False):
     """Load a tuning-log folder as a MetaSchedule database after checking every line.
 
     Corrupt lines (e.g. the torn last line of a killed run) are reported with their line number and
-    skipped. `readonly` (build) never touches the folder: a cleaned copy is loaded instead. Otherwise
-    the files are rewritten without them, so that appends never follow a torn line, and the result
-    is a ResumableDatabase that drops re-measurements of a known candidate.
+    skipped, as are records whose schedule does not replay on their workload (TVM would refuse the
+    whole folder for one of them). `readonly` (build) never touches the folder: a cleaned copy is loaded
+    instead. Otherwise the files are rewritten without them, so that appends never follow a torn line,
+    and the result is a ResumableDatabase that drops re-measurements of a known candidate.
     """
-    import tempfile
-
     folder = Path(folder)
     if readonly and not (folder / RECORD_FILE).exists():
         raise TvmDeployError(f"tuning log folder {folder} has no {RECORD_FILE}")
     scanned = scan(folder)
+    try:
+        database = _load(folder, scanned, readonly)
+    except TvmDeployError:
+        if not _set_aside_unreplayable(scanned):
+            raise
+        database = None
     if not quiet:
         report_problems(scanned.problems)
+    return database if database is not None else _load(folder, scanned, readonly)
+
+
+def _load(folder: Path, scanned: ScanResult, readonly: bool):
+    import tempfile
+
     if readonly:
         if scanned.problems:
             clean = Path(tempfile.mkdtemp(prefix="tvmdeploy-db-"))
@@ -169,6 +181,34 @@ def open_database(folder: Path, *, readonly: bool = False, quiet: bool = False):
     if scanned.problems:
         _rewrite_clean(folder, scanned)
     return _make_resumable(_json_database(folder))
+
+
+def _set_aside_unreplayable(scanned: ScanResult) -> bool:
+    """Drop from `scanned` the records TVM cannot load (a trace naming blocks its workload lacks); True if any.
+
+    When none loads, nothing is dropped: the folder is not for this TVM, and the caller says so."""
+    from tvm.s_tir import meta_schedule as ms
+
+    workloads: dict[int, Any] = {}
+    kept, problems, rejected = [], [], []
+    for number, (index, record) in enumerate(scanned.records, start=1):
+        try:
+            if index not in workloads:
+                workloads[index] = ms.database.Workload.from_json(scanned.workloads[index])
+            ms.database.TuningRecord.from_json(record, workloads[index])
+        except Exception as exc:  # noqa: BLE001 - whatever TVM raises, the record cannot be used
+            reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else type(exc).__name__
+            problems.append(f"{RECORD_FILE}: valid record #{number} skipped: its schedule does not replay on its "
+                            f"workload ({reason})")
+            rejected.append(f"{RECORD_FILE}: {json.dumps([index, record], separators=(',', ':'))}")
+            continue
+        kept.append((index, record))
+    if not kept or not problems:
+        return False
+    scanned.records = kept
+    scanned.problems += problems
+    scanned.rejected_lines += rejected
+    return True
 
 
 def _workload_key(mod) -> int:

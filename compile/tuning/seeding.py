@@ -29,23 +29,29 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     another (AVX-512) and gives the search a near-converged start. Seed timings are never copied:
     every committed record was built for and timed on this database's target.
     """
+    from tvm.s_tir import Schedule
+    from tvm.s_tir import meta_schedule as ms
+
     seeds = open_database(seed_folder, readonly=True)
     result = SeedResult()
     candidates = []
     for info in infos:
-        mod = info.task.dispatched[0]
-        if not seeds.has_workload(mod):
+        if not seeds.has_workload(info.task.dispatched[0]):
             continue
+        mod = _workload_here(database, info)
         result.tasks += 1
         for record in seeds.get_top_k(seeds.commit_workload(mod), top_k):
+            # Replayed on this database's copy of the kernel, never the seed log's: the same workload in another
+            # model may name its blocks otherwise, and a record must replay on the workload it is filed under.
+            sch = Schedule(mod)
             try:
-                candidate = record.as_measure_candidate()
-            except Exception:  # a trace that does not replay on this TVM: nothing to measure
+                record.trace.apply_to_schedule(sch, remove_postproc=False)
+            except Exception:  # noqa: BLE001 - other block names, or a trace this TVM cannot replay
                 result.failed += 1
                 continue
-            if database.has_trace(mod, candidate.sch.trace):
+            if database.has_trace(mod, sch.trace):
                 continue  # measured on this target already (a resumed run)
-            candidates.append((info, candidate.sch, candidate.args_info))
+            candidates.append((info, sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)))
     _measure_and_commit(database, candidates, builder, runner, device, result)
     if not candidates:
         return result
@@ -100,7 +106,7 @@ def seed_similar(database, logs: list[Path], infos: list[TaskInfo], builder, run
     sources = _best_schedules(logs) if never_tuned else []
     candidates = []
     for info in never_tuned:
-        mod = info.task.dispatched[0]
+        mod = _workload_here(database, info)
         found = 0
         for source in sorted((s for s in sources if _comparable(s, info)), key=lambda s: _distance(s, info))[:tries]:
             sch = Schedule(mod)
@@ -206,9 +212,8 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
     result = SeedResult()
     candidates = []
     for info in infos:
-        mod = info.task.dispatched[0]
-        func = mod["main"]
-        sch = schedule_kernel(func, info.task.target)
+        mod = _workload_here(database, info)
+        sch = schedule_kernel(mod["main"], info.task.target)
         if sch is None or database.has_trace(mod, sch.trace):  # no rule for it, or measured before (resume)
             continue
         result.tasks += 1
@@ -220,6 +225,13 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
     log.warning("seeded the default schedules of %d tasks%s", result.measured,
                 f" ({result.failed} failed to build or run)" if result.failed else "")
     return result
+
+
+def _workload_here(database, info: TaskInfo):
+    """The task's kernel as this database files it: a schedule committed under it must replay on its block
+    names, which depend on the model the workload was first committed from (lv375_red in one, lv384_red in
+    another of the same kernels)."""
+    return database.commit_workload(info.task.dispatched[0]).mod
 
 
 def _measure_and_commit(database, candidates: list, builder, runner, device: str, result: SeedResult) -> None:

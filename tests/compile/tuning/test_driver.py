@@ -142,6 +142,35 @@ def test_corrupt_lines_are_reported_with_line_number_and_skipped(tuned, tmp_path
     assert sorted(_record_keys(folder)) == sorted(good)
 
 
+def test_a_record_that_does_not_replay_on_its_workload_is_set_aside_not_fatal(tuned, tmp_path, caplog, monkeypatch):
+    """Valid JSON whose schedule names a block its workload lacks (what a seed filed under another model's copy of
+    the kernel once left): TVM refuses the whole folder for it; we skip it and keep the rest."""
+    import json
+
+    from tvmdeploy.compile.tuning.database import REJECTED_FILE, open_database
+
+    folder = tmp_path / "db"
+    shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
+    good = _record_keys(folder)
+    lines = (folder / RECORDS).read_text().splitlines(keepends=True)
+    index, record = json.loads(lines[0])
+    get_block = next(inst for inst in record[0][0] if inst[0] == "GetSBlock")
+    get_block[2][0] = "no_such_block"
+    (folder / RECORDS).write_text("".join(lines) + json.dumps([index, record]) + "\n")
+
+    monkeypatch.setattr(logging.getLogger("tvmdeploy"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="tvmdeploy"):
+        database = open_database(folder, readonly=True)
+    assert f"{RECORDS}: valid record #{len(lines) + 1} skipped: its schedule does not replay" in caplog.text
+    assert len(database.get_all_tuning_records()) == len(good)
+    assert "no_such_block" in (folder / RECORDS).read_text()  # readonly: untouched
+
+    assert len(open_database(folder).get_all_tuning_records()) == len(good)  # writable: set aside for inspection
+    assert "no_such_block" not in (folder / RECORDS).read_text()
+    assert "no_such_block" in (folder / REJECTED_FILE).read_text()
+    assert sorted(_record_keys(folder)) == sorted(good)
+
+
 def test_report_names_resume_as_the_caller_spells_it(tuned):
     import dataclasses
 
