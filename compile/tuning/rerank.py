@@ -40,7 +40,7 @@ class RerankResult:
 
     def summary(self) -> str:
         """One line: how many tasks were reranked and how many changed schedule."""
-        defaults = sum(c.chose_default for c in self.choices)
+        defaults = sum(c.chose_default for c in self.changed)
         return (f"reranked {len(self.choices)} tasks in the network: {len(self.changed)} now use a schedule other than "
                 f"the tuner's best ({defaults} the default schedule)")
 

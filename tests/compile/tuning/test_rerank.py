@@ -70,7 +70,7 @@ def test_rerank_always_offers_each_tasks_default_schedule(history, avx2_profile,
     for choice in result.choices:
         assert choice.ranks == choice.default_rank + 1 and choice.ranks in (1, 2)  # appended unless it is the best
         assert all(np.isfinite(t) and t > 0 for t in choice.in_network_us)
-    assert f"({sum(c.chose_default for c in result.choices)} the default schedule)" in result.summary()
+    assert f"({sum(c.chose_default and c.chosen > 0 for c in result.choices)} the default schedule)" in result.summary()
     exported = open_database(tmp_path / "out", readonly=True, quiet=True).get_all_tuning_records()
     defaults = [str(r.trace) == str(schedule_kernel(r.workload.mod["main"], r.target).trace) for r in exported]
     assert len(exported) == len(result.choices) and sum(defaults) == sum(c.chose_default for c in result.choices)
