@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         meta.setdefault(TUNED_ON, host)  # driver._write_meta records it itself once it calls cpu_record()
         (shipped / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         pack_history(history)  # the full history stays in the repository compressed (~250x), out of the package
-        print(f"{name}: shipped the best record of {count} tasks to {shipped}; history packed in {history}", flush=True)
+        which = "in-network fastest" if args.rerank else "best"
+        print(f"{name}: shipped the {which} record of {count} tasks to {shipped}; history packed in {history}", flush=True)
     return 0
 
 
