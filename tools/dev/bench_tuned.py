@@ -353,7 +353,8 @@ def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:
     for word in [w.strip() for w in args.ab.split(",") if w.strip()]:
         if word in runs:
             raise TvmDeployError(f"--ab: {word} given twice")
-        database = None if word in (DEFAULTS, RAW) else _database(word, mod, profile)[0] if word in (AUTO, SHIPPED) else Path(word)
+        # compile_relax resolves auto and shipped itself, as `build` does
+        database = None if word in (DEFAULTS, RAW) else word if word in (AUTO, SHIPPED) else Path(word)
         compiled = compile_relax(mod, profile, database_dir=database, default_schedules=word != RAW)
         vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
         diff = float(np.abs(vm["main"](x_tvm).numpy() - want).max())
