@@ -292,8 +292,8 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
 
 def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(tiny_model, profile, tmp_path):
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.tuning.search import from_search_space
     from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.schedules.cpu import schedule_kernel
     from tvmdeploy.compile.tuning.driver import tune
     from tvmdeploy.compile.tuning.database import open_database
 
@@ -302,7 +302,8 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
                   measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.5)
     assert result.out_of_time and not result.interrupted
     records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
-    defaults = [r for r in records if not from_search_space(r.trace)]
+    # (Seeds of similar workloads may be default schedules of other shapes, refitted: not these.)
+    defaults = [r for r in records if str(r.trace) == str(schedule_kernel(r.workload.mod["main"], r.target).trace)]
     assert len(defaults) == 2  # one default-schedule record for each selected task, measured first
     assert len(records) > len(defaults)  # and the search ran after them, within the budget
     compiled = compile_relax(import_onnx(tiny_model)[0], profile, database_dir=folder)
