@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.quantization.calibrate import QuantizeResult
     from tvmdeploy.compile.tuning.driver import TuneOptions, TuneResult
     from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.runtime.errors import TvmDeployError
@@ -37,7 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactModule", "BuildResult", "LatencyStats", "Model", "Prediction", "TargetProfile", "TuneOptions",
-    "TuneResult", "TvmDeployError", "ZooEntry", "build", "load", "profiles", "tune", "zoo",
+    "QuantizeResult", "TuneResult", "TvmDeployError", "ZooEntry", "build", "load", "profiles", "quantize", "tune", "zoo",
 ]
 
 # Public types, imported on first use (PEP 562): name -> defining module.
@@ -47,6 +48,7 @@ _LAZY_TYPES = {
     "LatencyStats": "tvmdeploy.runtime.timing",
     "Model": "tvmdeploy.runtime.module",
     "Prediction": "tvmdeploy.runtime.postprocess",
+    "QuantizeResult": "tvmdeploy.compile.quantization.calibrate",
     "TargetProfile": "tvmdeploy.targets.profile",
     "TuneOptions": "tvmdeploy.compile.tuning.driver",
     "TuneResult": "tvmdeploy.compile.tuning.driver",
@@ -108,8 +110,9 @@ def build(
     `tuning_log`: a MetaSchedule database folder, "auto" (the shipped log matching the model, if it was tuned
     on this CPU kind: same LLVM CPU, or same vendor and family), "shipped" (that log whatever CPU it was tuned
     on), "defaults" or None (no log), "none" (no log and no default schedules: TVM's raw lowering). `verify`
-    checks parity with ONNX Runtime (max |Δ logits| <= `atol`, default 1e-4, and the same top-5) when the
-    library runs here; a failed build leaves a previous artifact in place.
+    checks parity with ONNX Runtime (max |Δ logits| <= `atol` (default 1e-4) + K x 2^-24 x max |logit|, K the
+    model's deepest reduction, and the same top-5) when the library runs here; a failed build leaves a previous
+    artifact in place.
     """
     from pathlib import Path
 
@@ -126,6 +129,26 @@ def build(
         verify=verify,
         atol=DEFAULT_ATOL if atol is None else atol,
     )
+
+
+def quantize(
+    model: str | os.PathLike[str],
+    calibration: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    samples: int = 100,
+    method: str = "minmax",
+    per_channel: bool = True,
+    progress: bool = True,
+) -> QuantizeResult:
+    """Statically quantize the float32 ONNX `model` to INT8 in QDQ form (ONNX Runtime's tool, uint8 activations,
+    int8 weights) into `output`, calibrated on up to `samples` images of the folder `calibration`, each
+    preprocessed as deployment does. `method`: "minmax", "entropy" or "percentile". Returns a QuantizeResult
+    (images used, files skipped)."""
+    from tvmdeploy.compile.quantization.calibrate import quantize_model
+
+    return quantize_model(model, calibration, output, samples=samples, method=method, per_channel=per_channel,
+                          progress=progress)
 
 
 def load(

@@ -150,7 +150,7 @@ def build_artifact(
                 }
                 if tuning_log
                 else {}
-            ) | {"schedule_sources": compiled.schedule_sources},
+            ) | {"schedule_sources": compiled.schedule_sources, "raw_kernels": compiled.raw_kernels},
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256},
         )

@@ -9,7 +9,9 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
-from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX
+from tvmdeploy.compile.fast_math import legalize_map
+from tvmdeploy.compile.fold_weights import fold_weights
+from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
@@ -38,8 +40,10 @@ RAW = "none"
 TUNING_LOG_WORDS = (AUTO, SHIPPED, DEFAULTS, RAW)
 
 
-# Where a kernel's schedule came from, in report order.
-SCHEDULE_SOURCES = ("log", "default", "raw")
+# Where a kernel's schedule came from, in report order: a log record, a default rule, raw lowering because no
+# rule matched it, raw lowering because the rule that matched failed on it (schedules.apply.RULE_FAILED).
+SCHEDULE_SOURCES = ("log", "default", "raw", RULE_FAILED)
+_SOURCE_LABELS = {RULE_FAILED: f"raw ({RULE_FAILED})"}
 
 
 @dataclass
@@ -52,12 +56,13 @@ class CompiledModel:
     # kernel class -> schedule source (SCHEDULE_SOURCES) -> number of distinct kernels
     schedule_sources: dict[str, dict[str, int]] = field(default_factory=dict)
     tasks_merged: int = 0  # tasks merged into blocks: no record applies to them; not in tasks_total
+    raw_kernels: dict[str, str] = field(default_factory=dict)  # kernel on raw lowering -> why (schedules.apply)
 
     def sources_summary(self) -> str:
         """One line: per kernel class, how many kernels came from the log, the default rules, raw lowering."""
         parts = []
         for op_class, counts in self.schedule_sources.items():
-            shown = ", ".join(f"{counts[s]} {s}" for s in SCHEDULE_SOURCES if counts.get(s))
+            shown = ", ".join(f"{counts[s]} {_SOURCE_LABELS.get(s, s)}" for s in SCHEDULE_SOURCES if counts.get(s))
             parts.append(f"{op_class}: {shown}")
         return "; ".join(parts)
 
@@ -101,17 +106,20 @@ def clip_to_relax_ops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm
 def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
     """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match)."""
     cpu = profile.device == "cpu"
+    # fold_weights first: FoldConstant compiles each constant expression with LLVM (see compile/fold_weights.py).
     passes = [
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
+        fold_weights,
         relax.transform.FoldConstant(),
     ]
     if cpu:
         passes.append(clip_to_relax_ops)
         if CPU_CONV_LAYOUT:  # None keeps the ONNX NCHW layout (used to compare layouts)
-            passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), relax.transform.FoldConstant()]
+            passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), fold_weights, relax.transform.FoldConstant()]
+    # CPU: float32 exp and sigmoid as vector arithmetic; LLVM calls libm's expf once per lane otherwise.
     passes += [
-        relax.transform.LegalizeOps(),
+        relax.transform.LegalizeOps(legalize_map() if cpu else None),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
@@ -181,13 +189,15 @@ def _scheduled(mod: tvm.IRModule) -> set[str]:
     return names
 
 
-def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str]) -> dict[str, dict[str, int]]:
+def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],
+                   failed: set[str] = frozenset()) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for gvar, func in mod.functions_items():
         if not isinstance(func, tvm.tirx.PrimFunc):
             continue
         name = gvar.name_hint
-        source = "log" if name in from_log else "default" if name in from_rules else "raw"
+        source = ("log" if name in from_log else "default" if name in from_rules
+                  else RULE_FAILED if name in failed else "raw")
         op_class = BLOCK_CLASS if name.startswith(BLOCK_PREFIX) else classify(name, func)[0]
         counts.setdefault(op_class, dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
@@ -199,22 +209,28 @@ def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tuple[tvm.IRModul
     record of theirs is ever used, so the tuner skips them."""
     from tvmdeploy.compile.schedules.fusion import called_kernels, merge_expand_depthwise  # lazy, as below
 
-    with make_target(profile):
-        merged = merge_expand_depthwise(mod)
+    try:
+        with make_target(profile):
+            merged = merge_expand_depthwise(mod)
+    except Exception as exc:  # noqa: BLE001 - merging is an optimisation: a graph it cannot take builds unmerged
+        log.warning("warning: inverted-residual blocks left unmerged: %s: %s", type(exc).__name__, exc)
+        return mod, set()
     return merged, called_kernels(mod) - called_kernels(merged)
 
 
-def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tvm.IRModule:
-    """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule.
+def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True
+                            ) -> tuple[tvm.IRModule, dict[str, str]]:
+    """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule, and say
+    why each kernel left on raw lowering is (no rule matched it, or its rule failed: schedules.apply).
 
     `parallel=False` keeps them on one thread (a small model: see schedules.cpu.worth_parallel).
     """
-    from tvm.s_tir import dlight as dl
-
+    from tvmdeploy.compile.schedules.apply import apply_rules
     from tvmdeploy.compile.schedules.cpu import default_cpu_rules
 
-    with make_target(profile):
-        return dl.ApplyDefaultSchedule(*default_cpu_rules(parallel))(mod)
+    target = make_target(profile)
+    with target:
+        return apply_rules(mod, target, default_cpu_rules(parallel))
 
 
 def compile_relax(
@@ -287,8 +303,11 @@ def compile_relax(
     if default_schedules:
         if not parallel:
             log.info("small kernels (%s): the default schedules run them on one thread", profile.name)
-        mod = apply_default_schedules(mod, profile, parallel)
-    sources = _count_sources(mod, from_log, _scheduled(mod) - from_log)
+        mod, raw_kernels = apply_default_schedules(mod, profile, parallel)
+    else:
+        raw_kernels = {}
+    failed = {name for name, why in raw_kernels.items() if why != NO_RULE}
+    sources = _count_sources(mod, from_log, _scheduled(mod) - from_log, failed)
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.
         mod = tvm.transform.Sequential(
@@ -302,4 +321,5 @@ def compile_relax(
         log_note=log_note,
         schedule_sources=sources,
         tasks_merged=tasks_merged,
+        raw_kernels=raw_kernels,
     )

@@ -23,10 +23,22 @@ def configure_threads(threads: int | None) -> None:
 
     TVM reads these variables when its pool starts. Pinning threads to cores made the whole model
     about 2x slower on this project's VMs (TVM_NOTES item 5), so binding is off unless the user set it.
+    `threads` 0 or None means every core this process may use: TVM's own default takes half of them where it
+    guesses the cores are hyper-threaded pairs, and ran one thread of two on an AMD EPYC VM (2x slower).
     """
     if threads:
         os.environ["TVM_NUM_THREADS"] = str(threads)
+    else:
+        os.environ.setdefault("TVM_NUM_THREADS", str(usable_cores()))
     os.environ.setdefault("TVM_BIND_THREADS", "0")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), or all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 _loaded_runtimes: dict[str, object] = {}

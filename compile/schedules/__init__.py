@@ -4,3 +4,7 @@
 # named with this prefix and a counter; reports class them as one block. Here, light, for reports without TVM.
 BLOCK_PREFIX = "fused_block"
 BLOCK_CLASS = "block"
+
+# Why a kernel keeps TVM's raw lowering (schedules.apply; the manifest names each such kernel with one of these).
+NO_RULE = "no rule matched"
+RULE_FAILED = "rule failed"

@@ -118,21 +118,72 @@ def _reductions(sch: s_tir.Schedule) -> list:
 
 
 def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
-    """(write-back, tail): accumulate `reduction` in registers and reverse-inline its elementwise epilogue
-    (bias, ReLU6, residual add) into the write-back of those registers; the tail holds the blocks that do not
-    inline. The walk stops at the next reduction (the next stage of a merged block)."""
+    """(write-back, tail): accumulate `reduction` in registers and fold its elementwise epilogue (bias, ReLU6,
+    hard-swish, SiLU, residual add) into the write-back of those registers; the tail holds the blocks that do
+    not fold. The walk stops at the next reduction (the next stage of a merged block).
+
+    An epilogue may be a small graph rather than a chain: hard-swish and SiLU read the biased value twice,
+    x * relu6(x + 3) / 6 and x * sigmoid(x). Its inner blocks are first inlined forward into the blocks that
+    read them, so that one block remains to reverse-inline into the write-back. A block is reverse-inlined only
+    where it alone reads its producer: TVM accepts the other case and the build then fails in FlattenBuffer
+    (a buffer used before its definition).
+    """
     write_back = sch.cache_write(reduction, 0, "local")
+    names = [sch.get(rv).name_hint for rv in _epilogue(sch, write_back)]
+    for name in names:
+        rv = sch.get_sblock(name)
+        consumers = sch.get_consumers(rv)
+        size = _output_elements(sch.get(rv))
+        # Never into a broadcast (SE's x * gate, gate per channel): the gate would be recomputed per pixel.
+        if consumers and all(not _is_reduction(sch.get(c)) and _output_elements(sch.get(c)) == size for c in consumers):
+            _try(sch.compute_inline, rv)
     tail = []
-    pending = list(sch.get_consumers(write_back))
-    while pending:
-        current = pending.pop()
-        if _is_reduction(sch.get(current)):
-            continue
-        consumers = sch.get_consumers(current)
-        if not _try(sch.reverse_compute_inline, current):
-            tail.append(current)
-        pending.extend(consumers)
+    for name in names:
+        rv = _existing(sch, name)
+        if rv is None:
+            continue  # inlined forward above
+        producers = sch.get_producers(rv)
+        alone = len(producers) == 1 and len(sch.get_consumers(producers[0])) == 1
+        if not (alone and _try(sch.reverse_compute_inline, rv)):
+            tail.append(rv)
     return write_back, tail
+
+
+def _output_elements(block: tirx.SBlock) -> int:
+    """The points a block writes: the product of its spatial axes."""
+    return _work(iv.dom.extent for iv in block.iter_vars if iv.iter_type == tirx.IterVar.DataPar)
+
+
+def _epilogue(sch: s_tir.Schedule, start) -> list:
+    """The spatial blocks reachable from `start` through its consumers without crossing a reduction, producers first."""
+    order, seen, pending = [], set(), list(sch.get_consumers(start))
+    while pending:
+        rv = pending.pop(0)
+        block = sch.get(rv)
+        if block.name_hint in seen or _is_reduction(block):
+            continue
+        seen.add(block.name_hint)
+        order.append(rv)
+        pending.extend(sch.get_consumers(rv))
+    return _producers_first(sch, order)
+
+
+def _producers_first(sch: s_tir.Schedule, blocks: list) -> list:
+    """`blocks` sorted so that each comes after the blocks among them it reads (they are few: a plain sort)."""
+    names = {sch.get(rv).name_hint: rv for rv in blocks}
+    reads = {name: {sch.get(p).name_hint for p in sch.get_producers(rv)} & set(names) for name, rv in names.items()}
+    ordered: list[str] = []
+    while len(ordered) < len(names):
+        ready = [n for n in names if n not in ordered and reads[n] <= set(ordered)]
+        ordered.extend(ready or [n for n in names if n not in ordered])  # a cycle cannot happen; never loop forever
+    return [names[n] for n in ordered]
+
+
+def _existing(sch: s_tir.Schedule, name: str):
+    try:
+        return sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - inlined away
+        return None
 
 
 def _try(action, *args) -> bool:
@@ -201,11 +252,8 @@ class ReductionRule(ScheduleRule):
         reductions = _reductions(sch)
         if len(reductions) not in self.REDUCTIONS:
             return None
-        try:
-            return self._schedule(sch, func, reductions, vector_unit(target))
-        except Exception as exc:  # noqa: BLE001 - an unexpected kernel shape: the next rule (or TVM's lowering) takes it
-            log.debug("%s: no schedule for %s: %s", type(self).__name__, func.attrs.get("global_symbol", "?"), exc)
-            return None
+        # An exception here is a rule that failed on this kernel: schedules.apply records it and tries the next.
+        return self._schedule(sch, func, reductions, vector_unit(target))
 
     def _schedule(self, sch: s_tir.Schedule, func: tirx.PrimFunc, reductions: list, unit: VectorUnit):
         raise NotImplementedError
@@ -261,6 +309,12 @@ class RegisterBlockedReduction(ReductionRule):
         channel_registers, channel_lanes = sch.split(channel_inner, [None, tile.vector])
         sch.reorder(*tiles, *reduction_loops, *inner, channel_registers, channel_lanes)
         sch.reverse_compute_at(write_back, tiles[-1], preserve_unit_loops=True)
+        # A tail block larger than the kernel's output broadcasts it (squeeze-and-excitation: the gate computed
+        # here scales a whole feature map): it runs after the tiles as a loop nest of its own. Inside a tile it
+        # was unrolled over the whole map (300k lines of assembly, minutes of LLVM per kernel).
+        size = _output_elements(block)
+        broadcasts = [rv for rv in tail if _output_elements(sch.get(rv)) > size]
+        tail = [rv for rv in tail if rv not in broadcasts]
         for block_rv in tail:
             _try(sch.reverse_compute_at, block_rv, tiles[-1], True)
 
@@ -276,6 +330,8 @@ class RegisterBlockedReduction(ReductionRule):
         sch.vectorize(channel_lanes)
         for block_rv in [write_back, *tail]:
             _vectorize_innermost(sch, block_rv, first=1, lanes=tile.vector)
+        for block_rv in broadcasts:
+            _schedule_injective(sch, block_rv, sch.get_loops(block_rv), unit.lanes, self.parallel)
         if reduction_loops:
             init = sch.decompose_reduction(main, reduction_loops[0])
             _vectorize_innermost(sch, init, first=1, lanes=tile.vector)
@@ -400,9 +456,7 @@ def worth_parallel(mod) -> bool:
 
 
 def schedule_kernel(func: tirx.PrimFunc, target, parallel: bool = True) -> s_tir.Schedule | None:
-    """The default schedule of one kernel (the first rule that accepts it), or None to keep TVM's lowering."""
-    for rule in default_cpu_rules(parallel):
-        sch = rule.apply(func, target, False)
-        if sch is not None:
-            return sch
-    return None
+    """The default schedule of one kernel (the first rule that succeeds on it), or None to keep TVM's lowering."""
+    from tvmdeploy.compile.schedules.apply import schedule_with_rules
+
+    return schedule_with_rules(func, target, default_cpu_rules(parallel), check_lowering=False).schedule

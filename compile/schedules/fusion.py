@@ -8,6 +8,7 @@ import tvm
 from tvm import relax, s_tir, tirx
 
 from tvmdeploy.compile.schedules import BLOCK_PREFIX
+from tvmdeploy.compile.schedules.apply import schedule_with_rules
 from tvmdeploy.compile.schedules.cpu import _reductions, _work
 from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock
 
@@ -72,8 +73,10 @@ def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
     its first argument and is its only reader; the projection joins when MERGE_PROJECTION allows."""
     main = mod["main"]
     uses = _use_counts(main)
+    # Only kernels with one tensor output chain: a Split's call returns a tuple (MixNet's channel groups).
     calls = [b for block in main.body.blocks for b in block.bindings
-             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR and b.value.args[1].fields]
+             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR and b.value.args[1].fields
+             and isinstance(b.var.ty, relax.TensorType)]
     reader = {}  # var -> the call reading it as its first argument
     for binding in calls:
         reader.setdefault(binding.value.args[1].fields[0], binding)
@@ -120,10 +123,10 @@ def merge_expand_depthwise(mod: tvm.IRModule, min_bytes: int | None = None) -> t
     target = tvm.target.Target.current(allow_none=True)
     if target is None:
         return merged
-    # A chain the block schedule cannot take (an unusual epilogue...) stays apart: merged, no rule would
-    # schedule it and it would run TVM's raw lowering, ~40x slower.
-    rule = ExpandDepthwiseBlock()
-    refused = {key for key, name in kernels.items() if rule.apply(merged[name], target, False) is None}
+    # A chain the block schedule cannot take (an unusual epilogue...), or whose schedule would not lower,
+    # stays apart: merged, no rule would schedule it and it would run TVM's raw lowering, ~40x slower.
+    rules = [ExpandDepthwiseBlock()]
+    refused = {key for key, name in kernels.items() if schedule_with_rules(merged[name], target, rules).schedule is None}
     if not refused:
         return merged
     log.info("%d merged block kind(s) left apart: the block schedule does not take them", len(refused))

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.measure.reference import OrtModel, reference_input
-    from tvmdeploy.compile.measure.verify import compare_logits
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, compare_logits, relative_tolerance
     from tvmdeploy.runtime.artifact import verify_onnx
     from tvmdeploy.runtime.timing import LatencyStats, blocked
 
@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
     competitors = {} if remote else {tvm_name: lambda: module.run(x)}
     parity = None
     if not args.no_ort:
-        ort = OrtModel(verify_onnx(args.artifact, manifest), threads=threads)
+        reference_onnx = verify_onnx(args.artifact, manifest)
+        ort = OrtModel(reference_onnx, threads=threads)
         competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
         # The same input both sides: a cross-compiled library gets its parity check here, on the device.
-        parity = compare_logits(module.run(x), ort.run(x), manifest.parity.get("atol", 1e-4) if manifest.parity else 1e-4,
-                                f"onnxruntime {ort.version}")
+        parity = compare_logits(module.run(x), ort.run(x), (manifest.parity or {}).get("atol", DEFAULT_ATOL),
+                                f"onnxruntime {ort.version}", rtol=relative_tolerance(reference_onnx))
     if competitors:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.

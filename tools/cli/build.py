@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(TVM's raw lowering, for comparison). Kernels no log covers get the default schedules")
     parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
     parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
-    parser.add_argument("--atol", type=float, default=None, help="parity tolerance on logits (default 1e-4)")
+    parser.add_argument("--atol", type=float, default=None, help="absolute part of the parity tolerance on logits (default 1e-4); the bound adds "
+                        "float32 rounding of the model's deepest reduction scaled by the largest logit")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity check")
 
 
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"tuning log: none ({result.tuning_note or f'--tuning-log {args.tuning_log}'}; see `tvmdeploy tune`)")
     print(f"schedules (kernels per class: from the log, default rules, raw lowering): {result.schedules}")
+    for name, why in (manifest.tuning.get("raw_kernels") or {}).items():
+        print(f"raw lowering: {name} ({why})")
     if result.parity is not None:
         print(result.parity.summary())
     else:

@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
                         "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the log `build` applies")
     parser.add_argument("--card-models", metavar="NAMES",
-                        help="comma list of zoo names or .onnx files for --card (default: the card's widths, "
+                        help="comma list of zoo names, corpus architectures (compile/models/architectures.py: "
+                        "efficientnet_b0, mixnet_s, ...) or .onnx files for --card (default: the card's widths, "
                         "tools/tune_card.CARD)")
     parser.add_argument("--ab", metavar="LOGS", help="comma list of --tuning-log values (DIR, auto, shipped, defaults, "
                         "none): one build each, all timed with ONNX Runtime in one interleaved run (is a log worth it here?)")
@@ -170,6 +171,7 @@ def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
 
 def _card(args: argparse.Namespace) -> int:
     """--card: the card's models x the x86 profiles this CPU runs, each measured like the headline."""
+    from tvmdeploy.compile.models.architectures import ARCHITECTURES, export_architecture
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.tuning.log_choice import cpu_record, host_profiles
@@ -193,6 +195,8 @@ def _card(args: argparse.Namespace) -> int:
             onnx_path = Path(model)
             if not onnx_path.is_file():
                 raise TvmDeployError(f"--card-models: no such file {model}")
+        elif model in ARCHITECTURES:
+            onnx_path = export_architecture(model, workdir / f"{model}.onnx")
         else:
             onnx_path = workdir / f"{model}.onnx"
             export_onnx(model, onnx_path, seed=0)

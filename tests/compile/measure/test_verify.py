@@ -57,3 +57,39 @@ def test_onnxruntime_refuses_garbage(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     with pytest.raises(TvmDeployError, match="ONNX Runtime cannot load"):
         OrtModel(tmp_path / "bad.onnx")
+
+
+def test_tolerance_scales_with_the_logits_and_a_wrong_kernel_still_fails_by_orders_of_magnitude():
+    # Random-weight FBNet: logits near 1500; a correct build differed from ONNX Runtime by 1.7e-3 (1e-6 relative).
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((1, 1000)) * 500
+    rtol = 1280 * 2.0**-24  # the deepest reduction of MobileNet-class nets: 1280 products
+    rounding = expected * (1 + rng.uniform(-1e-6, 1e-6, expected.shape))
+    assert not compare_logits(rounding, expected, 1e-4, "ref").passed  # the absolute bound refused it
+    report = compare_logits(rounding, expected, 1e-4, "ref", rtol=rtol)
+    assert report.passed and report.max_abs_logit == pytest.approx(np.abs(expected).max())
+    assert report.tolerance == pytest.approx(1e-4 + rtol * report.max_abs_logit)
+    assert "x max |logit|" in report.summary() and report.to_dict()["tolerance"] == report.tolerance
+    # A wrong kernel (one channel dropped deep in the net) moves the logits by a share of their own size.
+    wrong = expected * (1 + rng.uniform(-0.05, 0.05, expected.shape))
+    failed = compare_logits(wrong, expected, 1e-4, "ref", rtol=rtol)
+    assert not failed.passed and failed.max_abs_diff > 100 * failed.tolerance
+
+
+def test_relative_tolerance_is_float32_roundoff_times_the_deepest_reduction(tmp_path, tiny_onnx):
+    from tvmdeploy.compile.measure.verify import FLOAT32_ROUNDOFF, deepest_reduction, relative_tolerance
+
+    path = tiny_onnx(classes=10)  # 3x3x3 stem (27 products), depthwise 3x3 (9), Gemm over 8 channels
+    assert deepest_reduction(path) == 27
+    assert relative_tolerance(path) == 27 * FLOAT32_ROUNDOFF
+
+
+def test_check_parity_bound_grows_with_large_logits_but_catches_a_wrong_model(tiny_onnx):
+    path = tiny_onnx()
+    ort = OrtModel(path, threads=1)
+    x = reference_input([1, 3, 16, 16])
+    scale = float(np.abs(ort.run(x)).max())
+    report = check_parity(ort.run, path, [1, 3, 16, 16])
+    assert report.rtol > 0 and report.max_abs_logit == pytest.approx(scale, rel=1e-6)
+    wrong = check_parity(lambda v: ort.run(v) * 1.01, path, [1, 3, 16, 16])
+    assert not wrong.passed and wrong.max_abs_diff > 10 * wrong.tolerance

@@ -103,7 +103,7 @@ def test_merged_blocks_get_the_block_schedule_and_keep_parity(odd_size_onnx, tmp
         pytest.skip(f"this CPU cannot run {profile_name} code (the Arm test below covers compile-only)")
     result = build_artifact(odd_size_onnx, profile, tmp_path / "art", tuning_log="defaults")
     sources = result.manifest.tuning["schedule_sources"]
-    assert sources[BLOCK_CLASS] == {"log": 0, "default": 3, "raw": 0}, sources
+    assert sources[BLOCK_CLASS] == {"log": 0, "default": 3, "raw": 0, "rule failed": 0}, sources
     assert all(counts["raw"] == 0 for counts in sources.values()), sources
     assert result.parity.passed and result.parity.max_abs_diff <= 1e-4 and result.parity.top5_identical
 
@@ -196,3 +196,53 @@ def test_the_tuner_leaves_out_the_kernels_the_build_merges(odd_size_onnx, tmp_pa
     assert sum(line.endswith(" merged") for line in tables[0].splitlines()) == len(merged)
     everything = tune(odd_size_onnx, profile, log_dir=tmp_path / "b", include_merged=True, **options)
     assert {o.info.name for o in everything.outcomes if o.selected} == {i.name for i in infos}
+
+
+def _mixed_kernel_onnx(path):
+    """MixNet's pattern: a 1x1 expansion Split into two channel groups, a 3x3 and a 5x5 depthwise conv, Concat."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"expand": (32, 8, 1, 1), "dw3": (16, 1, 3, 3), "dw5": (16, 1, 5, 5), "fc": (10, 32)}
+    initializers = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in weights.items()]
+    initializers.append(numpy_helper.from_array(np.array([16, 16], dtype=np.int64), "split"))
+    nodes = [
+        helper.make_node("Conv", ["input", "expand"], ["e"]),
+        helper.make_node("Relu", ["e"], ["r"]),
+        helper.make_node("Split", ["r", "split"], ["a", "b"], axis=1),
+        helper.make_node("Conv", ["a", "dw3"], ["da"], group=16, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["b", "dw5"], ["db"], group=16, pads=[2, 2, 2, 2]),
+        helper.make_node("Concat", ["da", "db"], ["c"], axis=1),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_split_into_channel_groups_is_never_merged_and_builds_with_parity(tmp_path, merge_everything):
+    """A kernel returning a tuple (Split) crashed the merge step (MixNet-S: 'TupleType' object has no attribute
+    'shape'). It stays apart, every kernel gets a default schedule and the build keeps parity."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.pipeline import make_target
+    from tvmdeploy.compile.schedules import fusion
+    from tvmdeploy.targets import load_profile
+
+    path = _mixed_kernel_onnx(tmp_path / "mixed.onnx")
+    mod, profile = _prepared(path)
+    with make_target(profile):
+        merged = fusion.merge_expand_depthwise(mod, min_bytes=0)
+    assert _kernels(merged) == _kernels(mod)  # the expansion feeds a Split, not a depthwise conv: nothing merges
+    host = next((p for p in map(load_profile, ("x86-avx512", "x86-avx2")) if p.runs_on_this_machine), None)
+    if host is None:
+        pytest.skip("needs an x86-64 host with AVX2")
+    result = build_artifact(path, host, tmp_path / "art", tuning_log="defaults")
+    assert result.parity.passed and result.manifest.tuning["raw_kernels"] == {}
+    assert result.manifest.tuning["schedule_sources"]["depthwise"]["default"] == 2
