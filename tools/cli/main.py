@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "zoo": ("zoo", "list the MobileNetV2 variants with params, FLOPs and card accuracy"),
     "export": ("export", "export a zoo model to ONNX (needs the [export] extra: torch)"),
     "targets": ("targets", "list the target profiles"),
+    "quantize": ("quantize", "quantize an ONNX model to INT8 (QDQ), calibrated on a folder of images"),
     "build": ("build", "compile an ONNX model for a target profile into an artifact folder"),
     "run": ("run", "classify images with an artifact, locally or over RPC"),
     "bench": ("bench", "time an artifact against ONNX Runtime"),
