@@ -11,7 +11,7 @@ from tvm import relax
 
 from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
-from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED
+from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
@@ -181,12 +181,8 @@ def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
 
 def _scheduled(mod: tvm.IRModule) -> set[str]:
     """Names of the TIR kernels that carry a schedule (from a database record or a default rule)."""
-    names = set()
-    for gvar, func in mod.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None and "tirx.is_scheduled" in func.attrs:
-            if bool(func.attrs["tirx.is_scheduled"]):
-                names.add(gvar.name_hint)
-    return names
+    return {gvar.name_hint for gvar, func in mod.functions_items()
+            if isinstance(func, tvm.tirx.PrimFunc) and is_scheduled(func)}
 
 
 def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],

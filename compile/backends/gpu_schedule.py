@@ -5,10 +5,8 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.schedules import is_scheduled
 from tvmdeploy.runtime.errors import TvmDeployError
-
-# The attribute dlight and MetaSchedule set on a PrimFunc once it has a schedule.
-_SCHEDULED_ATTR = "tirx.is_scheduled"
 
 
 def default_gpu_rules() -> list:
@@ -57,13 +55,8 @@ def apply_default_gpu_schedules(mod: tvm.IRModule, target: tvm.target.Target) ->
 
 def unscheduled_kernels(mod: tvm.IRModule) -> list[str]:
     """Names of the TIR kernels in `mod` that carry no schedule (a CUDA build of them would fail)."""
-    names = []
-    for gvar, func in mod.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc):
-            attrs = func.attrs
-            if attrs is None or _SCHEDULED_ATTR not in attrs or not bool(attrs[_SCHEDULED_ATTR]):
-                names.append(gvar.name_hint)
-    return sorted(names)
+    return sorted(gvar.name_hint for gvar, func in mod.functions_items()
+                  if isinstance(func, tvm.tirx.PrimFunc) and not is_scheduled(func))
 
 
 def compile_cuda(mod: tvm.IRModule, target: tvm.target.Target) -> tuple[tvm.runtime.Executable, tvm.IRModule]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
-from tvmdeploy.compile.schedules import NO_RULE, RULE_FAILED
+from tvmdeploy.compile.schedules import NO_RULE, RULE_FAILED, SCHEDULED_ATTR, is_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,6 @@ def schedule_with_rules(func: tirx.PrimFunc, target: tvm.target.Target, rules: l
     return RuleOutcome(None, *(failed or ("", "")))
 
 
-def _is_scheduled(func) -> bool:
-    attrs = func.attrs
-    return attrs is not None and "tirx.is_scheduled" in attrs and bool(attrs["tirx.is_scheduled"])
-
-
 def apply_rules(mod: tvm.IRModule, target: tvm.target.Target, rules: list) -> tuple[tvm.IRModule, dict[str, str]]:
     """Schedule every unscheduled kernel of `mod` with the first rule that succeeds on it.
 
@@ -93,11 +88,11 @@ def apply_rules(mod: tvm.IRModule, target: tvm.target.Target, rules: list) -> tu
     mod, raw = mod.clone(), {}
     updated = {}
     for gvar, func in mod.functions_items():
-        if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
+        if not isinstance(func, tirx.PrimFunc) or is_scheduled(func):
             continue
         outcome = schedule_with_rules(func, target, rules)
         if outcome.schedule is not None:
-            updated[gvar] = outcome.schedule.mod["main"].with_attr("tirx.is_scheduled", True)
+            updated[gvar] = outcome.schedule.mod["main"].with_attr(SCHEDULED_ATTR, True)
             continue
         raw[gvar.name_hint] = outcome.why_raw
         if outcome.failure:

@@ -7,7 +7,7 @@ import logging
 import tvm
 from tvm import relax, s_tir, tirx
 
-from tvmdeploy.compile.schedules import BLOCK_PREFIX
+from tvmdeploy.compile.schedules import BLOCK_PREFIX, is_scheduled
 from tvmdeploy.compile.schedules.apply import schedule_with_rules
 from tvmdeploy.compile.schedules.cpu import _reductions, _work
 from tvmdeploy.compile.schedules.cpu_block import ExpandDepthwiseBlock
@@ -63,11 +63,6 @@ def _use_counts(func: relax.Function) -> dict:
     return counts
 
 
-def _unscheduled(mod: tvm.IRModule, gvar: tvm.ir.GlobalVar) -> bool:
-    attrs = mod[gvar].attrs
-    return not (attrs is not None and "tirx.is_scheduled" in attrs and bool(attrs["tirx.is_scheduled"]))
-
-
 def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
     """[expansion, depthwise(, projection)] bindings of `main`: each stage reads the previous one's output as
     its first argument and is its only reader; the projection joins when MERGE_PROJECTION allows."""
@@ -83,7 +78,7 @@ def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
 
     def kernel(binding):
         gvar = binding.value.args[0]
-        return mod[gvar] if _unscheduled(mod, gvar) else None
+        return None if is_scheduled(mod[gvar]) else mod[gvar]
 
     def feeds(binding, test) -> relax.VarBinding | None:
         nxt = reader.get(binding.var)
