@@ -9,6 +9,7 @@ from pathlib import Path
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.concat_pushdown import concat_pushdown
 from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
@@ -114,7 +115,8 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
         relax.transform.FoldConstant(),
     ]
     if cpu:
-        passes.append(clip_to_relax_ops)
+        # Batch norm and activations after a Concat (MixNet) go into its branches, to fuse with their convolutions.
+        passes += [clip_to_relax_ops, concat_pushdown]
         if CPU_CONV_LAYOUT:  # None keeps the ONNX NCHW layout (used to compare layouts)
             passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), fold_weights, relax.transform.FoldConstant()]
     # CPU: float32 exp and sigmoid as vector arithmetic; LLVM calls libm's expf once per lane otherwise.
