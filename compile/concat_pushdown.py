@@ -73,7 +73,7 @@ class _PushDown(relax.PyExprMutator):
         if name in _UNARY and len(call.args) == 1 and not call.attrs:
             concat = self._concat(call.args[0])
             if concat is not None:
-                return self._rebuild(concat, [[relax.Call(call.op, [x])] for x in concat.args[0].fields])
+                return self._rebuild(concat, [relax.Call(call.op, [x]) for x in concat.args[0].fields])
         if name not in _BINARY or len(call.args) != 2:
             return call
         for this, other in ((0, 1), (1, 0)):
@@ -92,12 +92,12 @@ class _PushDown(relax.PyExprMutator):
                     continue
                 others = list(second.args[0].fields)
             pairs = [(x, y) if this == 0 else (y, x) for x, y in zip(concat.args[0].fields, others)]
-            return self._rebuild(concat, [[relax.Call(call.op, list(pair))] for pair in pairs])
+            return self._rebuild(concat, [relax.Call(call.op, list(pair)) for pair in pairs])
         return call
 
-    def _rebuild(self, concat: relax.Call, parts: list[list[relax.Call]]) -> relax.Expr:
-        fields = [self.builder_.emit(part[0]) for part in parts]
-        return relax.op.concat(fields, axis=int(concat.attrs.axis))
+    def _rebuild(self, concat: relax.Call, parts: list[relax.Call]) -> relax.Expr:
+        """The Concat of `parts` (one op per branch, each bound to its own var), on the original's axis."""
+        return relax.op.concat([self.builder_.emit(part) for part in parts], axis=int(concat.attrs.axis))
 
 
 @relax.expr_functor.mutator
