@@ -31,25 +31,30 @@ def _sections(concat: relax.Call) -> list[int] | None:
     return sizes
 
 
+def _bound(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Expr:
+    """The value `expr` stands for, through the variable bindings the mutator has emitted."""
+    while isinstance(expr, relax.Var):
+        value = mutator.lookup_binding(expr)
+        if value is None:
+            return expr
+        expr = value
+    return expr
+
+
+def _concat(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Call | None:
+    """The Concat (of a tuple, along one axis) that `expr` is bound to, or None."""
+    value = _bound(mutator, expr)
+    if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.concat") \
+            and isinstance(value.args[0], relax.Tuple) and value.attrs.axis is not None:
+        return value
+    return None
+
+
 @relax.expr_functor.mutator
 class _PushDown(relax.PyExprMutator):
-    def _bound(self, expr):
-        while isinstance(expr, relax.Var):
-            value = self.lookup_binding(expr)
-            if value is None:
-                return expr
-            expr = value
-        return expr
-
-    def _concat(self, expr) -> relax.Call | None:
-        value = self._bound(expr)
-        if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.concat") \
-                and isinstance(value.args[0], relax.Tuple) and value.attrs.axis is not None:
-            return value
-        return None
 
     def _constant_parts(self, expr, axis: int, ndim: int, sizes: list[int]) -> list | None:
-        value = self._bound(expr)
+        value = _bound(self, expr)
         if not isinstance(value, tvm.ir.expr.Constant):
             return None
         array = value.value.numpy()
@@ -71,13 +76,13 @@ class _PushDown(relax.PyExprMutator):
             return call
         name = call.op.name
         if name in _UNARY and len(call.args) == 1 and not call.attrs:
-            concat = self._concat(call.args[0])
+            concat = _concat(self, call.args[0])
             if concat is not None:
                 return self._rebuild(concat, [relax.Call(call.op, [x]) for x in concat.args[0].fields])
         if name not in _BINARY or len(call.args) != 2:
             return call
         for this, other in ((0, 1), (1, 0)):
-            concat = self._concat(call.args[this])
+            concat = _concat(self, call.args[this])
             if concat is None:
                 continue
             sizes = _sections(concat)
@@ -87,7 +92,7 @@ class _PushDown(relax.PyExprMutator):
             axis %= ndim
             others = self._constant_parts(call.args[other], axis, ndim, sizes)
             if others is None:
-                second = self._concat(call.args[other])
+                second = _concat(self, call.args[other])
                 if second is None or int(second.attrs.axis) % ndim != axis or _sections(second) != sizes:
                     continue
                 others = list(second.args[0].fields)
@@ -108,10 +113,8 @@ class _SplitOfConcat(relax.PyExprMutator):
         call = super().visit_call_(call)
         if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.split"):
             return call
-        source = call.args[0]
-        value = self.lookup_binding(source) if isinstance(source, relax.Var) else source
-        if not (isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.concat")
-                and isinstance(value.args[0], relax.Tuple)):
+        value = _concat(self, call.args[0])
+        if value is None:
             return call
         ndim = len(value.ty.shape.values)
         if int(value.attrs.axis) % ndim != int(call.attrs.axis) % ndim:

@@ -308,7 +308,7 @@ def host_description() -> str:
 
 def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -> list[Row]:
     """Every target and baseline at every batch size, measured the same way; failures become rows."""
-    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, relative_tolerance
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
         raise TvmDeployError(f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
@@ -327,11 +327,13 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
         (c.manifest.threads for c in candidates if c.manifest is not None and c.remote is None and c.manifest.threads), 0
     ) or os.cpu_count() or 1
     atol = config.atol if config.atol is not None else DEFAULT_ATOL
+    # The same weights at every batch size: read the model's deepest reduction once.
+    rtol = relative_tolerance(reference_onnx) if reference_onnx is not None else 0.0
     batches = sorted({c.batch for c in candidates} | {1} | ({config.batch} if config.batch else set()))
     rows: list[Row] = []
     for batch in batches:
         rows += _compare_batch(batch, [c for c in candidates if c.batch == batch], config, opener, log,
-                               reference_onnx, reference_sha, threads, atol)
+                               reference_onnx, reference_sha, threads, atol, rtol)
     return rows
 
 
@@ -351,12 +353,10 @@ def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path 
     return None
 
 
-def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol) -> list[Row]:
+def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, rtol
+                   ) -> list[Row]:
     """One batch size: open the baselines and every target (parity against ORT), time them all, tabulate."""
     log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
-    from tvmdeploy.compile.measure.verify import relative_tolerance
-
-    rtol = relative_tolerance(reference_onnx) if reference_onnx is not None else 0.0
     table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol, rtol)
     accepted_sha = _accepted_sha(batch, reference_onnx, reference_sha, Path(config.out_dir))
     ort_row = _open_baselines(table, config, reference_onnx)
