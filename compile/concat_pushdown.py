@@ -8,6 +8,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.bindings import bound_value
+
 log = logging.getLogger(__name__)
 
 # MixNet's mixed convolutions concatenate their channel groups and then apply batch norm and the activation: with
@@ -31,19 +33,9 @@ def _sections(concat: relax.Call) -> list[int] | None:
     return sizes
 
 
-def _bound(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Expr:
-    """The value `expr` stands for, through the variable bindings the mutator has emitted."""
-    while isinstance(expr, relax.Var):
-        value = mutator.lookup_binding(expr)
-        if value is None:
-            return expr
-        expr = value
-    return expr
-
-
 def _concat(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Call | None:
     """The Concat (of a tuple, along one axis) that `expr` is bound to, or None."""
-    value = _bound(mutator, expr)
+    value = bound_value(mutator, expr)
     if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.concat") \
             and isinstance(value.args[0], relax.Tuple) and value.attrs.axis is not None:
         return value
@@ -54,7 +46,7 @@ def _concat(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Call | None
 class _PushDown(relax.PyExprMutator):
 
     def _constant_parts(self, expr, axis: int, ndim: int, sizes: list[int]) -> list | None:
-        value = _bound(self, expr)
+        value = bound_value(self, expr)
         if not isinstance(value, tvm.ir.expr.Constant):
             return None
         array = value.value.numpy()

@@ -8,6 +8,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmdeploy.compile.bindings import bound_value
+
 log = logging.getLogger(__name__)
 
 # Relax's FoldConstant evaluates each constant expression by compiling it with LLVM and running it: every
@@ -51,9 +53,8 @@ def _evaluate(call: relax.Call, args: list[np.ndarray]) -> np.ndarray | None:
 @relax.expr_functor.mutator
 class _NumpyFolder(relax.PyExprMutator):
     def _constant(self, expr):
-        if isinstance(expr, relax.Var):
-            expr = self.lookup_binding(expr)
-        return expr if isinstance(expr, tvm.ir.expr.Constant) else None
+        value = bound_value(self, expr)
+        return value if isinstance(value, tvm.ir.expr.Constant) else None
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)

@@ -12,6 +12,7 @@ from tvm import relax
 from tvmdeploy.compile.concat_pushdown import concat_pushdown
 from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
+from tvmdeploy.compile.quantization.integer_ops import IntegerOps
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
@@ -107,16 +108,19 @@ def clip_to_relax_ops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm
 def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
     """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match)."""
     cpu = profile.device == "cpu"
-    # fold_weights first: FoldConstant compiles each constant expression with LLVM (see compile/fold_weights.py).
+    # Integer operators before any folding: FoldConstant would turn the int8 weights' dequantize into float32.
+    # fold_weights before FoldConstant, which compiles each constant expression with LLVM (compile/fold_weights.py).
     passes = [
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),
+        clip_to_relax_ops,
+        IntegerOps(),
         fold_weights,
         relax.transform.FoldConstant(),
     ]
     if cpu:
         # Batch norm and activations after a Concat (MixNet) go into its branches, to fuse with their convolutions.
-        passes += [clip_to_relax_ops, concat_pushdown]
+        passes.append(concat_pushdown)
         if CPU_CONV_LAYOUT:  # None keeps the ONNX NCHW layout (used to compare layouts)
             passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), fold_weights, relax.transform.FoldConstant()]
     # CPU: float32 exp and sigmoid as vector arithmetic; LLVM calls libm's expf once per lane otherwise.

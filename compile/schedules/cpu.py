@@ -128,6 +128,7 @@ def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
     where it alone reads its producer: TVM accepts the other case and the build then fails in FlattenBuffer
     (a buffer used before its definition).
     """
+    _inline_side_inputs(sch)
     write_back = sch.cache_write(reduction, 0, "local")
     names = [sch.get(rv).name_hint for rv in _epilogue(sch, write_back)]
     for name in names:
@@ -147,6 +148,30 @@ def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
         if not (alone and _try(sch.reverse_compute_inline, rv)):
             tail.append(rv)
     return write_back, tail
+
+
+def _inline_side_inputs(sch: s_tir.Schedule) -> None:
+    """Inline the elementwise blocks that read only the kernel's inputs into the epilogue blocks that use them.
+
+    An integer residual add rescales its second input (cast, minus zero point, times scale) in blocks of its
+    own; left as they are, the epilogue has blocks that no reduction feeds and it does not fold.
+    """
+    fed = set()
+    for rv in _reductions(sch):
+        fed.update(sch.get(b).name_hint for b in _epilogue(sch, rv))
+    changed = True
+    while changed:  # from the epilogue backwards: a block's consumer must be in the epilogue before it inlines
+        changed = False
+        for rv in sch.get_child_blocks(sch.get_sblock("root")):
+            block = sch.get(rv)
+            if _is_reduction(block) or block.name_hint in fed:
+                continue
+            consumers = sch.get_consumers(rv)
+            size = _output_elements(block)
+            if consumers and all(sch.get(c).name_hint in fed and _output_elements(sch.get(c)) == size
+                                 for c in consumers) and _try(sch.compute_inline, rv):
+                changed = True
+                break
 
 
 def _output_elements(block: tirx.SBlock) -> int:

@@ -1,0 +1,386 @@
+"""Relax pass: dequantize -> Conv/Gemm/Add/GlobalAveragePool -> quantize patterns into integer operators."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from tvmdeploy.compile.bindings import bound_value
+from tvmdeploy.runtime.errors import TvmDeployError
+
+log = logging.getLogger(__name__)
+
+# The QDQ form keeps every tensor between kernels in 8 bits, but TVM's importer lowers quantize/dequantize to
+# float arithmetic around float convolutions (TVM_NOTES 16). Each pattern below becomes: the integer operator
+# on the 8-bit tensors with int32 accumulation, then requantization (float(acc) * scale, round half to even,
+# + zero point, saturate) as elementwise ops that FuseOps puts into the kernel's write-back. That is the
+# arithmetic ONNX Runtime's QLinearConv/QGemm run for the same file (MLAS requantizes in float the same way),
+# so the two agree up to a rare one-step rounding difference per layer (compile/measure/verify.py).
+_ACTIVATIONS = ("uint8", "int8")
+_MOVES = {"relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims"}
+_DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A quantize/dequantize's parameters: per-tensor (scale.size == 1) or per-channel along `axis`."""
+
+    scale: np.ndarray  # float32
+    zero: np.ndarray  # int64
+    dtype: str
+    axis: int
+
+    @property
+    def per_tensor(self) -> bool:
+        return self.scale.size == 1 and self.zero.size == 1
+
+    @property
+    def zero_point(self) -> int:
+        """The zero point of a per-tensor quantization."""
+        return int(self.zero[0])
+
+    def same(self, other: Quant) -> bool:
+        return (self.per_tensor and other.per_tensor and self.dtype == other.dtype
+                and self.scale[0] == other.scale[0] and self.zero_point == other.zero_point)
+
+
+def _op(expr) -> str:
+    return expr.op.name if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) else ""
+
+
+def _dtype(expr) -> str:
+    return str(expr.ty.dtype)
+
+
+def _shape(expr) -> list[int]:
+    return [int(d) for d in expr.ty.shape.values]
+
+
+def _constant(mutator, expr) -> np.ndarray | None:
+    value = bound_value(mutator, expr)
+    return value.value.numpy() if isinstance(value, tvm.ir.expr.Constant) else None
+
+
+def _qdq_params(mutator, call: relax.Call, dtype: str) -> Quant | None:
+    scale, zero = _constant(mutator, call.args[1]), _constant(mutator, call.args[2])
+    if scale is None or zero is None:
+        return None
+    return Quant(scale.astype(np.float32).reshape(-1), zero.astype(np.int64).reshape(-1), dtype, int(call.attrs.axis))
+
+
+def _dequantized(mutator, expr) -> tuple[relax.Expr, Quant] | None:
+    """(the 8/32-bit tensor, its parameters) if `expr` is a dequantize."""
+    value = bound_value(mutator, expr)
+    if _op(value) != "relax.dequantize":
+        return None
+    quant = _qdq_params(mutator, value, _dtype(value.args[0]))
+    return None if quant is None else (value.args[0], quant)
+
+
+def _activation(mutator, expr) -> tuple[relax.Expr, Quant] | None:
+    """A dequantized 8-bit activation with one scale and zero point (what the integer kernels take)."""
+    found = _dequantized(mutator, expr)
+    if found is None or found[1].dtype not in _ACTIVATIONS or not found[1].per_tensor:
+        return None
+    return found
+
+
+def _weight(mutator, expr) -> tuple[np.ndarray, Quant] | None:
+    """A constant int8 weight, symmetric (zero point 0), per tensor or per output channel (axis 0)."""
+    found = _dequantized(mutator, expr)
+    if found is None:
+        return None
+    tensor, quant = found
+    values = _constant(mutator, tensor)
+    if values is None or values.dtype != np.int8:
+        return None
+    if np.any(quant.zero != 0) or not (quant.per_tensor or quant.axis == 0):
+        return None
+    return values, quant
+
+
+class UnsupportedQuantization(TvmDeployError):
+    """A quantized form the integer build does not take (blocked or 4-bit weights, ...)."""
+
+
+def check_quantization_forms(mod: tvm.IRModule) -> None:
+    """Refuse, in one line, quantized tensors the integer kernels cannot take and float emulation would hide."""
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function):
+            continue
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if _op(value) not in ("relax.quantize", "relax.dequantize"):
+                    continue
+                ints = _dtype(value) if _op(value) == "relax.quantize" else _dtype(value.args[0])
+                if ints not in ("uint8", "int8", "int32"):
+                    raise UnsupportedQuantization(
+                        f"unsupported quantization: {ints} tensors (only 8-bit weights and activations, "
+                        "with int32 biases, build as integer kernels)")
+                scale = value.args[1]
+                if isinstance(scale, tvm.ir.expr.Constant) and len(scale.value.shape) > 1:
+                    raise UnsupportedQuantization(
+                        "unsupported quantization: blocked scales (only per-tensor and per-channel build as integer "
+                        "kernels)")
+
+
+@relax.expr_functor.mutator
+class _IntegerOps(relax.PyExprMutator):
+    """quantize(f(dequantize(...))) -> integer f + requantization, for the f the kernels take."""
+
+    def __init__(self, mod=None):
+        super().__init__(mod)
+        self.rewritten: dict[str, int] = {}
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if _op(call) != "relax.quantize" or _dtype(call) not in _ACTIVATIONS:
+            return call
+        out = _qdq_params(self, call, _dtype(call))
+        if out is None or not out.per_tensor:
+            return call
+        source = bound_value(self, call.args[0])
+        low, high = _DTYPE_RANGE[out.dtype]
+        low, high, source = self._activation_bounds(source, out, low, high)
+        for rewrite in (self._conv, self._dense, self._add, self._mean, self._move):
+            result = rewrite(source, out, low, high)
+            if result is not None:
+                kind = rewrite.__name__.lstrip("_")
+                self.rewritten[kind] = self.rewritten.get(kind, 0) + 1
+                return result
+        return call
+
+    def _activation_bounds(self, source, out: Quant, low: int, high: int):
+        """Fold ReLU / Clip (/ maximum, minimum by constants) before the quantize into its saturation bounds:
+        rounding is monotone, so quantize(clip(v, a, b)) = clamp(quantize(v), quantize(a), quantize(b))."""
+        while True:
+            name = _op(source)
+            if name == "relax.nn.relu":
+                low = max(low, out.zero_point)
+            elif name in ("relax.maximum", "relax.minimum"):
+                bound = _constant(self, source.args[1])
+                if bound is None or bound.size != 1:
+                    break
+                level = int(np.round(np.float32(bound.item()) / out.scale[0])) + out.zero_point
+                low, high = (max(low, level), high) if name == "relax.maximum" else (low, min(high, level))
+            elif name == "relax.clip":
+                lo, hi = (bound_value(self, a) for a in source.args[1:])
+                if not (isinstance(lo, tvm.ir.prim.expr.FloatImm) and isinstance(hi, tvm.ir.prim.expr.FloatImm)):
+                    break
+                low = max(low, int(np.round(np.float32(lo.value) / out.scale[0])) + out.zero_point)
+                high = min(high, int(np.round(np.float32(hi.value) / out.scale[0])) + out.zero_point)
+            else:
+                break
+            source = bound_value(self, source.args[0])
+        return low, high, source
+
+    # --- requantization -------------------------------------------------------------------------------------
+
+    def _emit(self, expr: relax.Expr) -> relax.Expr:
+        return self.builder_.emit(expr)
+
+    def _requantize(self, acc: relax.Expr, multiplier: np.ndarray, out: Quant, low: int, high: int,
+                    offset: np.ndarray | None = None) -> relax.Expr:
+        """saturate(round_half_even(float(acc [+ offset]) * multiplier) + zero point) in the output's type."""
+        value = self._emit(relax.op.astype(acc, "float32"))
+        if offset is not None:
+            value = self._emit(relax.op.add(value, relax.const(offset.astype(np.float32))))
+        value = self._emit(relax.op.multiply(value, relax.const(multiplier.astype(np.float32))))
+        value = self._emit(relax.op.round(value))
+        if out.zero_point:
+            value = self._emit(relax.op.add(value, relax.const(np.float32(out.zero_point))))
+        return self._saturate(value, out, low, high)
+
+    def _saturate(self, value: relax.Expr, out: Quant, low: int, high: int) -> relax.Expr:
+        # maximum/minimum, not clip: ConvertLayout has a layout rule for them, and wraps a clip in transposes.
+        value = self._emit(relax.op.maximum(value, relax.const(np.float32(low))))
+        value = self._emit(relax.op.minimum(value, relax.const(np.float32(high))))
+        return relax.op.astype(value, out.dtype)
+
+    @staticmethod
+    def _multiplier(x: Quant, weight: Quant, out: Quant) -> np.ndarray:
+        # float32 and in this order, as ONNX Runtime computes its requantization scale.
+        return (np.float32(x.scale[0]) * weight.scale.astype(np.float32)) / np.float32(out.scale[0])
+
+    def _bias(self, expr, x: Quant, weight: Quant, channels: int) -> np.ndarray | None:
+        """The bias in int32 units of the accumulator (x scale x weight scale), from its dequantize or a float."""
+        if expr is None:
+            return np.zeros(channels, np.int64)
+        value = bound_value(self, expr)
+        if _op(value) == "relax.reshape":
+            value = bound_value(self, value.args[0])
+        found = _dequantized(self, value)
+        if found is not None:
+            values = _constant(self, found[0])
+            if values is None or found[1].dtype != "int32" or np.any(found[1].zero != 0):
+                return None
+            units = np.float32(x.scale[0]) * weight.scale.astype(np.float32)
+            if not np.allclose(np.broadcast_to(found[1].scale, units.shape), units, rtol=1e-5):
+                return None
+            return values.reshape(-1).astype(np.int64)
+        values = _constant(self, value)
+        if values is None or values.dtype != np.float32 or values.size != channels:
+            return None
+        return np.round(values.reshape(-1) / (np.float32(x.scale[0]) * weight.scale)).astype(np.int64)
+
+    @staticmethod
+    def _split_bias(source) -> tuple[relax.Expr, relax.Expr | None]:
+        if _op(source) == "relax.add":
+            return source.args[0], source.args[1]
+        return source, None
+
+    # --- patterns -------------------------------------------------------------------------------------------
+
+    def _conv(self, source, out: Quant, low: int, high: int):
+        main, bias_expr = self._split_bias(source)
+        conv = bound_value(self, main)
+        if _op(conv) != "relax.nn.conv2d" or conv.attrs.out_dtype not in ("", "float32", None):
+            return None
+        attrs = conv.attrs
+        if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW":
+            return None
+        x = _activation(self, conv.args[0])
+        weight = _weight(self, conv.args[1])
+        if x is None or weight is None:
+            return None
+        (data, xq), (w, wq) = x, weight
+        channels = w.shape[0]
+        bias = self._bias(bias_expr, xq, wq, channels)
+        if bias is None:
+            return None
+        if not (wq.per_tensor or wq.scale.size == channels):
+            return None
+        zero = xq.zero_point
+        padding = [int(p) for p in attrs.padding]
+        if any(padding) and zero:
+            # Padding must read as the zero point (real 0.0): widen to int16 and subtract it, so the conv's zero
+            # padding is exact. Unpadded convs keep 8-bit data and fold -zero x sum(w) into the bias instead.
+            data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "int16")),
+                                                relax.const(np.int16(zero))))
+            kernel = relax.const(w.astype(np.int16))
+            correction = np.zeros(channels, np.int64)
+        else:
+            kernel = relax.const(w)
+            correction = -zero * w.reshape(channels, -1).astype(np.int64).sum(axis=1)
+        acc = self._emit(relax.op.nn.conv2d(
+            data, kernel, strides=[int(s) for s in attrs.strides], padding=padding,
+            dilation=[int(d) for d in attrs.dilation], groups=int(attrs.groups), out_dtype="int32"))
+        total = bias + correction
+        if np.any(total):
+            acc = self._emit(relax.op.add(acc, relax.const(total.astype(np.int32).reshape(1, channels, 1, 1))))
+        multiplier = np.broadcast_to(self._multiplier(xq, wq, out), (channels,)).reshape(1, channels, 1, 1)
+        return self._requantize(acc, multiplier, out, low, high)
+
+    def _dense(self, source, out: Quant, low: int, high: int):
+        """Gemm as the importer writes it: matmul(x, permute_dims(w)) + bias, on [batch, features]."""
+        main, bias_expr = self._split_bias(source)
+        matmul = bound_value(self, main)
+        if _op(matmul) != "relax.matmul" or len(_shape(matmul)) != 2:
+            return None
+        x = _activation(self, matmul.args[0])
+        transposed = bound_value(self, matmul.args[1])
+        if x is None or _op(transposed) != "relax.permute_dims":
+            return None
+        weight = _weight(self, transposed.args[0])
+        if weight is None or len(weight[0].shape) != 2:
+            return None
+        (data, xq), (w, wq) = x, weight  # w: [classes, features]
+        classes = w.shape[0]
+        if not (wq.per_tensor or wq.scale.size == classes):
+            return None
+        bias = self._bias(bias_expr, xq, wq, classes)
+        if bias is None:
+            return None
+        acc = self._emit(relax.op.matmul(data, relax.const(np.ascontiguousarray(w.T)), out_dtype="int32"))
+        total = bias - xq.zero_point * w.astype(np.int64).sum(axis=1)
+        if np.any(total):
+            acc = self._emit(relax.op.add(acc, relax.const(total.astype(np.int32).reshape(1, classes))))
+        multiplier = np.broadcast_to(self._multiplier(xq, wq, out), (classes,)).reshape(1, classes)
+        return self._requantize(acc, multiplier, out, low, high)
+
+    def _add(self, source, out: Quant, low: int, high: int):
+        """The residual Add of two quantized tensors: each rescaled to the output's scale in float, summed."""
+        if _op(source) != "relax.add":
+            return None
+        a, b = (_activation(self, arg) for arg in source.args)
+        if a is None or b is None or _shape(a[0]) != _shape(b[0]):
+            return None
+        terms = []
+        for tensor, quant in (a, b):
+            value = self._emit(relax.op.astype(tensor, "float32"))
+            if quant.zero_point:
+                value = self._emit(relax.op.subtract(value, relax.const(np.float32(quant.zero_point))))
+            ratio = np.float32(quant.scale[0]) / np.float32(out.scale[0])
+            terms.append(self._emit(relax.op.multiply(value, relax.const(ratio))))
+        value = self._emit(relax.op.round(self._emit(relax.op.add(*terms))))
+        if out.zero_point:
+            value = self._emit(relax.op.add(value, relax.const(np.float32(out.zero_point))))
+        return self._saturate(value, out, low, high)
+
+    def _mean(self, source, out: Quant, low: int, high: int):
+        """GlobalAveragePool: an int32 sum, then one requantization by x scale / (count x out scale)."""
+        if _op(source) != "relax.mean":
+            return None
+        x = _activation(self, source.args[0])
+        if x is None:
+            return None
+        data, xq = x
+        shape = _shape(data)
+        axes = [int(a) % len(shape) for a in source.attrs.axis]
+        count = int(np.prod([shape[a] for a in axes]))
+        total = self._emit(relax.op.sum(self._emit(relax.op.astype(data, "int32")), axis=axes,
+                                        keepdims=bool(source.attrs.keepdims)))
+        multiplier = np.float32(xq.scale[0]) / (np.float32(count) * np.float32(out.scale[0]))
+        return self._requantize(total, np.asarray(multiplier), out, low, high,
+                                offset=np.asarray(-count * xq.zero_point))
+
+    def _move(self, source, out: Quant, low: int, high: int):
+        """quantize(reshape(dequantize(x))) at the same scale and zero point: the reshape of x itself."""
+        name = _op(source)
+        if name == "relax.dequantize":
+            inner, moved = source, None
+        elif name in _MOVES:
+            inner, moved = bound_value(self, source.args[0]), source
+        else:
+            return None
+        found = _activation(self, inner)
+        if found is None or not found[1].same(out) or (low, high) != _DTYPE_RANGE[out.dtype]:
+            return None
+        if moved is None:
+            return found[0]
+        return relax.Call(moved.op, [found[0], *moved.args[1:]], moved.attrs)
+
+
+@tvm.transform.module_pass(opt_level=0, name="IntegerOps")
+class IntegerOps:
+    """The pass; `rewritten` counts the patterns it turned into integer operators, by kind."""
+
+    def __init__(self):
+        self.rewritten: dict[str, int] = {}
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        check_quantization_forms(mod)
+        for gvar, func in list(mod.functions.items()):
+            if isinstance(func, relax.Function):
+                mutator = _IntegerOps(mod)
+                mod[gvar] = mutator.visit_expr(func)
+                for kind, count in mutator.rewritten.items():
+                    self.rewritten[kind] = self.rewritten.get(kind, 0) + count
+        if self.rewritten:
+            log.info("integer operators: %s", ", ".join(f"{n} {k}" for k, n in sorted(self.rewritten.items())))
+        return relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(mod))
+
+
+def is_quantized(mod: tvm.IRModule) -> bool:
+    """Whether a Relax module holds quantize/dequantize (a QDQ model)."""
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            for block in func.body.blocks:
+                if any(_op(b.value) in ("relax.quantize", "relax.dequantize") for b in block.bindings):
+                    return True
+    return False
