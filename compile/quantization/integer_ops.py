@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 _ACTIVATIONS = ("uint8", "int8")
 _MOVES = {"relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims"}
 _DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+# float32 represents every integer below 2^24 exactly.
+_FLOAT_EXACT = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -257,19 +259,30 @@ class _IntegerOps(relax.PyExprMutator):
             return None
         zero = xq.zero_point
         padding = [int(p) for p in attrs.padding]
+        geometry = dict(strides=[int(s) for s in attrs.strides], padding=padding,
+                        dilation=[int(d) for d in attrs.dilation], groups=int(attrs.groups))
+        correction = np.zeros(channels, np.int64)
         if any(padding) and zero:
-            # Padding must read as the zero point (real 0.0): widen to int16 and subtract it, so the conv's zero
-            # padding is exact. Unpadded convs keep 8-bit data and fold -zero x sum(w) into the bias instead.
-            data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "int16")),
-                                                relax.const(np.int16(zero))))
-            kernel = relax.const(w.astype(np.int16))
-            correction = np.zeros(channels, np.int64)
+            # Padding must read as the zero point (real 0.0), so the data goes in as x - zero point, which no
+            # longer fits 8 bits. Small windows (depthwise 3x3, the stem's 3x3x3) then run the float32 kernels on
+            # those integers: every product and partial sum is an integer below 2^24, which float32 holds exactly,
+            # so the accumulator is the integer one, bit for bit, at the speed of an FMA lane.
+            window = int(np.prod(w.shape[1:]))
+            low, high = _DTYPE_RANGE[xq.dtype]
+            if window * max(zero - low, high - zero) * int(np.abs(w.astype(np.int64)).max(initial=0)) < _FLOAT_EXACT:
+                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "float32")),
+                                                    relax.const(np.float32(zero))))
+                conv = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.float32)), **geometry))
+                acc = self._emit(relax.op.astype(conv, "int32"))
+            else:
+                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "int16")),
+                                                    relax.const(np.int16(zero))))
+                acc = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.int16)), **geometry,
+                                                    out_dtype="int32"))
         else:
-            kernel = relax.const(w)
+            # 8-bit data as it is (the dot-product instructions' operand); -zero x sum(w) folds into the bias.
+            acc = self._emit(relax.op.nn.conv2d(data, relax.const(w), **geometry, out_dtype="int32"))
             correction = -zero * w.reshape(channels, -1).astype(np.int64).sum(axis=1)
-        acc = self._emit(relax.op.nn.conv2d(
-            data, kernel, strides=[int(s) for s in attrs.strides], padding=padding,
-            dilation=[int(d) for d in attrs.dilation], groups=int(attrs.groups), out_dtype="int32"))
         total = bias + correction
         if np.any(total):
             acc = self._emit(relax.op.add(acc, relax.const(total.astype(np.int32).reshape(1, channels, 1, 1))))

@@ -42,6 +42,13 @@ def is_pointwise(func: tirx.PrimFunc) -> bool:
     return axes is not None and len(axes) == 3 and axes[0] == axes[1] == 1 and axes[2] > 1
 
 
+def _accumulates_in_float(func: tirx.PrimFunc) -> bool:
+    """Whether the kernel's reduction accumulates in float (an integer one runs on dot-product instructions,
+    which the merged block's schedule does not use: an int8 expand conv stays a kernel of its own)."""
+    sch = s_tir.Schedule(func)
+    return all(sch.get(rv).writes[0].source.dtype.startswith("float") for rv in _reductions(sch))
+
+
 def is_depthwise(func: tirx.PrimFunc) -> bool:
     """A KxK convolution with one input channel per output channel (reduction axes kh>1, kw>1, 1)."""
     axes = _reduction_extents(func)
@@ -88,12 +95,13 @@ def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
     chains, taken = [], set()
     for binding in calls:
         first = kernel(binding) if binding.var not in taken else None
-        if first is None or _nbytes(binding.var.ty) < min_bytes or not is_pointwise(first):
+        if first is None or _nbytes(binding.var.ty) < min_bytes or not is_pointwise(first) \
+                or not _accumulates_in_float(first):
             continue
         depthwise = feeds(binding, is_depthwise)
         if depthwise is None:
             continue
-        projection = feeds(depthwise, is_pointwise) if MERGE_PROJECTION else None
+        projection = feeds(depthwise, lambda f: is_pointwise(f) and _accumulates_in_float(f)) if MERGE_PROJECTION else None
         chains.append([binding, depthwise] + ([projection] if projection is not None else []))
         taken.update(b.var for b in chains[-1])
     return chains
