@@ -39,6 +39,7 @@ class BuildResult:
     parity_skipped_reason: str = ""
     tuning_note: str = ""
     schedules: str = ""  # per kernel class: kernels scheduled from the log, the default rules, raw lowering
+    integer: str = ""  # a quantized model: integer kernels per class and the ops left in float emulation
 
 
 
@@ -150,7 +151,9 @@ def build_artifact(
                 }
                 if tuning_log
                 else {}
-            ) | {"schedule_sources": compiled.schedule_sources, "raw_kernels": compiled.raw_kernels},
+            ) | {"schedule_sources": compiled.schedule_sources, "raw_kernels": compiled.raw_kernels}
+            | ({"integer_kernels": compiled.integer_kernels, "float_emulated": compiled.float_emulated}
+               if compiled.integer_kernels else {}),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256},
         )
@@ -173,7 +176,8 @@ def build_artifact(
         _replace_dir(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary())
+    return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary(),
+                       compiled.integer_summary())
 
 
 def _copy_onnx(source: Path, destination: Path) -> None:

@@ -12,7 +12,7 @@ from tvm import relax
 from tvmdeploy.compile.concat_pushdown import concat_pushdown
 from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
-from tvmdeploy.compile.quantization.integer_ops import IntegerOps
+from tvmdeploy.compile.quantization.integer_ops import IntegerOps, check_quantization_forms, is_quantized
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
@@ -59,6 +59,16 @@ class CompiledModel:
     schedule_sources: dict[str, dict[str, int]] = field(default_factory=dict)
     tasks_merged: int = 0  # tasks merged into blocks: no record applies to them; not in tasks_total
     raw_kernels: dict[str, str] = field(default_factory=dict)  # kernel on raw lowering -> why (schedules.apply)
+    # A quantized model: kernel class -> [kernels on 8-bit tensors, kernels], and the ops left in float emulation.
+    integer_kernels: dict[str, list[int]] = field(default_factory=dict)
+    float_emulated: list[str] = field(default_factory=list)
+
+    def integer_summary(self) -> str:
+        """'stem 1/1, depthwise 10/10, ...; float emulation: none' for a quantized model, else ''."""
+        if not self.integer_kernels:
+            return ""
+        kernels = ", ".join(f"{c} {n}/{total}" for c, (n, total) in self.integer_kernels.items())
+        return f"{kernels}; float emulation: {', '.join(self.float_emulated) or 'none'}"
 
     def sources_summary(self) -> str:
         """One line: per kernel class, how many kernels came from the log, the default rules, raw lowering."""
@@ -105,22 +115,23 @@ def clip_to_relax_ops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm
     return relax.transform.DeadCodeElimination()(mod)
 
 
-def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
-    """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match)."""
+def prepare(mod: tvm.IRModule, profile: TargetProfile, report: dict | None = None) -> tvm.IRModule:
+    """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match).
+
+    `report`, when given, receives "float_emulated": the ops of a quantized model the integer rewrite left in
+    float (compile/quantization/integer_ops.py).
+    """
     cpu = profile.device == "cpu"
+    integer = IntegerOps()
     # Integer operators before any folding: FoldConstant would turn the int8 weights' dequantize into float32.
     # fold_weights before FoldConstant, which compiles each constant expression with LLVM (compile/fold_weights.py).
-    passes = [
-        relax.transform.DecomposeOpsForInference(),
-        relax.transform.CanonicalizeBindings(),
-        clip_to_relax_ops,
-        IntegerOps(),
-        fold_weights,
-        relax.transform.FoldConstant(),
-    ]
+    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+    if is_quantized(mod):
+        passes += [clip_to_relax_ops, integer]  # a ReLU6 before a quantize folds into its saturation bounds
+    passes += [fold_weights, relax.transform.FoldConstant()]
     if cpu:
         # Batch norm and activations after a Concat (MixNet) go into its branches, to fuse with their convolutions.
-        passes.append(concat_pushdown)
+        passes += [clip_to_relax_ops, concat_pushdown]
         if CPU_CONV_LAYOUT:  # None keeps the ONNX NCHW layout (used to compare layouts)
             passes += [relax.transform.ConvertLayout(CPU_CONV_LAYOUT), fold_weights, relax.transform.FoldConstant()]
     # CPU: float32 exp and sigmoid as vector arithmetic; LLVM calls libm's expf once per lane otherwise.
@@ -136,7 +147,10 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
         # and the build folds that repacking into the constants once (see `finish`).
         passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
     with make_target(profile), tvm.transform.PassContext(opt_level=3):
-        return tvm.transform.Sequential(passes)(mod)
+        mod = tvm.transform.Sequential(passes)(mod)
+    if report is not None:
+        report["float_emulated"] = list(integer.float_emulated)
+    return mod
 
 
 def tuning_tasks(mod: tvm.IRModule, profile: TargetProfile) -> list:
@@ -205,6 +219,20 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
 
+def _count_integer(mod: tvm.IRModule) -> dict[str, list[int]]:
+    """Per kernel class, [kernels that read or write 8-bit integer tensors, all kernels] (quantized models)."""
+    counts: dict[str, list[int]] = {}
+    for gvar, func in mod.functions_items():
+        if not isinstance(func, tvm.tirx.PrimFunc):
+            continue
+        op_class = BLOCK_CLASS if gvar.name_hint.startswith(BLOCK_PREFIX) else classify(gvar.name_hint, func)[0]
+        integer = any(str(param.dtype) in ("int8", "uint8") for param in func.params)  # TVM 0.27: params are buffers
+        entry = counts.setdefault(op_class, [0, 0])
+        entry[0] += integer
+        entry[1] += 1
+    return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
+
+
 def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tuple[tvm.IRModule, set[str]]:
     """A `prepare`d CPU module with its large inverted-residual blocks merged into one kernel each, as the
     default-schedule build compiles it (schedules/fusion.py), and the names of the kernels merged away: no
@@ -251,7 +279,11 @@ def compile_relax(
     target = make_target(profile)
     from tvmdeploy.compile.schedules.cpu import worth_parallel  # lazy, as in apply_default_schedules
 
-    mod = prepare(mod, profile)
+    quantized = is_quantized(mod)
+    if quantized:
+        check_quantization_forms(mod)
+    report: dict = {}
+    mod = prepare(mod, profile, report)
     # Judged on the kernels before any record schedules them; only the CPU default schedules use it.
     parallel = default_schedules and profile.device == "cpu" and worth_parallel(mod)
     tasks_total = tasks_from_database = 0
@@ -310,6 +342,7 @@ def compile_relax(
         raw_kernels = {}
     failed = {name for name, why in raw_kernels.items() if why != NO_RULE}
     sources = _count_sources(mod, from_log, _scheduled(mod) - from_log, failed)
+    integer_kernels = _count_integer(mod) if quantized else {}
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.
         mod = tvm.transform.Sequential(
@@ -324,4 +357,6 @@ def compile_relax(
         schedule_sources=sources,
         tasks_merged=tasks_merged,
         raw_kernels=raw_kernels,
+        integer_kernels=integer_kernels,
+        float_emulated=report.get("float_emulated", []),
     )

@@ -294,10 +294,10 @@ class _TorchRunner:
             return self.module(self.torch.from_numpy(x)).numpy()
 
 
-def _parity(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> str:
+def _parity(actual: np.ndarray, expected: np.ndarray, atol: float, bounds) -> str:
     from tvmdeploy.compile.measure.verify import compare_logits
 
-    report = compare_logits(actual, expected, atol, "onnxruntime", rtol=rtol)
+    report = compare_logits(actual, expected, atol, "onnxruntime", rtol=bounds.rtol, step=bounds.step)
     verdict = "pass" if report.passed else "FAIL"
     return f"{verdict} ({report.max_abs_diff:.1e}{'' if report.top5_identical else ', top-5 differs'})"
 
@@ -308,7 +308,7 @@ def host_description() -> str:
 
 def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -> list[Row]:
     """Every target and baseline at every batch size, measured the same way; failures become rows."""
-    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, relative_tolerance
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ModelBounds, model_bounds
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
         raise TvmDeployError(f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
@@ -327,13 +327,13 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
         (c.manifest.threads for c in candidates if c.manifest is not None and c.remote is None and c.manifest.threads), 0
     ) or os.cpu_count() or 1
     atol = config.atol if config.atol is not None else DEFAULT_ATOL
-    # The same weights at every batch size: read the model's deepest reduction once.
-    rtol = relative_tolerance(reference_onnx) if reference_onnx is not None else 0.0
+    # The same weights at every batch size: read the model's deepest reduction and output step once.
+    bounds = model_bounds(reference_onnx) if reference_onnx is not None else ModelBounds()
     batches = sorted({c.batch for c in candidates} | {1} | ({config.batch} if config.batch else set()))
     rows: list[Row] = []
     for batch in batches:
         rows += _compare_batch(batch, [c for c in candidates if c.batch == batch], config, opener, log,
-                               reference_onnx, reference_sha, threads, atol, rtol)
+                               reference_onnx, reference_sha, threads, atol, bounds)
     return rows
 
 
@@ -353,11 +353,11 @@ def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path 
     return None
 
 
-def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, rtol
+def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, bounds
                    ) -> list[Row]:
     """One batch size: open the baselines and every target (parity against ORT), time them all, tabulate."""
     log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
-    table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol, rtol)
+    table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol, bounds)
     accepted_sha = _accepted_sha(batch, reference_onnx, reference_sha, Path(config.out_dir))
     ort_row = _open_baselines(table, config, reference_onnx)
     _open_targets(table, candidates, opener, log, reference_sha, accepted_sha)
@@ -375,7 +375,7 @@ class _BatchTable:
     x: np.ndarray | None  # the input every competitor runs (None: each target's own reference input)
     threads: int
     atol: float
-    rtol: float  # verify.relative_tolerance of the reference model
+    bounds: object  # verify.ModelBounds of the reference model
     expected: np.ndarray | None = None  # ONNX Runtime's output: the parity reference
     rows: list[Row] = field(default_factory=list)
     local: dict[int, Callable[[], object]] = field(default_factory=dict)  # row index -> call
@@ -435,7 +435,7 @@ def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: P
                 module, row.label = torch_module(reference_onnx, config.torch_weights)
                 runner = _TorchRunner(module, threads)
                 out = runner.run(x)
-                row.parity = _parity(out, table.expected, atol, table.rtol) if table.expected is not None else "not checked (no ORT)"
+                row.parity = _parity(out, table.expected, atol, table.bounds) if table.expected is not None else "not checked (no ORT)"
                 table.local[index] = lambda r=runner: r.run(x)
             except TvmDeployError as exc:
                 row.fail(_one_line(exc), "skipped")
@@ -471,7 +471,7 @@ def _open_targets(table: _BatchTable, candidates: list[Candidate], opener: Opene
                 row.threads = m.threads
             xm = x if x is not None else reference_input(m.input.shape)
             out = module.run(xm)
-            row.parity = _parity(out, expected, atol, table.rtol) if expected is not None else _manifest_parity(m)
+            row.parity = _parity(out, expected, atol, table.bounds) if expected is not None else _manifest_parity(m)
             if c.remote is None:
                 table.local[index] = lambda mod=module, xm=xm: mod.run(xm)
             else:

@@ -105,12 +105,9 @@ def _weight(mutator, expr) -> tuple[np.ndarray, Quant] | None:
     return values, quant
 
 
-class UnsupportedQuantization(TvmDeployError):
-    """A quantized form the integer build does not take (blocked or 4-bit weights, ...)."""
-
-
 def check_quantization_forms(mod: tvm.IRModule) -> None:
-    """Refuse, in one line, quantized tensors the integer kernels cannot take and float emulation would hide."""
+    """Refuse, in one line, quantized tensors the integer kernels cannot take (4/16-bit, blocked scales), which
+    float emulation would otherwise hide. Called before the passes: an error inside one reaches us re-typed."""
     for func in mod.functions.values():
         if not isinstance(func, relax.Function):
             continue
@@ -121,12 +118,12 @@ def check_quantization_forms(mod: tvm.IRModule) -> None:
                     continue
                 ints = _dtype(value) if _op(value) == "relax.quantize" else _dtype(value.args[0])
                 if ints not in ("uint8", "int8", "int32"):
-                    raise UnsupportedQuantization(
+                    raise TvmDeployError(
                         f"unsupported quantization: {ints} tensors (only 8-bit weights and activations, "
                         "with int32 biases, build as integer kernels)")
                 scale = value.args[1]
                 if isinstance(scale, tvm.ir.expr.Constant) and len(scale.value.shape) > 1:
-                    raise UnsupportedQuantization(
+                    raise TvmDeployError(
                         "unsupported quantization: blocked scales (only per-tensor and per-channel build as integer "
                         "kernels)")
 
@@ -375,9 +372,9 @@ class IntegerOps:
 
     def __init__(self):
         self.rewritten: dict[str, int] = {}
+        self.float_emulated: list[str] = []  # ops still computed in float on dequantized tensors
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        check_quantization_forms(mod)
         for gvar, func in list(mod.functions.items()):
             if isinstance(func, relax.Function):
                 mutator = _IntegerOps(mod)
@@ -386,7 +383,32 @@ class IntegerOps:
                     self.rewritten[kind] = self.rewritten.get(kind, 0) + count
         if self.rewritten:
             log.info("integer operators: %s", ", ".join(f"{n} {k}" for k, n in sorted(self.rewritten.items())))
-        return relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(mod))
+        mod = relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(mod))
+        self.float_emulated = float_emulated_ops(mod)
+        if self.float_emulated:
+            log.warning("warning: left in float emulation (dequantize -> float op): %s", ", ".join(self.float_emulated))
+        return mod
+
+
+def float_emulated_ops(mod: tvm.IRModule) -> list[str]:
+    """The ops (one entry per op name, with a count) that still read a dequantized tensor: the integer rewrite
+    did not take them, so they run in float on 8-bit values. The dequantize that makes a model's float output
+    is not one of them."""
+    counts: dict[str, int] = {}
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function):
+            continue
+        dequantized = set()
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if _op(value) == "relax.dequantize":
+                    dequantized.add(binding.var)
+                elif isinstance(value, relax.Call) and any(a in dequantized for a in value.args
+                                                            if isinstance(a, relax.Var)):
+                    name = _op(value).removeprefix("relax.") or "call"
+                    counts[name] = counts.get(name, 0) + 1
+    return [f"{name} x{count}" if count > 1 else name for name, count in sorted(counts.items())]
 
 
 def is_quantized(mod: tvm.IRModule) -> bool:

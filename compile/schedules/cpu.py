@@ -393,10 +393,12 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
     weights = _layout_free(func)
     kinds = set()
     for region in block.reads:
-        last = region.region[-1].min if region.region else None
-        dtype = str(region.source.dtype)
-        if isinstance(last, tirx.Var) and last.same_as(var):
-            kinds.add(("weight" if any(region.source.same_as(w) for w in weights) else "data", dtype))
+        starts = [r.min for r in region.region]
+        is_weight = any(region.source.same_as(w) for w in weights)
+        # The data's 4 bytes must be contiguous (its last axis); the weight is repacked, any axis will do.
+        indexed = starts[-1:] if not is_weight else starts
+        if any(isinstance(v, tirx.Var) and v.same_as(var) for v in indexed):
+            kinds.add(("weight" if is_weight else "data", str(region.source.dtype)))
     return axis if kinds == {("data", "uint8"), ("weight", "int8")} else None
 
 

@@ -46,7 +46,7 @@ def _accumulates_in_float(func: tirx.PrimFunc) -> bool:
     """Whether the kernel's reduction accumulates in float (an integer one runs on dot-product instructions,
     which the merged block's schedule does not use: an int8 expand conv stays a kernel of its own)."""
     sch = s_tir.Schedule(func)
-    return all(sch.get(rv).writes[0].source.dtype.startswith("float") for rv in _reductions(sch))
+    return all(str(sch.get(rv).writes[0].source.dtype).startswith("float") for rv in _reductions(sch))
 
 
 def is_depthwise(func: tirx.PrimFunc) -> bool:

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.measure.reference import OrtModel, reference_input
-    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, compare_logits, relative_tolerance
+    from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, compare_logits, model_bounds
     from tvmdeploy.runtime.artifact import verify_onnx
     from tvmdeploy.runtime.timing import LatencyStats, blocked
 
@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         ort = OrtModel(reference_onnx, threads=threads)
         competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
         # The same input both sides: a cross-compiled library gets its parity check here, on the device.
+        bounds = model_bounds(reference_onnx)
         parity = compare_logits(module.run(x), ort.run(x), (manifest.parity or {}).get("atol", DEFAULT_ATOL),
-                                f"onnxruntime {ort.version}", rtol=relative_tolerance(reference_onnx))
+                                f"onnxruntime {ort.version}", rtol=bounds.rtol, step=bounds.step)
     if competitors:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.

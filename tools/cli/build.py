@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"tuning log: none ({result.tuning_note or f'--tuning-log {args.tuning_log}'}; see `tvmdeploy tune`)")
     print(f"schedules (kernels per class: from the log, default rules, raw lowering): {result.schedules}")
+    if result.integer:
+        print(f"integer kernels (8-bit tensors, int32 accumulation; per class): {result.integer}")
     for name, why in (manifest.tuning.get("raw_kernels") or {}).items():
         print(f"raw lowering: {name} ({why})")
     if result.parity is not None:

@@ -1,0 +1,163 @@
+"""INT8 build: QDQ patterns become integer kernels (VNNI on x86), bit-exact with ONNX Runtime; bad forms refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from tvmdeploy.runtime.errors import TvmDeployError
+
+VNNI_PROFILE = "x86-icelake-server"
+
+
+def _block_net(path: Path) -> Path:
+    """stem 3x3 s2 -> ReLU6 -> depthwise 3x3 -> ReLU6 -> 1x1 expand 16->32 -> ReLU6 -> 1x1 project 32->16
+    -> + residual -> GlobalAveragePool -> Gemm: MobileNetV2's op mix with channel counts VNNI takes."""
+    rng = np.random.default_rng(3)
+
+    def weight(name, shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    def bias(name, n):
+        return numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), name)
+
+    six = numpy_helper.from_array(np.array(6.0, np.float32), "six")
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    nodes = [
+        helper.make_node("Conv", ["input", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Clip", ["c0", "zero", "six"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], group=16),
+        helper.make_node("Clip", ["c1", "zero", "six"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"]),
+        helper.make_node("Clip", ["c2", "zero", "six"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+        helper.make_node("Add", ["c3", "r1"], ["sum"]),
+        helper.make_node("GlobalAveragePool", ["sum"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
+    ]
+    initializers = [weight("w0", (16, 3, 3, 3)), bias("b0", 16), weight("w1", (16, 1, 3, 3)), bias("b1", 16),
+                    weight("w2", (32, 16, 1, 1)), bias("b2", 32), weight("w3", (16, 32, 1, 1)), bias("b3", 16),
+                    weight("fc", (16, 16)), bias("fcb", 16), six, zero]
+    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16])], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def quantized_block(tmp_path_factory) -> Path:
+    from tvmdeploy.compile.quantization.calibrate import quantize_model
+
+    folder = tmp_path_factory.mktemp("int8")
+    photos = folder / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    out = folder / "block.int8.onnx"
+    quantize_model(_block_net(folder / "block.onnx"), photos, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vnni_build(quantized_block, tmp_path_factory):
+    """The QDQ net built for the VNNI profile (verified against ONNX Runtime where this CPU runs it)."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile(VNNI_PROFILE)
+    result = build_artifact(quantized_block, profile, tmp_path_factory.mktemp("vnni") / "art",
+                            verify=profile.runs_on_this_machine)
+    return profile, result
+
+
+def test_every_convolution_and_the_classifier_become_integer_kernels(vnni_build):
+    _, result = vnni_build
+    integer = result.manifest.tuning["integer_kernels"]
+    for op_class in ("stem", "depthwise", "pointwise", "dense"):
+        count, total = integer[op_class]
+        assert count == total >= 1, integer
+    assert result.manifest.tuning["float_emulated"] == []
+    assert result.integer.endswith("float emulation: none")
+
+
+def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
+    profile, result = vnni_build
+    if not profile.runs_on_this_machine:
+        pytest.skip(f"this CPU cannot run {VNNI_PROFILE} code (the build above still compiled it)")
+    parity = result.parity
+    assert parity.passed and parity.step > 0
+    # Same int32 accumulators, same float32 multipliers, same rounding: ONNX Runtime's logits to the step.
+    assert parity.max_abs_diff <= parity.step / 2, parity.summary()
+
+
+def test_pointwise_and_dense_kernels_run_on_vpdpbusd(quantized_block):
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.targets import load_profile
+
+    compiled = compile_relax(import_onnx(quantized_block)[0], load_profile(VNNI_PROFILE))
+    (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
+    asm = library.inspect_source("asm")
+    functions = dict(zip(*[iter(re.split(r"^\s*\.type\s+([\w.$]+),@function\n", asm, flags=re.M)[1:])] * 2))
+    dots = {name for name, code in functions.items() if re.search(r"\bvpdpbusd\b", code)}
+    # Two pointwise convolutions and the classifier (their parallel bodies are lambdas of their own).
+    assert len(dots) >= 3, sorted(dots)
+
+
+def test_without_vnni_the_integer_kernels_still_build_and_agree(quantized_block, tmp_path):
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile("x86-avx2")
+    result = build_artifact(quantized_block, profile, tmp_path / "avx2", verify=profile.runs_on_this_machine)
+    assert result.manifest.tuning["float_emulated"] == []
+    if result.parity is not None:
+        assert result.parity.passed and result.parity.max_abs_diff <= result.parity.step / 2
+
+
+def test_unsupported_quantization_forms_are_refused_in_one_line():
+    import tvm
+    from tvm import relax
+
+    from tvmdeploy.compile.quantization.integer_ops import check_quantization_forms
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 8), "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            q = builder.emit(relax.op.quantize(x, relax.const(0.5, "float32"), relax.const(0, "int16"), axis=1,
+                                               out_dtype="int16"))
+            out = builder.emit_output(relax.op.dequantize(q, relax.const(0.5, "float32"), relax.const(0, "int16"),
+                                                          axis=1))
+        builder.emit_func_output(out)
+    with pytest.raises(TvmDeployError, match="unsupported quantization: int16 tensors") as caught:
+        check_quantization_forms(builder.get())
+    assert "\n" not in str(caught.value)
+    assert isinstance(builder.get(), tvm.IRModule)
+
+
+def test_output_step_is_the_scale_of_the_dequantize_that_writes_the_logits(quantized_block, tiny_onnx):
+    from tvmdeploy.compile.measure.verify import INT8_OUTPUT_STEPS, compare_logits, output_step
+
+    model = onnx.load(str(quantized_block))
+    scales = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    (last,) = [n for n in model.graph.node if n.output[0] == model.graph.output[0].name]
+    assert last.op_type == "DequantizeLinear"
+    step = output_step(quantized_block)
+    assert step == pytest.approx(float(scales[last.input[1]])) and step > 0
+    assert output_step(tiny_onnx()) == 0.0  # float logits: no step
+    logits = np.linspace(-3, 3, 10)[None]
+    within = compare_logits(logits + INT8_OUTPUT_STEPS * step * 0.99, logits, 1e-4, "ort", step=step)
+    beyond = compare_logits(logits + (INT8_OUTPUT_STEPS + 1) * step, logits, 1e-4, "ort", step=step)
+    assert within.passed and "output step" in within.summary()
+    assert not beyond.passed
