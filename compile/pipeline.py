@@ -14,6 +14,7 @@ from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
 from tvmdeploy.compile.quantization.integer_ops import IntegerOps, check_quantization_forms, is_quantized
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
+from tvmdeploy.compile.schedules.dot_product import activation_dtype
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
@@ -122,7 +123,7 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile, report: dict | None = Non
     float (compile/quantization/integer_ops.py).
     """
     cpu = profile.device == "cpu"
-    integer = IntegerOps()
+    integer = IntegerOps(activation_dtype(make_target(profile)))
     # Integer operators before any folding: FoldConstant would turn the int8 weights' dequantize into float32.
     # fold_weights before FoldConstant, which compiles each constant expression with LLVM (compile/fold_weights.py).
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]

@@ -125,6 +125,18 @@ def tiny_classifier_factory():
 
 
 @pytest.fixture(scope="session")
+def calibration_photos(tmp_path_factory) -> Path:
+    """A folder of four random RGB photos of odd sizes: calibration images for `quantize`."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40 + 8 * i, 48, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def avx2_profile():
     """The x86-avx2 profile; skips on a CPU that cannot run its code (tuning and parity run it here)."""
     from tvmdeploy.targets import load_profile

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 _ACTIVATIONS = ("uint8", "int8")
 _MOVES = {"relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims"}
 _DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+# The same real values in the other signedness: q - 128 with zero point - 128 (and back).
+_SIGN_SHIFT = {("uint8", "int8"): -128, ("int8", "uint8"): 128}
 # float32 represents every integer below 2^24 exactly.
 _FLOAT_EXACT = 1 << 24
 
@@ -68,10 +70,13 @@ def _constant(mutator, expr) -> np.ndarray | None:
 
 
 def _qdq_params(mutator, call: relax.Call, dtype: str) -> Quant | None:
+    """The parameters of a quantize/dequantize whose 8-bit side has type `dtype`: when the pass changed that
+    tensor's signedness (see _IntegerOps), the zero point moves with it by 128."""
     scale, zero = _constant(mutator, call.args[1]), _constant(mutator, call.args[2])
     if scale is None or zero is None:
         return None
-    return Quant(scale.astype(np.float32).reshape(-1), zero.astype(np.int64).reshape(-1), dtype, int(call.attrs.axis))
+    zeros = zero.astype(np.int64).reshape(-1) + _SIGN_SHIFT.get((str(zero.dtype), dtype), 0)
+    return Quant(scale.astype(np.float32).reshape(-1), zeros, dtype, int(call.attrs.axis))
 
 
 def _dequantized(mutator, expr) -> tuple[relax.Expr, Quant] | None:
@@ -130,19 +135,49 @@ def check_quantization_forms(mod: tvm.IRModule) -> None:
 
 @relax.expr_functor.mutator
 class _IntegerOps(relax.PyExprMutator):
-    """quantize(f(dequantize(...))) -> integer f + requantization, for the f the kernels take."""
+    """quantize(f(dequantize(...))) -> integer f + requantization, for the f the kernels take.
 
-    def __init__(self, mod=None):
+    `activation` (uint8/int8, None: as the model has them) is the type every per-tensor 8-bit activation gets:
+    the same real values, zero point moved by 128. The target's dot product decides it (vpdpbusd takes unsigned
+    data, ARM's sdot signed), so a U8S8 file runs S8S8 on ARM, bit for bit the same arithmetic.
+    """
+
+    def __init__(self, mod=None, activation: str | None = None):
         super().__init__(mod)
+        self.activation = activation
         self.rewritten: dict[str, int] = {}
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
+        if _op(call) == "relax.dequantize":
+            return self._resigned_dequantize(call)
         if _op(call) != "relax.quantize" or _dtype(call) not in _ACTIVATIONS:
             return call
         out = _qdq_params(self, call, _dtype(call))
         if out is None or not out.per_tensor:
             return call
+        if self.activation and out.dtype != self.activation:
+            shift = _SIGN_SHIFT[out.dtype, self.activation]
+            out = Quant(out.scale, out.zero + shift, self.activation, out.axis)
+        result = self._integer(call, out)
+        if result is not None:
+            return result
+        if out.dtype != _dtype(call):  # not an integer op: a plain quantize, in the new signedness
+            return relax.op.quantize(call.args[0], call.args[1], relax.const(out.zero.astype(out.dtype).reshape(())),
+                                     axis=out.axis, out_dtype=out.dtype)
+        return call
+
+    def _resigned_dequantize(self, call: relax.Call) -> relax.Expr:
+        """A dequantize of a tensor whose signedness the pass changed: its zero point moved by 128."""
+        zero = _constant(self, call.args[2])
+        tensor = _dtype(call.args[0])
+        if zero is None or (str(zero.dtype), tensor) not in _SIGN_SHIFT:
+            return call
+        shifted = (zero.astype(np.int64) + _SIGN_SHIFT[str(zero.dtype), tensor]).astype(tensor)
+        return relax.op.dequantize(call.args[0], call.args[1], relax.const(shifted), axis=int(call.attrs.axis),
+                                   out_dtype=str(call.attrs.out_dtype))
+
+    def _integer(self, call: relax.Call, out: Quant) -> relax.Expr | None:
         source = bound_value(self, call.args[0])
         low, high = _DTYPE_RANGE[out.dtype]
         low, high, source = self._activation_bounds(source, out, low, high)
@@ -152,7 +187,7 @@ class _IntegerOps(relax.PyExprMutator):
                 kind = rewrite.__name__.lstrip("_")
                 self.rewritten[kind] = self.rewritten.get(kind, 0) + 1
                 return result
-        return call
+        return None
 
     def _activation_bounds(self, source, out: Quant, low: int, high: int):
         """Fold ReLU / Clip (/ maximum, minimum by constants) before the quantize into its saturation bounds:
@@ -370,14 +405,15 @@ class _IntegerOps(relax.PyExprMutator):
 class IntegerOps:
     """The pass; `rewritten` counts the patterns it turned into integer operators, by kind."""
 
-    def __init__(self):
+    def __init__(self, activation: str | None = None):
+        self.activation = activation  # the activations' 8-bit type for the target (see _IntegerOps)
         self.rewritten: dict[str, int] = {}
         self.float_emulated: list[str] = []  # ops still computed in float on dequantized tensors
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         for gvar, func in list(mod.functions.items()):
             if isinstance(func, relax.Function):
-                mutator = _IntegerOps(mod)
+                mutator = _IntegerOps(mod, self.activation)
                 mod[gvar] = mutator.visit_expr(func)
                 for kind, count in mutator.rewritten.items():
                     self.rewritten[kind] = self.rewritten.get(kind, 0) + count

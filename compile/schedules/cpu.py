@@ -9,7 +9,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.base import ScheduleRule
 
 from tvmdeploy.compile.schedules.cpu_vector import VectorUnit, vector_unit
-from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, vnni_intrinsic
+from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, dot_intrinsic
 
 log = logging.getLogger(__name__)
 
@@ -373,15 +373,15 @@ class RegisterBlockedReduction(ReductionRule):
             init = sch.decompose_reduction(main, reduction_loops[0])
             _vectorize_innermost(sch, init, first=1, lanes=tile.vector)
         if dot is not None:
-            sch.tensorize(channel_lanes, vnni_intrinsic(tile.vector))
+            sch.tensorize(channel_lanes, dot_intrinsic(unit.dot, tile.vector))
         return sch
 
 
 def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[int], tile: Tile,
                    unit: VectorUnit) -> int | None:
-    """The reduction axis an 8-bit dot-product instruction can take (the input channels: contiguous in both the
-    uint8 data and the int8 weight, a multiple of DOT_DEPTH), or None to keep the plain vector loop."""
-    if tile.vector not in unit.dot_lanes or not reduce:
+    """The reduction axis the target's 8-bit dot-product instruction can take (the input channels: contiguous in
+    the 8-bit data of the type it takes, a multiple of DOT_DEPTH), or None to keep the plain vector loop."""
+    if unit.dot is None or tile.vector not in unit.dot.lanes or not reduce:
         return None
     block = _block(sch, main)
     if str(block.writes[0].source.dtype) != "int32":
@@ -399,7 +399,7 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
         indexed = starts[-1:] if not is_weight else starts
         if any(isinstance(v, tirx.Var) and v.same_as(var) for v in indexed):
             kinds.add(("weight" if is_weight else "data", str(region.source.dtype)))
-    return axis if kinds == {("data", "uint8"), ("weight", "int8")} else None
+    return axis if kinds == {("data", unit.dot.data), ("weight", "int8")} else None
 
 
 def _pack_dot_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, depth_var: tirx.Var,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tvmdeploy.compile.schedules.dot_product import DotInstruction, dot_instruction
+
 
 @dataclass(frozen=True)
 class VectorUnit:
     lanes: int  # float32 lanes of one vector register
     registers: int  # architectural vector registers (accumulators must leave room for operands)
     isa: str  # what the numbers come from, for reports
-    dot_lanes: tuple[int, ...] = ()  # int32 lanes of its u8 x s8 dot-product instruction, widest first (dot_product)
+    dot: DotInstruction | None = None  # its 8-bit dot-product instruction (dot_product.py), if any
 
     def fits(self, rows: int, registers: int) -> bool:
         """Whether a tile of rows x registers accumulators fits beside its operands: a row's `registers`
@@ -28,11 +30,9 @@ def vector_unit(target) -> VectorUnit:
 
     triple = str(target.attrs.get("mtriple", "") or "")
     if triple.startswith("aarch64") or has("neon"):
-        return VectorUnit(4, 32, "neon")
+        return VectorUnit(4, 32, "neon", dot_instruction(target))
     if has("avx512f"):
-        from tvmdeploy.compile.schedules.dot_product import dot_lanes
-
-        return VectorUnit(16, 32, "avx512", dot_lanes(target))
+        return VectorUnit(16, 32, "avx512", dot_instruction(target))
     if has("avx2") or has("avx"):
         return VectorUnit(8, 16, "avx2")
     return VectorUnit(4, 16, "sse")

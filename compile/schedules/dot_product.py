@@ -1,48 +1,83 @@
-"""8-bit dot-product tensor intrinsics (x86 VNNI vpdpbusd) for the integer kernels, and which one a target has."""
+"""8-bit dot-product tensor intrinsics (x86 VNNI vpdpbusd, ARM sdot) for the integer kernels, and which a target has."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from tvm import tirx
 from tvm.script import tirx as T
 
-# Bytes of the reduction one instruction sums into each 32-bit lane (vpdpbusd: four u8 x s8 products).
+# Bytes of the reduction one instruction sums into each 32-bit lane (four 8-bit products).
 DOT_DEPTH = 4
 
+
+@dataclass(frozen=True)
+class DotInstruction:
+    """An instruction C[lanes] += A[4] . B[lanes, 4] in int32, over 8-bit A (activations) and int8 B (weights)."""
+
+    name: str
+    data: str  # the activations' type it takes: vpdpbusd multiplies unsigned by signed bytes, sdot signed by signed
+    intrinsics: tuple[tuple[int, str], ...]  # (int32 accumulator lanes, LLVM intrinsic), widest first
+
+    @property
+    def lanes(self) -> tuple[int, ...]:
+        return tuple(lanes for lanes, _ in self.intrinsics)
+
+    def intrinsic(self, lanes: int) -> str:
+        return dict(self.intrinsics)[lanes]
+
+
 # TVM ships `dot_16x4_vnni`, but it passes the operands as <16 x i32> where the LLVM bundled with apache-tvm 0.27
-# declares vpdpbusd on <64 x i8> (the build fails LLVM verification: TVM_NOTES 19); ours reinterprets them to
-# bytes. Importing TVM's tensor_intrin package would also cost a minute (it loads every backend's intrinsics).
-_VPDPBUSD = {16: "llvm.x86.avx512.vpdpbusd.512", 8: "llvm.x86.avx512.vpdpbusd.256"}
+# declares vpdpbusd on <64 x i8> (the build fails LLVM verification: TVM_NOTES 19); ours passes bytes. Importing
+# TVM's tensor_intrin package would also cost a minute (it loads every backend's intrinsics).
+VPDPBUSD = DotInstruction("vpdpbusd", "uint8", ((16, "llvm.x86.avx512.vpdpbusd.512"),
+                                                (8, "llvm.x86.avx512.vpdpbusd.256")))
+SDOT = DotInstruction("sdot", "int8", ((4, "llvm.aarch64.neon.sdot.v4i32.v16i8"),))
 
 
-def dot_lanes(target) -> tuple[int, ...]:
-    """The accumulator widths (32-bit lanes) of the target's u8 x s8 dot-product instruction, widest first;
-    empty where it has none."""
+def dot_instruction(target) -> DotInstruction | None:
+    """The target's 8-bit dot-product instruction, or None where it has none."""
     from tvm.target import codegen
 
     if str(target.kind.name) != "llvm":
-        return ()
-    if codegen.llvm_cpu_has_features("avx512vnni", target) and codegen.llvm_cpu_has_features("avx512vl", target):
-        return (16, 8)
-    return ()
+        return None
+
+    def has(feature: str) -> bool:
+        return bool(codegen.llvm_cpu_has_features(feature, target))
+
+    if str(target.attrs.get("mtriple", "") or "").startswith("aarch64"):
+        return SDOT if has("dotprod") else None
+    if has("avx512vnni") and has("avx512vl"):
+        return VPDPBUSD
+    return None
+
+
+def activation_dtype(target) -> str | None:
+    """The 8-bit type the CPU integer kernels want activations in: unsigned on x86 (vpdpbusd, vpmaddubsw take
+    unsigned data), signed on ARM (sdot and the widening smlal multiply signed bytes); None (as the model has
+    them) for other targets."""
+    if str(target.kind.name) != "llvm":
+        return None
+    return "int8" if str(target.attrs.get("mtriple", "") or "").startswith("aarch64") else "uint8"
 
 
 @functools.cache
-def vnni_intrinsic(lanes: int) -> str:
-    """Register (once) and name the tensor intrinsic C[lanes] += A[4] (u8) . B[lanes, 4] (s8) in int32, with C
-    in registers (the accumulator the default schedules cache_write to "local")."""
+def dot_intrinsic(instruction: DotInstruction, lanes: int) -> str:
+    """Register (once) and name the tensor intrinsic for `instruction` at `lanes`, with C in registers (the
+    accumulator the default schedules cache_write to "local")."""
     from tvm.s_tir import TensorIntrin
 
-    name = f"tvmdeploy_vpdpbusd_{lanes}x{DOT_DEPTH}"
-    TensorIntrin.register(name, _description(lanes), _vpdpbusd(lanes), override=True)
+    name = f"tvmdeploy_{instruction.name}_{lanes}x{DOT_DEPTH}"
+    TensorIntrin.register(name, _description(instruction.data, lanes),
+                          _implementation(instruction.data, lanes, instruction.intrinsic(lanes)), override=True)
     return name
 
 
-def _description(lanes: int) -> tirx.PrimFunc:
+def _description(data: str, lanes: int) -> tirx.PrimFunc:
     @T.prim_func(s_tir=True)
     def description(
-        A: T.Buffer((T.int64(DOT_DEPTH),), "uint8", offset_factor=1),
+        A: T.Buffer((T.int64(DOT_DEPTH),), data, offset_factor=1),
         B: T.Buffer((T.int64(lanes), T.int64(DOT_DEPTH)), "int8", offset_factor=1),
         C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope="local"),
     ) -> None:
@@ -58,21 +93,21 @@ def _description(lanes: int) -> tirx.PrimFunc:
     return description
 
 
-def _vpdpbusd(lanes: int) -> tirx.PrimFunc:
+def _implementation(data: str, lanes: int, intrinsic: str) -> tirx.PrimFunc:
     byte_lanes = lanes * DOT_DEPTH
-    intrinsic = _VPDPBUSD[lanes]
 
     @T.prim_func(s_tir=True)
     def implementation(
-        A: T.Buffer((T.int64(DOT_DEPTH),), "uint8", offset_factor=1),
+        A: T.Buffer((T.int64(DOT_DEPTH),), data, offset_factor=1),
         B: T.Buffer((T.int64(lanes), T.int64(DOT_DEPTH)), "int8", offset_factor=1),
         C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope="local"),
     ) -> None:
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:DOT_DEPTH], B[0:lanes, 0:DOT_DEPTH])
             T.writes(C[0:lanes])
-            # The four activation bytes as one int32, broadcast to every lane, then seen as bytes again.
-            word = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+            # The four activation bytes as one int32, broadcast to every lane, then seen as bytes again (LLVM
+            # declares both instructions on signed byte vectors, whatever the bytes mean).
+            word = T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32")
             activations = T.reinterpret(T.broadcast(word, lanes), dtype=f"int8x{byte_lanes}")
             C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id(intrinsic),

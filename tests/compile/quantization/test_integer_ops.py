@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from PIL import Image
 
 from tvmdeploy.runtime.errors import TvmDeployError
 
@@ -54,17 +53,12 @@ def _block_net(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def quantized_block(tmp_path_factory) -> Path:
+def quantized_block(tmp_path_factory, calibration_photos) -> Path:
     from tvmdeploy.compile.quantization.calibrate import quantize_model
 
     folder = tmp_path_factory.mktemp("int8")
-    photos = folder / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
     out = folder / "block.int8.onnx"
-    quantize_model(_block_net(folder / "block.onnx"), photos, out, progress=False)
+    quantize_model(_block_net(folder / "block.onnx"), calibration_photos, out, progress=False)
     return out
 
 
@@ -100,18 +94,20 @@ def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
     assert parity.max_abs_diff <= parity.step / 2, parity.summary()
 
 
-def test_pointwise_and_dense_kernels_run_on_vpdpbusd(quantized_block):
+@pytest.mark.parametrize(("profile_name", "instruction"), [(VNNI_PROFILE, "vpdpbusd"), ("arm-cortex-a76", "sdot")])
+def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantized_block, profile_name, instruction):
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.targets import load_profile
 
-    compiled = compile_relax(import_onnx(quantized_block)[0], load_profile(VNNI_PROFILE))
+    compiled = compile_relax(import_onnx(quantized_block)[0], load_profile(profile_name))
     (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
     asm = library.inspect_source("asm")
     functions = dict(zip(*[iter(re.split(r"^\s*\.type\s+([\w.$]+),@function\n", asm, flags=re.M)[1:])] * 2))
-    dots = {name for name, code in functions.items() if re.search(r"\bvpdpbusd\b", code)}
+    dots = {name for name, code in functions.items() if re.search(rf"\b{instruction}\b", code)}
     # Two pointwise convolutions and the classifier (their parallel bodies are lambdas of their own).
     assert len(dots) >= 3, sorted(dots)
+    assert compiled.float_emulated == []
 
 
 def test_without_vnni_the_integer_kernels_still_build_and_agree(quantized_block, tmp_path):

@@ -169,6 +169,33 @@ def test_mobilenetv2_on_the_emulated_board_matches_onnx_runtime(tracker_address,
 
 @pytest.mark.rpc
 @pytest.mark.timeout(1800)
+def test_int8_mobilenetv2_runs_sdot_kernels_on_the_board_bit_exact_with_onnx_runtime(
+        tracker_address, board_key, exported_onnx, calibration_photos, tmp_path):
+    """The INT8 flow on the board: quantize x0.25, build for the Cortex-A76 (sdot), run remotely, compare with
+    ONNX Runtime on the same QDQ file."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.measure.reference import OrtModel, reference_input
+    from tvmdeploy.compile.measure.verify import output_step
+    from tvmdeploy.compile.quantization.calibrate import quantize_model
+    from tvmdeploy.runtime.rpc import RemoteModule, RpcEndpoint, connect
+    from tvmdeploy.targets import load_profile
+
+    qdq = quantize_model(exported_onnx("ppcls_mobilenetv2_x0_25"), calibration_photos, tmp_path / "q.onnx",
+                         progress=False).output
+    result = build_artifact(qdq, load_profile("arm-cortex-a76"), tmp_path / "a76")
+    assert result.manifest.tuning["float_emulated"] == []
+    assert result.parity is None  # cross-compiled: checked here, on the device
+    x = reference_input([1, 3, 224, 224])
+    expected = OrtModel(qdq).run(x)
+    session = connect(RpcEndpoint.tracker(tracker_address, board_key), timeout_s=60)
+    with RemoteModule(session, result.artifact_dir) as module:
+        logits = module.run(x)
+    assert np.abs(logits - expected).max() <= output_step(qdq) / 2
+    assert list(np.argsort(-logits[0])[:5]) == list(np.argsort(-expected[0])[:5])
+
+
+@pytest.mark.rpc
+@pytest.mark.timeout(1800)
 def test_cli_bench_and_status_say_the_board_is_emulated(tracker_address, board_key, a72_artifact):
     bench = cli("bench", str(a72_artifact), "--rpc-tracker", tracker_address, "--rpc-key", board_key,
                 "--runs", "2", "--warmup", "1", "--no-ort")
