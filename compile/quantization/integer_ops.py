@@ -25,6 +25,8 @@ _MOVES = {"relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_
 _DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 # The same real values in the other signedness: q - 128 with zero point - 128 (and back).
 _SIGN_SHIFT = {("uint8", "int8"): -128, ("int8", "uint8"): 128}
+# 1.5 x 2^23: a float32 of this size has no fraction bits left, so adding it rounds half to even (_round_saturate).
+_ROUNDING_SHIFT = 3 << 22
 # float32 represents every integer below 2^24 exactly.
 _FLOAT_EXACT = 1 << 24
 
@@ -225,15 +227,25 @@ class _IntegerOps(relax.PyExprMutator):
         if offset is not None:
             value = self._emit(relax.op.add(value, relax.const(offset.astype(np.float32))))
         value = self._emit(relax.op.multiply(value, relax.const(multiplier.astype(np.float32))))
-        value = self._emit(relax.op.round(value))
-        if out.zero_point:
-            value = self._emit(relax.op.add(value, relax.const(np.float32(out.zero_point))))
-        return self._saturate(value, out, low, high)
+        return self._round_saturate(value, out, low, high)
 
-    def _saturate(self, value: relax.Expr, out: Quant, low: int, high: int) -> relax.Expr:
-        # maximum/minimum, not clip: ConvertLayout has a layout rule for them, and wraps a clip in transposes.
-        value = self._emit(relax.op.maximum(value, relax.const(np.float32(low))))
-        value = self._emit(relax.op.minimum(value, relax.const(np.float32(high))))
+    def _round_saturate(self, value: relax.Expr, out: Quant, low: int, high: int) -> relax.Expr:
+        """saturate(round_half_even(value) + zero point), in the output's type.
+
+        Clamped first (rounding is monotone and the bounds are integers, so the order does not matter), then
+        rounded half to even as int8 libraries do: adding 1.5 x 2^23 leaves no fraction bits, so the float add
+        itself rounds (to nearest even, the default mode); the sum is a whole number below 2^24, which converts
+        to int32 exactly, and the shift comes off in integers with the zero point. TVM's loop vectorizer turns a
+        `nearbyint` in a kernel's write-back into a scalar loop, element by element; this is vector code. (In
+        float, (x + c) - c is simplified back to x and the rounding is lost: the parity check catches that.)
+        maximum/minimum, not clip: ConvertLayout has a layout rule for them, and wraps a clip in transposes.
+        """
+        zero = out.zero_point
+        value = self._emit(relax.op.maximum(value, relax.const(np.float32(low - zero))))
+        value = self._emit(relax.op.minimum(value, relax.const(np.float32(high - zero))))
+        value = self._emit(relax.op.add(value, relax.const(np.float32(_ROUNDING_SHIFT))))
+        value = self._emit(relax.op.astype(value, "int32"))
+        value = self._emit(relax.op.add(value, relax.const(np.int32(zero - _ROUNDING_SHIFT))))
         return relax.op.astype(value, out.dtype)
 
     @staticmethod
@@ -362,10 +374,7 @@ class _IntegerOps(relax.PyExprMutator):
                 value = self._emit(relax.op.subtract(value, relax.const(np.float32(quant.zero_point))))
             ratio = np.float32(quant.scale[0]) / np.float32(out.scale[0])
             terms.append(self._emit(relax.op.multiply(value, relax.const(ratio))))
-        value = self._emit(relax.op.round(self._emit(relax.op.add(*terms))))
-        if out.zero_point:
-            value = self._emit(relax.op.add(value, relax.const(np.float32(out.zero_point))))
-        return self._saturate(value, out, low, high)
+        return self._round_saturate(self._emit(relax.op.add(*terms)), out, low, high)
 
     def _mean(self, source, out: Quant, low: int, high: int):
         """GlobalAveragePool: an int32 sum, then one requantization by x scale / (count x out scale)."""
