@@ -404,7 +404,7 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
 
 def _pack_dot_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, depth_var: tirx.Var,
                       tile: Tile) -> None:
-    """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/4, cols/lanes, lanes, 4],
+    """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/4, (cols/lanes,) lanes, 4],
     so that each instruction reads its lanes x 4 bytes at once and a tile's step reads one contiguous run."""
     weights = _layout_free(func)
     for index, region in enumerate(_block(sch, main).reads):
@@ -425,7 +425,9 @@ def _dot_tiles(channel: int, depth: int, tile: Tile):
     def index_map(*idx):
         k, c = idx[channel], idx[depth]
         rest = [idx[j] for j in range(len(idx)) if j not in (channel, depth)]
-        return (k // tile.cols, *rest, c // DOT_DEPTH, k % tile.cols // tile.vector, k % tile.vector, c % DOT_DEPTH)
+        # A tile of one register has no register axis: an axis that is always 0 fails TVM's layout transform.
+        registers = [k % tile.cols // tile.vector] if tile.cols > tile.vector else []
+        return (k // tile.cols, *rest, c // DOT_DEPTH, *registers, k % tile.vector, c % DOT_DEPTH)
 
     return index_map
 
