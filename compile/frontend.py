@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tvmdeploy.compile.quantization.forms import check_onnx_quantization
 from tvmdeploy.runtime.artifact import sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.labels import INDEX_LABELS
@@ -188,6 +189,7 @@ def import_onnx(
     model = load_onnx_proto(path)
     info = inspect_onnx(path, model, input_shape=input_shape, batch=batch)
     check_domains(model, path)
+    check_onnx_quantization(model, path)
     model = upgrade_opset(model, path)
     computed = computed_shape_inputs(model)
     if computed:

@@ -297,7 +297,7 @@ class _TorchRunner:
 def _parity(actual: np.ndarray, expected: np.ndarray, atol: float, bounds) -> str:
     from tvmdeploy.compile.measure.verify import compare_logits
 
-    report = compare_logits(actual, expected, atol, "onnxruntime", rtol=bounds.rtol, step=bounds.step)
+    report = compare_logits(actual, expected, atol, "onnxruntime", rtol=bounds.rtol, step=bounds.step, steps=bounds.steps)
     verdict = "pass" if report.passed else "FAIL"
     return f"{verdict} ({report.max_abs_diff:.1e}{'' if report.top5_identical else ', top-5 differs'})"
 

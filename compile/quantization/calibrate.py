@@ -12,6 +12,7 @@ import numpy as np
 
 from tvmdeploy.compile.frontend import inspect_onnx, load_onnx_proto
 from tvmdeploy.compile.quantization import QUANTIZED_OPS
+from tvmdeploy.compile.quantization.agreement import Agreement, measure_agreement
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, is_image_file, load_image
 
@@ -32,6 +33,7 @@ class QuantizeResult:
     activation_type: str = "uint8"
     weight_type: str = "int8"
     preprocessed: bool = True  # quant_pre_process (shape inference, graph optimisation) ran first
+    agreement: Agreement | None = None  # the int8 model against the float one on the calibration images
 
     def summary(self) -> str:
         granularity = "per-channel" if self.per_channel else "per-tensor"
@@ -129,6 +131,8 @@ def quantize_model(model: Path | str, calibration: Path | str, output: Path | st
         shutil.move(str(staged), output)  # only a finished model replaces what was there
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result = QuantizeResult(output, len(images), skipped, method, per_channel, preprocessed=preprocessed)
-    log.info("quantized %s -> %s: %s", model, output, result.summary())
+    agreement = measure_agreement(model, output, images)
+    result = QuantizeResult(output, len(images), skipped, method, per_channel, preprocessed=preprocessed,
+                            agreement=agreement)
+    log.info("quantized %s -> %s: %s; %s", model, output, result.summary(), agreement.summary())
     return result

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         # The same input both sides: a cross-compiled library gets its parity check here, on the device.
         bounds = model_bounds(reference_onnx)
         parity = compare_logits(module.run(x), ort.run(x), (manifest.parity or {}).get("atol", DEFAULT_ATOL),
-                                f"onnxruntime {ort.version}", rtol=bounds.rtol, step=bounds.step)
+                                f"onnxruntime {ort.version}", rtol=bounds.rtol, step=bounds.step, steps=bounds.steps)
     if competitors:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     result = tvmdeploy.quantize(args.model, args.calibration, args.output, samples=args.samples, method=args.method,
                                 per_channel=args.per_channel)
     print(f"quantized {args.model} -> {result.output} ({result.summary()})")
+    print(f"{result.agreement.summary()} (ONNX Runtime; the int8 build computes the same logits)")
     if result.skipped:
         print(f"skipped {len(result.skipped)} calibration file(s) that are not readable images:")
         for _path, why in result.skipped:

@@ -109,3 +109,23 @@ def test_bad_input_is_one_line_and_exit_2(tiny_onnx, tmp_path, capsys, case, mes
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar, if it had started
     assert err.startswith("error: ") and message in err, err
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_quantize_reports_how_closely_int8_follows_fp32(tiny_onnx, tmp_path, capsys):
+    from tvmdeploy.tools.cli.main import main
+
+    code = main(["quantize", str(tiny_onnx()), "--calibration", str(_photos(tmp_path / "cal", 3)), "-o",
+                 str(tmp_path / "q.onnx")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "int8 vs fp32 on 3 image(s): top-1 agreement" in printed and "dB" in printed
+
+
+def test_agreement_of_logits():
+    from tvmdeploy.compile.quantization.agreement import logit_agreement
+
+    reference = np.array([[1.0, 3.0, 0.0], [2.0, 0.0, 1.0]])
+    same = logit_agreement(reference, reference)
+    assert same.top1 == 1.0 and same.sqnr_db == float("inf")
+    noisy = logit_agreement(reference, reference + np.array([[0.0, 0.0, 0.1], [0.0, 2.5, 0.0]]))
+    assert noisy.top1 == 0.5  # the second image's top class moved
+    assert noisy.sqnr_db == pytest.approx(10 * np.log10(15.0 / 6.26))

@@ -144,7 +144,7 @@ def test_unsupported_quantization_forms_are_refused_in_one_line():
 
 
 def test_output_step_is_the_scale_of_the_dequantize_that_writes_the_logits(quantized_block, tiny_onnx):
-    from tvmdeploy.compile.measure.verify import INT8_OUTPUT_STEPS, compare_logits, output_step
+    from tvmdeploy.compile.measure.verify import INT8_OUTPUT_STEPS, compare_logits, output_step, rounding_steps
 
     model = onnx.load(str(quantized_block))
     scales = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -153,8 +153,79 @@ def test_output_step_is_the_scale_of_the_dequantize_that_writes_the_logits(quant
     step = output_step(quantized_block)
     assert step == pytest.approx(float(scales[last.input[1]])) and step > 0
     assert output_step(tiny_onnx()) == 0.0  # float logits: no step
+    # One residual Add and one average pool requantize by formulas of their own: one step each, plus one.
+    steps = rounding_steps(quantized_block)
+    assert steps == max(INT8_OUTPUT_STEPS, 3)
     logits = np.linspace(-3, 3, 10)[None]
-    within = compare_logits(logits + INT8_OUTPUT_STEPS * step * 0.99, logits, 1e-4, "ort", step=step)
-    beyond = compare_logits(logits + (INT8_OUTPUT_STEPS + 1) * step, logits, 1e-4, "ort", step=step)
-    assert within.passed and "output step" in within.summary()
+    within = compare_logits(logits + steps * step * 0.99, logits, 1e-4, "ort", step=step, steps=steps)
+    beyond = compare_logits(logits + (steps + 1) * step, logits, 1e-4, "ort", step=step, steps=steps)
+    assert within.passed and f"{steps} x output step" in within.summary()
     assert not beyond.passed
+
+
+def test_a_signed_activation_model_runs_as_unsigned_on_x86_and_still_agrees(tmp_path, calibration_photos):
+    """An S8S8 file (activations int8): x86's vpdpbusd takes unsigned data, so every activation moves by 128
+    with its zero point; the same real values, the same integer arithmetic, ONNX Runtime's logits to the step."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.quantization.calibrate import _calibration_images
+    from tvmdeploy.runtime.preprocess import PreprocessConfig
+    from tvmdeploy.targets import load_profile
+
+    images, _ = _calibration_images(calibration_photos, PreprocessConfig.for_input([1, 3, 32, 32]), samples=4,
+                                    progress=False)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter({"input": image[None]} for image in images)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    signed = tmp_path / "block.s8s8.onnx"
+    quantize_static(str(_block_net(tmp_path / "block.onnx")), str(signed), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    profile = load_profile(VNNI_PROFILE)
+    result = build_artifact(signed, profile, tmp_path / "art", verify=profile.runs_on_this_machine)
+    assert result.manifest.tuning["float_emulated"] == []
+    if result.parity is not None:
+        assert result.parity.passed and result.parity.max_abs_diff <= result.parity.step / 2, result.parity.summary()
+
+
+def _int4_or_blocked(path: Path, *, blocked: bool) -> Path:
+    rng = np.random.default_rng(0)
+    if blocked:
+        weight = numpy_helper.from_array(rng.integers(-8, 8, (4, 4, 1, 1)).astype(np.int8), "w_q")
+        scale = numpy_helper.from_array(np.full((4, 2, 1, 1), 0.1, np.float32), "w_s")
+        dequantize = helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["wd"], axis=1, block_size=2)
+        channels = 4
+    else:
+        weight = helper.make_tensor("w_q", TensorProto.INT4, [4, 3, 1, 1], rng.integers(-8, 8, 12).tolist())
+        scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_s")
+        dequantize = helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["wd"])
+        channels = 3
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]), dequantize,
+             helper.make_node("Conv", ["xd", "wd"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["logits"])]
+    constants = [weight, scale, numpy_helper.from_array(np.array(0.02, np.float32), "x_s"),
+                 numpy_helper.from_array(np.array(128, np.uint8), "x_z")]
+    graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(("blocked", "says"), [(False, "int4 tensor 'w_q'"), (True, "node 'wd' uses blocked scales (block_size 2)")])
+def test_build_refuses_4_bit_and_blocked_quantization_in_one_line(tmp_path, capsys, blocked, says):
+    from tvmdeploy.tools.cli.main import main
+
+    model = _int4_or_blocked(tmp_path / "q.onnx", blocked=blocked)
+    code = main(["build", str(model), "--profile", "x86-avx2", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error:") and "\n" not in err
+    assert f"unsupported quantization: {says}" in err
+    assert not (tmp_path / "out").exists()
