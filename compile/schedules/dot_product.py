@@ -32,7 +32,8 @@ class DotInstruction:
 # declares vpdpbusd on <64 x i8> (the build fails LLVM verification: TVM_NOTES 19); ours passes bytes. Importing
 # TVM's tensor_intrin package would also cost a minute (it loads every backend's intrinsics).
 VPDPBUSD = DotInstruction("vpdpbusd", "uint8", ((16, "llvm.x86.avx512.vpdpbusd.512"),
-                                                (8, "llvm.x86.avx512.vpdpbusd.256")))
+                                                (8, "llvm.x86.avx512.vpdpbusd.256"),
+                                                (4, "llvm.x86.avx512.vpdpbusd.128")))
 SDOT = DotInstruction("sdot", "int8", ((4, "llvm.aarch64.neon.sdot.v4i32.v16i8"),))
 
 
