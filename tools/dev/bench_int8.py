@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tvmdeploy.tools.dev.bench_tuned import THREADING, _ort_session
+from tvmdeploy.tools.dev.bench_tuned import THREADING, _ort_session, run_script
 
 RUNTIMES = ("tvm_int8", "ort_int8", "tvm_fp32", "ort_fp32")
 
@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate on")
     parser.add_argument("--samples", type=int, default=16, help="calibration images to use (default 16)")
-    parser.add_argument("--models", help="comma list of zoo names or corpus architectures (default: the card's widths)")
+    parser.add_argument("--models", help="comma list of zoo names, corpus architectures or float .onnx files "
+                        "(default: the card's widths)")
     parser.add_argument("--profile", default="host", help="profile to build both for (default: host, this CPU)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
@@ -44,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TVM_BIND_THREADS"] = "0"
     os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[args.threading]["tvm_spin_count"])
     from tvmdeploy.compile.tuning.log_choice import cpu_record
+    from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.dev.tune_card import CARD
+
+    if not args.calibration.is_dir():  # before any export: quantize would say so only after the first one
+        raise TvmDeployError(f"calibration folder not found: {args.calibration}")
 
     profile = load_profile(args.profile)
     models = [m.strip() for m in (args.models or ",".join(CARD)).split(",") if m.strip()]
@@ -80,12 +85,14 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
     from tvmdeploy.compile.quantization.calibrate import quantize_model
     from tvmdeploy.runtime.timing import interleaved
 
-    fp32 = workdir / f"{model}.onnx"
-    if model in ARCHITECTURES:
+    fp32 = workdir / f"{Path(model).stem}.onnx"
+    if model.endswith(".onnx"):
+        fp32 = Path(model)
+    elif model in ARCHITECTURES:
         export_architecture(model, fp32)
     else:
         export_onnx(model, fp32, seed=0)
-    int8 = quantize_model(fp32, args.calibration, workdir / f"{model}.int8.onnx", samples=args.samples,
+    int8 = quantize_model(fp32, args.calibration, workdir / f"{fp32.stem}.int8.onnx", samples=args.samples,
                           progress=False).output
     calls, checks, compile_s, integer = {}, {}, {}, ""
     x = np.random.default_rng(0).random(import_onnx(fp32)[1].input_shape, dtype=np.float32)
@@ -105,7 +112,7 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
                         min_seconds=0.0)
     step = output_step(int8)
     return {
-        "model": model, "profile": profile.name, "threads": args.threads, "threading": args.threading,
+        "model": Path(model).stem if model.endswith(".onnx") else model, "profile": profile.name, "threads": args.threads, "threading": args.threading,
         "compile_s": compile_s, "integer_kernels": integer,
         "max_abs_diff_int8": checks["int8"], "output_step": step, "max_abs_diff_fp32": checks["fp32"],
         **{name: stats[name].to_dict() for name in RUNTIMES},
@@ -155,12 +162,4 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as exc:  # one line for user errors, as the CLI does
-        from tvmdeploy.runtime.errors import TvmDeployError
-
-        if isinstance(exc, TvmDeployError):
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        raise
+    run_script(main)

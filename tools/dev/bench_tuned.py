@@ -459,13 +459,16 @@ def _plot_card(rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as exc:  # one line for user errors, as the CLI does
-        from tvmdeploy.runtime.errors import TvmDeployError
+def run_script(entry) -> None:
+    """Exit with `entry()`'s code; a user error as one line and exit 2, as the CLI does (tracebacks are for bugs)."""
+    from tvmdeploy.runtime.errors import TvmDeployError
 
-        if isinstance(exc, TvmDeployError):
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        raise
+    try:
+        sys.exit(entry())
+    except TvmDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_script(main)
