@@ -238,17 +238,30 @@ def _pack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: t
     [K, kh, kw, C] -> [K/cols, kh, kw, C, cols]: a layout-rewrite block the build folds into the
     constant once (no cost per inference), exactly as MetaSchedule's RewriteLayout does.
     """
+    def layout(buffer, dims_of):
+        dims = dims_of(channel_var)
+        if len(buffer.shape) < 2 or len(dims) != 1 or int(buffer.shape[dims[0]]) % cols:
+            return None
+        return _channel_tiles_last(dims[0], cols)
+
+    _repack_weights(sch, main, func, layout)
+
+
+def _repack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, layout) -> None:
+    """Give each weight the reduction reads the layout `layout(buffer, dims_of)` returns (an index map, or None
+    to leave it), where dims_of(var) lists the buffer's dimensions that `var` indexes, as a build-time copy."""
     weights = _layout_free(func)
     for index, region in enumerate(_block(sch, main).reads):
         buffer = region.source  # TVM 0.27: a region's buffer is the parameter itself for arguments
-        if not any(buffer.same_as(w) for w in weights) or len(buffer.shape) < 2:
+        if not any(buffer.same_as(w) for w in weights):
             continue
         starts = [r.min for r in region.region]
-        dims = [d for d, start in enumerate(starts) if isinstance(start, tirx.Var) and start.same_as(channel_var)]
-        if len(dims) != 1 or int(buffer.shape[dims[0]]) % cols:
+        index_map = layout(buffer, lambda var: [d for d, v in enumerate(starts)
+                                                if isinstance(v, tirx.Var) and v.same_as(var)])
+        if index_map is None:
             continue
         copy = sch.cache_read(main, index, "global")
-        sch.transform_layout(copy, ("write", 0), _channel_tiles_last(dims[0], cols))
+        sch.transform_layout(copy, ("write", 0), index_map)
         sch.annotate(copy, LAYOUT_REWRITE_PREPROC, True)
 
 
@@ -406,19 +419,11 @@ def _pack_dot_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_va
                       tile: Tile) -> None:
     """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/4, (cols/lanes,) lanes, 4],
     so that each instruction reads its lanes x 4 bytes at once and a tile's step reads one contiguous run."""
-    weights = _layout_free(func)
-    for index, region in enumerate(_block(sch, main).reads):
-        buffer = region.source
-        if not any(buffer.same_as(w) for w in weights):
-            continue
-        starts = [r.min for r in region.region]
-        channel = [d for d, v in enumerate(starts) if isinstance(v, tirx.Var) and v.same_as(channel_var)]
-        depth = [d for d, v in enumerate(starts) if isinstance(v, tirx.Var) and v.same_as(depth_var)]
-        if len(channel) != 1 or len(depth) != 1:
-            continue
-        copy = sch.cache_read(main, index, "global")
-        sch.transform_layout(copy, ("write", 0), _dot_tiles(channel[0], depth[0], tile))
-        sch.annotate(copy, LAYOUT_REWRITE_PREPROC, True)
+    def layout(_buffer, dims_of):
+        channel, depth = dims_of(channel_var), dims_of(depth_var)
+        return _dot_tiles(channel[0], depth[0], tile) if len(channel) == 1 and len(depth) == 1 else None
+
+    _repack_weights(sch, main, func, layout)
 
 
 def _dot_tiles(channel: int, depth: int, tile: Tile):
