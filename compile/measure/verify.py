@@ -26,6 +26,7 @@ FLOAT32_ROUNDOFF = 2.0**-24
 # A wrong kernel moves the logits by many steps, and the top-5 with them.
 INT8_OUTPUT_STEPS = 2
 _OWN_ROUNDING_OPS = {"Add", "Sub", "Mul", "GlobalAveragePool", "AveragePool"}
+_SHAPE_ONLY_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
 
 
 @dataclass
@@ -108,19 +109,21 @@ def relative_tolerance(onnx_path: Path) -> float:
 
 
 def output_step(onnx_path: Path) -> float:
-    """The quantization step of the model's output (the scale of the DequantizeLinear that writes it), or 0.0
-    when the output is computed in float."""
+    """The quantization step of the model's output (the scale of the DequantizeLinear that writes it, through
+    reshapes), or 0.0 when the output is computed in float."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    outputs = {o.name for o in model.graph.output}
     constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "DequantizeLinear" and node.output[0] in outputs and len(node.input) > 1:
-            scale = constants.get(node.input[1])
-            if scale is not None and scale.size == 1:
-                return float(scale.reshape(()))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    node = producer.get(model.graph.output[0].name)
+    while node is not None and node.op_type in _SHAPE_ONLY_OPS:
+        node = producer.get(node.input[0])
+    if node is not None and node.op_type == "DequantizeLinear" and len(node.input) > 1:
+        scale = constants.get(node.input[1])
+        if scale is not None and scale.size == 1:
+            return float(scale.reshape(()))
     return 0.0
 
 

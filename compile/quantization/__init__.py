@@ -1,4 +1,4 @@
-"""INT8: static post-training quantization of an ONNX model into the QDQ form the build takes."""
+"""INT8: quantization into QDQ (`calibrate`), the integer rewrite the build applies (`integer_ops`), forms and agreement."""
 
 # Operators that make a graph already quantized (QDQ or QOperator form): `quantize` refuses such a model.
 QUANTIZED_OPS = frozenset({

@@ -312,8 +312,8 @@ class _IntegerOps(relax.PyExprMutator):
             # those integers: every product and partial sum is an integer below 2^24, which float32 holds exactly,
             # so the accumulator is the integer one, bit for bit, at the speed of an FMA lane.
             window = int(np.prod(w.shape[1:]))
-            low, high = _DTYPE_RANGE[xq.dtype]
-            if window * max(zero - low, high - zero) * int(np.abs(w.astype(np.int64)).max(initial=0)) < _FLOAT_EXACT:
+            x_low, x_high = _DTYPE_RANGE[xq.dtype]
+            if window * max(zero - x_low, x_high - zero) * int(np.abs(w.astype(np.int64)).max(initial=0)) < _FLOAT_EXACT:
                 data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "float32")),
                                                     relax.const(np.float32(zero))))
                 conv = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.float32)), **geometry))
@@ -437,8 +437,8 @@ class IntegerOps:
 
 def float_emulated_ops(mod: tvm.IRModule) -> list[str]:
     """The ops (one entry per op name, with a count) that still read a dequantized tensor: the integer rewrite
-    did not take them, so they run in float on 8-bit values. The dequantize that makes a model's float output
-    is not one of them."""
+    did not take them, so they compute in float on 8-bit values. Reshapes only move data (the float output's
+    reshape after the last dequantize is no emulation)."""
     counts: dict[str, int] = {}
     for func in mod.functions.values():
         if not isinstance(func, relax.Function):
@@ -449,8 +449,8 @@ def float_emulated_ops(mod: tvm.IRModule) -> list[str]:
                 value = binding.value
                 if _op(value) == "relax.dequantize":
                     dequantized.add(binding.var)
-                elif isinstance(value, relax.Call) and any(a in dequantized for a in value.args
-                                                            if isinstance(a, relax.Var)):
+                elif _op(value) not in _MOVES and isinstance(value, relax.Call) and any(
+                        a in dequantized for a in value.args if isinstance(a, relax.Var)):
                     name = _op(value).removeprefix("relax.") or "call"
                     counts[name] = counts.get(name, 0) + 1
     return [f"{name} x{count}" if count > 1 else name for name, count in sorted(counts.items())]

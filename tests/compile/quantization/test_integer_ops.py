@@ -229,3 +229,76 @@ def test_build_refuses_4_bit_and_blocked_quantization_in_one_line(tmp_path, caps
     assert code == 2 and err.startswith("error:") and "\n" not in err
     assert f"unsupported quantization: {says}" in err
     assert not (tmp_path / "out").exists()
+
+
+def _qdq_with_activations(path: Path, *, quantized_output: bool) -> Path:
+    """A hand-written QDQ net (as other tools write them) that keeps a Relu between Conv and QuantizeLinear, with an
+    output zero point (10) that makes it matter; its pooled output quantized or left in float."""
+    rng = np.random.default_rng(5)
+
+    def const(name, value, dtype):
+        return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+    constants = [
+        const("s_in", 0.02, np.float32), const("z_in", 128, np.uint8),
+        const("w1", rng.integers(-100, 100, (8, 3, 3, 3)), np.int8), const("s_w1", 0.01, np.float32),
+        const("s_1", 0.03, np.float32), const("z_1", 10, np.uint8),
+        const("w2", rng.integers(-100, 100, (16, 8, 1, 1)), np.int8), const("s_w2", 0.01, np.float32),
+        const("s_2", 0.01, np.float32), const("z_2", 5, np.uint8),
+        const("s_g", 0.005, np.float32),
+    ]
+    pooled = ["g"]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "s_in", "z_in"], ["q0"]),
+        helper.make_node("DequantizeLinear", ["q0", "s_in", "z_in"], ["d0"]),
+        helper.make_node("DequantizeLinear", ["w1", "s_w1"], ["dw1"]),
+        helper.make_node("Conv", ["d0", "dw1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("QuantizeLinear", ["r1", "s_1", "z_1"], ["q1"]),
+        helper.make_node("DequantizeLinear", ["q1", "s_1", "z_1"], ["d1"]),
+        helper.make_node("DequantizeLinear", ["w2", "s_w2"], ["dw2"]),
+        helper.make_node("Conv", ["d1", "dw2"], ["c2"]),
+        helper.make_node("QuantizeLinear", ["c2", "s_2", "z_2"], ["q2"]),
+        helper.make_node("DequantizeLinear", ["q2", "s_2", "z_2"], ["d2"]),
+        helper.make_node("GlobalAveragePool", ["d2"], ["g"]),
+    ]
+    if quantized_output:
+        nodes += [helper.make_node("QuantizeLinear", ["g", "s_g"], ["qg"]),
+                  helper.make_node("DequantizeLinear", ["qg", "s_g"], ["dg"])]
+        pooled = ["dg"]
+    nodes.append(helper.make_node("Flatten", pooled, ["logits"]))
+    graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16])],
+                              initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_relu_before_a_quantize_folds_into_its_bounds(tmp_path):
+    """With zero point 10, ReLU raises the lower bound to the zero point; a fold that lost it is off by whole
+    activations, far beyond the step bound (it did: a later bounds check reused the output's bound names)."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    profile = load_profile("x86-avx2")
+    result = build_artifact(_qdq_with_activations(tmp_path / "acts.onnx", quantized_output=True), profile,
+                            tmp_path / "art", verify=profile.runs_on_this_machine)
+    assert result.manifest.tuning["float_emulated"] == []
+    if result.parity is not None:  # the output step found through the Flatten after the last dequantize
+        assert result.parity.passed and result.parity.step == pytest.approx(0.005), result.parity.summary()
+
+
+def test_ops_left_on_dequantized_tensors_are_named_as_float_emulation(tmp_path):
+    from tvm import relax
+
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import clip_to_relax_ops
+    from tvmdeploy.compile.quantization.integer_ops import IntegerOps
+
+    mod, _ = import_onnx(_qdq_with_activations(tmp_path / "float_out.onnx", quantized_output=False))
+    rewrite = IntegerOps("uint8")
+    rewrite(clip_to_relax_ops(relax.transform.CanonicalizeBindings()(mod)))
+    assert rewrite.rewritten == {"conv": 2}
+    assert rewrite.float_emulated == ["mean"]  # the pool's output is float in this file
