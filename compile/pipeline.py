@@ -119,15 +119,18 @@ def clip_to_relax_ops(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm
 def prepare(mod: tvm.IRModule, profile: TargetProfile, report: dict | None = None) -> tvm.IRModule:
     """Graph rewrites and lowering to fused TIR, shared by task extraction and build (records must match).
 
-    `report`, when given, receives "float_emulated": the ops of a quantized model the integer rewrite left in
-    float (compile/quantization/integer_ops.py).
+    `report`, when given, receives "quantized" (a QDQ model) and "float_emulated": the ops of a quantized model
+    the integer rewrite left in float (compile/quantization/integer_ops.py). Quantized forms the integer kernels
+    cannot take are refused here, in one line, for the build and the tuner alike.
     """
     cpu = profile.device == "cpu"
     integer = IntegerOps(activation_dtype(make_target(profile)))
+    quantized = is_quantized(mod)
     # Integer operators before any folding: FoldConstant would turn the int8 weights' dequantize into float32.
     # fold_weights before FoldConstant, which compiles each constant expression with LLVM (compile/fold_weights.py).
     passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
-    if is_quantized(mod):
+    if quantized:
+        check_quantization_forms(mod)  # before the passes: an error raised inside one reaches us re-typed
         passes += [clip_to_relax_ops, integer]  # a ReLU6 before a quantize folds into its saturation bounds
     passes += [fold_weights, relax.transform.FoldConstant()]
     if cpu:
@@ -150,7 +153,7 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile, report: dict | None = Non
     with make_target(profile), tvm.transform.PassContext(opt_level=3):
         mod = tvm.transform.Sequential(passes)(mod)
     if report is not None:
-        report["float_emulated"] = list(integer.float_emulated)
+        report.update(quantized=quantized, float_emulated=list(integer.float_emulated))
     return mod
 
 
@@ -206,6 +209,11 @@ def _scheduled(mod: tvm.IRModule) -> set[str]:
             if isinstance(func, tvm.tirx.PrimFunc) and is_scheduled(func)}
 
 
+def _kernel_class(name: str, func) -> str:
+    """The report class of a kernel: a merged block, or its op class (tuning.tasks.classify)."""
+    return BLOCK_CLASS if name.startswith(BLOCK_PREFIX) else classify(name, func)[0]
+
+
 def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],
                    failed: set[str] = frozenset()) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
@@ -215,8 +223,7 @@ def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],
         name = gvar.name_hint
         source = ("log" if name in from_log else "default" if name in from_rules
                   else RULE_FAILED if name in failed else "raw")
-        op_class = BLOCK_CLASS if name.startswith(BLOCK_PREFIX) else classify(name, func)[0]
-        counts.setdefault(op_class, dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
+        counts.setdefault(_kernel_class(name, func), dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
 
@@ -226,9 +233,8 @@ def _count_integer(mod: tvm.IRModule) -> dict[str, list[int]]:
     for gvar, func in mod.functions_items():
         if not isinstance(func, tvm.tirx.PrimFunc):
             continue
-        op_class = BLOCK_CLASS if gvar.name_hint.startswith(BLOCK_PREFIX) else classify(gvar.name_hint, func)[0]
         integer = any(str(param.dtype) in ("int8", "uint8") for param in func.params)  # TVM 0.27: params are buffers
-        entry = counts.setdefault(op_class, [0, 0])
+        entry = counts.setdefault(_kernel_class(gvar.name_hint, func), [0, 0])
         entry[0] += integer
         entry[1] += 1
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
@@ -280,9 +286,6 @@ def compile_relax(
     target = make_target(profile)
     from tvmdeploy.compile.schedules.cpu import worth_parallel  # lazy, as in apply_default_schedules
 
-    quantized = is_quantized(mod)
-    if quantized:
-        check_quantization_forms(mod)
     report: dict = {}
     mod = prepare(mod, profile, report)
     # Judged on the kernels before any record schedules them; only the CPU default schedules use it.
@@ -343,7 +346,7 @@ def compile_relax(
         raw_kernels = {}
     failed = {name for name, why in raw_kernels.items() if why != NO_RULE}
     sources = _count_sources(mod, from_log, _scheduled(mod) - from_log, failed)
-    integer_kernels = _count_integer(mod) if quantized else {}
+    integer_kernels = _count_integer(mod) if report["quantized"] else {}
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.
         mod = tvm.transform.Sequential(

@@ -67,14 +67,22 @@ class ParityReport:
         return {**asdict(self), "tolerance": self.tolerance, "status": "passed" if self.passed else "failed"}
 
 
-def deepest_reduction(onnx_path: Path) -> int:
+def _graph(onnx_model):
+    """An ONNX model: loaded from its path (weights' external data not needed), or the one already loaded."""
+    import onnx
+
+    if isinstance(onnx_model, onnx.ModelProto):
+        return onnx_model
+    return onnx.load(str(onnx_model), load_external_data=False)
+
+
+def deepest_reduction(onnx_model) -> int:
     """The most products any one output of a Conv/Gemm/MatMul of the model sums (C_in/groups x kh x kw, or K).
 
     Read from the weight initializers' shapes; 1 when the model has none (its logits then come from no long sum).
+    `onnx_model`: a path or a loaded model, as for every function here.
     """
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = _graph(onnx_model)
     shapes = {t.name: list(t.dims) for t in model.graph.initializer}
     for node in model.graph.node:  # a quantized (QDQ) model's weights reach the Conv through DequantizeLinear
         if node.op_type == "DequantizeLinear" and node.input and node.input[0] in shapes:
@@ -97,7 +105,7 @@ def deepest_reduction(onnx_path: Path) -> int:
     return deepest
 
 
-def relative_tolerance(onnx_path: Path) -> float:
+def relative_tolerance(onnx_model) -> float:
     """rtol for the model: the float32 error bound of its deepest reduction, K * u (FLOAT32_ROUNDOFF).
 
     Applied to the largest reference logit: MobileNetV2's classifier sums 1280 products, rtol 7.6e-05, which
@@ -105,34 +113,30 @@ def relative_tolerance(onnx_path: Path) -> float:
     kernel is off by the order of the logits themselves (a relative error near 1): still caught by far,
     and by the top-5 check.
     """
-    return deepest_reduction(onnx_path) * FLOAT32_ROUNDOFF
+    return deepest_reduction(onnx_model) * FLOAT32_ROUNDOFF
 
 
-def output_step(onnx_path: Path) -> float:
+def output_step(onnx_model) -> float:
     """The quantization step of the model's output (the scale of the DequantizeLinear that writes it, through
     reshapes), or 0.0 when the output is computed in float."""
-    import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    model = _graph(onnx_model)
     producer = {out: node for node in model.graph.node for out in node.output}
     node = producer.get(model.graph.output[0].name)
     while node is not None and node.op_type in _SHAPE_ONLY_OPS:
         node = producer.get(node.input[0])
     if node is not None and node.op_type == "DequantizeLinear" and len(node.input) > 1:
-        scale = constants.get(node.input[1])
+        scale = next((numpy_helper.to_array(t) for t in model.graph.initializer if t.name == node.input[1]), None)
         if scale is not None and scale.size == 1:
             return float(scale.reshape(()))
     return 0.0
 
 
-def rounding_steps(onnx_path: Path) -> int:
+def rounding_steps(onnx_model) -> int:
     """Output steps an INT8 model's logits may differ by: one per layer that requantizes by its own formula
     (residual Add, pools, ... between dequantized tensors), plus one; at least INT8_OUTPUT_STEPS."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = _graph(onnx_model)
     dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     own = sum(n.op_type in _OWN_ROUNDING_OPS and any(i in dequantized for i in n.input) for n in model.graph.node)
     return max(INT8_OUTPUT_STEPS, own + 1)
@@ -148,8 +152,9 @@ class ModelBounds:
 
 
 def model_bounds(onnx_path: Path) -> ModelBounds:
-    step = output_step(onnx_path)
-    return ModelBounds(relative_tolerance(onnx_path), step, rounding_steps(onnx_path) if step else INT8_OUTPUT_STEPS)
+    model = _graph(onnx_path)  # read once for all three
+    step = output_step(model)
+    return ModelBounds(relative_tolerance(model), step, rounding_steps(model) if step else INT8_OUTPUT_STEPS)
 
 
 def top5(logits: np.ndarray) -> np.ndarray:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tvmdeploy.tools.dev.bench_tuned import THREADING, _ort_session, run_script
+from tvmdeploy.tools.dev.bench_tuned import (
+    THREADING, _ort_session, configure_tvm_threads, cpu_description, model_onnx, run_script)
 
 RUNTIMES = ("tvm_int8", "ort_int8", "tvm_fp32", "ort_fp32")
 
@@ -41,10 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)  # read when TVM's pool starts: before the first kernel
-    os.environ["TVM_BIND_THREADS"] = "0"
-    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[args.threading]["tvm_spin_count"])
-    from tvmdeploy.compile.tuning.log_choice import cpu_record
+    configure_tvm_threads(args.threads, args.threading)
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.dev.tune_card import CARD
@@ -61,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{model}: int8 {row['tvm_int8']['median_ms']:.2f} ms, ORT int8 {row['ort_int8']['median_ms']:.2f} ms, "
               f"fp32 {row['tvm_fp32']['median_ms']:.2f} ms", file=sys.stderr, flush=True)
-    cpu = cpu_record()
-    what = f"{cpu['model_name'] or cpu['vendor'] or 'CPU'} (LLVM mcpu {cpu['mcpu'] or '?'})"
+    what = cpu_description()
     print(int8_table(rows, f"{what}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
                            f"median of {rows[0]['tvm_int8']['n'] if rows else 0} interleaved runs"))
     if args.json:
@@ -79,25 +75,18 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.measure.verify import output_step
-    from tvmdeploy.compile.models.architectures import ARCHITECTURES, export_architecture
-    from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.compile.quantization.calibrate import quantize_model
     from tvmdeploy.runtime.timing import interleaved
 
-    fp32 = workdir / f"{Path(model).stem}.onnx"
-    if model.endswith(".onnx"):
-        fp32 = Path(model)
-    elif model in ARCHITECTURES:
-        export_architecture(model, fp32)
-    else:
-        export_onnx(model, fp32, seed=0)
+    fp32 = model_onnx(model, workdir, "--models")
     int8 = quantize_model(fp32, args.calibration, workdir / f"{fp32.stem}.int8.onnx", samples=args.samples,
                           progress=False).output
-    calls, checks, compile_s, integer = {}, {}, {}, ""
-    x = np.random.default_rng(0).random(import_onnx(fp32)[1].input_shape, dtype=np.float32)
+    calls, checks, compile_s, integer, x = {}, {}, {}, "", None
     for kind, path in (("int8", int8), ("fp32", fp32)):
         mod, info = import_onnx(path)
+        if x is None:  # one input for all four runtimes
+            x = np.random.default_rng(0).random(info.input_shape, dtype=np.float32)
         started = time.perf_counter()
         compiled = compile_relax(mod, profile)
         compile_s[kind] = round(time.perf_counter() - started, 1)

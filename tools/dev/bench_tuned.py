@@ -77,10 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # TVM reads these when its thread pool starts: they must be set before the first kernel runs.
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)
-    os.environ["TVM_BIND_THREADS"] = "1" if args.bind_threads else "0"
-    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[args.threading]["tvm_spin_count"])
+    configure_tvm_threads(args.threads, args.threading, bind=args.bind_threads)
 
     if args.card or args.card_models:
         return _card(args)
@@ -171,10 +168,8 @@ def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
 
 def _card(args: argparse.Namespace) -> int:
     """--card: the card's models x the x86 profiles this CPU runs, each measured like the headline."""
-    from tvmdeploy.compile.models.architectures import ARCHITECTURES, export_architecture
-    from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.tuning.log_choice import cpu_record, host_profiles
+    from tvmdeploy.compile.tuning.log_choice import host_profiles
     from tvmdeploy.compile.pipeline import DEFAULTS, RAW
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
@@ -191,15 +186,7 @@ def _card(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-card-"))
     rows = []
     for model in models:
-        if model.endswith(".onnx"):
-            onnx_path = Path(model)
-            if not onnx_path.is_file():
-                raise TvmDeployError(f"--card-models: no such file {model}")
-        elif model in ARCHITECTURES:
-            onnx_path = export_architecture(model, workdir / f"{model}.onnx")
-        else:
-            onnx_path = workdir / f"{model}.onnx"
-            export_onnx(model, onnx_path, seed=0)
+        onnx_path = model_onnx(model, workdir, "--card-models")
         mod, info = import_onnx(onnx_path)
         for profile in profiles:
             # The build resolves auto/shipped itself (one lowering per row, as `build` does it).
@@ -209,8 +196,7 @@ def _card(args: argparse.Namespace) -> int:
             rows.append(result)
             print(f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
                   f"{result['ort']['median_ms']:.2f} ms, {result['ratio_tvm_over_ort']:.2f}x", file=sys.stderr, flush=True)
-    cpu = cpu_record()
-    what = f"{cpu['model_name'] or cpu['vendor'] or 'CPU'} (LLVM mcpu {cpu['mcpu'] or '?'})"
+    what = cpu_description()
     print(card_table(rows, f"{what}, {args.threads} threads, threading {args.threading}, median of "
                            f"{rows[0]['tvm']['n'] if rows else 0} interleaved runs"))
     if args.json:
@@ -218,6 +204,39 @@ def _card(args: argparse.Namespace) -> int:
     if args.plot:
         _plot_card(rows, args.plot, f"TVM vs ONNX Runtime, {what}, {args.threads} threads")
     return 0
+
+
+def configure_tvm_threads(threads: int, threading: str, *, bind: bool = False) -> None:
+    """TVM reads these when its thread pool starts: they must be set before the first kernel runs."""
+    os.environ["TVM_NUM_THREADS"] = str(threads)
+    os.environ["TVM_BIND_THREADS"] = "1" if bind else "0"
+    os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(THREADING[threading]["tvm_spin_count"])
+
+
+def model_onnx(model: str, workdir: Path, option: str) -> Path:
+    """The ONNX file of a benchmark entry: a .onnx path as it is, else a corpus architecture or zoo model exported
+    into `workdir` (random weights, seed 0)."""
+    from tvmdeploy.compile.models.architectures import ARCHITECTURES, export_architecture
+    from tvmdeploy.compile.models.export import export_onnx
+    from tvmdeploy.runtime.errors import TvmDeployError
+
+    if model.endswith(".onnx"):
+        if not Path(model).is_file():
+            raise TvmDeployError(f"{option}: no such file {model}")
+        return Path(model)
+    onnx_path = workdir / f"{model}.onnx"
+    if model in ARCHITECTURES:
+        return export_architecture(model, onnx_path)
+    export_onnx(model, onnx_path, seed=0)
+    return onnx_path
+
+
+def cpu_description() -> str:
+    """This CPU as benchmark captions name it: its model name and LLVM mcpu."""
+    from tvmdeploy.compile.tuning.log_choice import cpu_record
+
+    cpu = cpu_record()
+    return f"{cpu['model_name'] or cpu['vendor'] or 'CPU'} (LLVM mcpu {cpu['mcpu'] or '?'})"
 
 
 def _no_log_reason(word: str) -> str:
