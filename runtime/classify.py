@@ -35,6 +35,11 @@ class Classified:
         return self.top is not None
 
 
+def folder_images(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted by name (what a folder argument means everywhere)."""
+    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+
+
 def expand_image_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files as given; a folder becomes its image files (sorted by name, not recursive).
 
@@ -45,7 +50,7 @@ def expand_image_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted((p for p in path.iterdir() if is_image_file(p)), key=lambda p: p.name)
+            found = folder_images(path)
             if not found:
                 raise TvmDeployError(f"{path}: no images found (expected {', '.join(sorted(IMAGE_SUFFIXES))} files)")
             paths += found

@@ -14,7 +14,8 @@ from tvmdeploy.compile.frontend import inspect_onnx, load_onnx_proto
 from tvmdeploy.compile.quantization import QUANTIZED_OPS
 from tvmdeploy.compile.quantization.agreement import Agreement, measure_agreement
 from tvmdeploy.runtime.errors import TvmDeployError, arg
-from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, is_image_file, load_image
+from tvmdeploy.runtime.classify import folder_images
+from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, load_image
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _calibration_images(folder: Path, config: PreprocessConfig, samples: int, pr
         raise TvmDeployError(f"calibration folder not found: {folder}", param="calibration")
     if not folder.is_dir():
         raise TvmDeployError(f"{arg('calibration')} must be a folder of images, got a file: {folder}", param="calibration")
-    files = sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+    files = folder_images(folder)
     if not files:
         raise TvmDeployError(f"calibration folder {folder} holds no images (expected "
                              f"{', '.join(sorted(IMAGE_SUFFIXES))} files)", param="calibration")

@@ -166,25 +166,18 @@ def test_output_step_is_the_scale_of_the_dequantize_that_writes_the_logits(quant
 def test_a_signed_activation_model_runs_as_unsigned_on_x86_and_still_agrees(tmp_path, calibration_photos):
     """An S8S8 file (activations int8): x86's vpdpbusd takes unsigned data, so every activation moves by 128
     with its zero point; the same real values, the same integer arithmetic, ONNX Runtime's logits to the step."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from tvmdeploy.compile.build import build_artifact
-    from tvmdeploy.compile.quantization.calibrate import _calibration_images
+    from tvmdeploy.compile.quantization.calibrate import _calibration_images, _Reader
     from tvmdeploy.runtime.preprocess import PreprocessConfig
     from tvmdeploy.targets import load_profile
 
     images, _ = _calibration_images(calibration_photos, PreprocessConfig.for_input([1, 3, 32, 32]), samples=4,
                                     progress=False)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.feeds = iter({"input": image[None]} for image in images)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
     signed = tmp_path / "block.s8s8.onnx"
-    quantize_static(str(_block_net(tmp_path / "block.onnx")), str(signed), Reader(), quant_format=QuantFormat.QDQ,
+    quantize_static(str(_block_net(tmp_path / "block.onnx")), str(signed), _Reader("input", images, 1),
+                    quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
     profile = load_profile(VNNI_PROFILE)
     result = build_artifact(signed, profile, tmp_path / "art", verify=profile.runs_on_this_machine)
