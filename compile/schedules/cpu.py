@@ -9,7 +9,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.base import ScheduleRule
 
 from tvmdeploy.compile.schedules.cpu_vector import VectorUnit, vector_unit
-from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, dot_intrinsic
+from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, TILE_BYTES, TILE_SCOPE, dot_intrinsic
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ _PARALLEL_MIN_MEAN_US = 40.0
 # The estimate is deliberately crude: a multiply-add rate and a memory rate typical of one x86 core here.
 _MACS_PER_US = 40e3
 _BYTES_PER_US = 40e3
+_ACCUMULATOR_BYTES = 4  # float32 and int32
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def choose_tile(rows: int, cols: int, unit: VectorUnit) -> Tile:
-    """The register tile (rows x cols accumulators) with the most FMAs per load that fits the registers.
+    """The register tile (rows x cols accumulators) with the most FMAs per load that fits the registers (and
+    stays under TILE_BYTES, so that TVM keeps it on the stack, where LLVM turns it into registers).
 
     Columns must divide the channel count (a partial vector would need a predicate that blocks
     vectorisation); rows need not divide the row count (a predicate on the row loop is cheap), but a
@@ -69,7 +71,7 @@ def choose_tile(rows: int, cols: int, unit: VectorUnit) -> Tile:
     for col, vector in options:
         registers = col // vector
         for row in range(1, min(rows, 8) + 1):
-            if not unit.fits(row, registers):
+            if not unit.fits(row, registers) or row * col * _ACCUMULATOR_BYTES >= TILE_BYTES:
                 continue
             waste = rows / (-(-rows // row) * row)  # share of the last tile's rows that are real
             # Useful vector FMAs per cycle-ish: FMA instructions (row x registers, two ports) or loads
@@ -130,7 +132,7 @@ def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
     (a buffer used before its definition).
     """
     _inline_side_inputs(sch)
-    write_back = sch.cache_write(reduction, 0, "local")
+    write_back = sch.cache_write(reduction, 0, TILE_SCOPE)
     names = [sch.get(rv).name_hint for rv in _epilogue(sch, write_back)]
     for name in names:
         rv = sch.get_sblock(name)

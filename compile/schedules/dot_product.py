@@ -10,6 +10,13 @@ from tvm.script import tirx as T
 
 # Bytes of the reduction one instruction sums into each 32-bit lane (four 8-bit products).
 DOT_DEPTH = 4
+# Register tiles (the accumulators of the default schedules and of the intrinsics) are buffers in "global" scope
+# and under TILE_BYTES: TVM 0.27 lowers every "local" buffer, and every other one of 1024 bytes or more
+# (kMaxStackAlloca), to a TVMBackendAllocWorkspace call, made once per tile in the parallel loop. That heap call,
+# and the memory round trip it forces on accumulators LLVM can then no longer keep in registers, took half of
+# each kernel's time (x1.0 int8 24->144 pointwise: 92 -> 45 us).
+TILE_SCOPE = "global"
+TILE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,8 @@ def activation_dtype(target) -> str | None:
 
 @functools.cache
 def dot_intrinsic(instruction: DotInstruction, lanes: int) -> str:
-    """Register (once) and name the tensor intrinsic for `instruction` at `lanes`, with C in registers (the
-    accumulator the default schedules cache_write to "local")."""
+    """Register (once) and name the tensor intrinsic for `instruction` at `lanes`, C being the register tile the
+    default schedules cache_write (in TILE_SCOPE)."""
     from tvm.s_tir import TensorIntrin
 
     name = f"tvmdeploy_{instruction.name}_{lanes}x{DOT_DEPTH}"
@@ -80,7 +87,7 @@ def _description(data: str, lanes: int) -> tirx.PrimFunc:
     def description(
         A: T.Buffer((T.int64(DOT_DEPTH),), data, offset_factor=1),
         B: T.Buffer((T.int64(lanes), T.int64(DOT_DEPTH)), "int8", offset_factor=1),
-        C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope="local"),
+        C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope=TILE_SCOPE),
     ) -> None:
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:DOT_DEPTH], B[0:lanes, 0:DOT_DEPTH])
@@ -101,19 +108,19 @@ def _implementation(data: str, lanes: int, intrinsic: str) -> tirx.PrimFunc:
     def implementation(
         A: T.Buffer((T.int64(DOT_DEPTH),), data, offset_factor=1),
         B: T.Buffer((T.int64(lanes), T.int64(DOT_DEPTH)), "int8", offset_factor=1),
-        C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope="local"),
+        C: T.Buffer((T.int64(lanes),), "int32", offset_factor=1, scope=TILE_SCOPE),
     ) -> None:
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:DOT_DEPTH], B[0:lanes, 0:DOT_DEPTH])
             T.writes(C[0:lanes])
             # The four activation bytes as one int32, broadcast to every lane, then seen as bytes again (LLVM
-            # declares both instructions on signed byte vectors, whatever the bytes mean).
-            word = T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32")
-            activations = T.reinterpret(T.broadcast(word, lanes), dtype=f"int8x{byte_lanes}")
+            # declares both instructions on signed byte vectors, whatever the bytes mean). One expression: a named
+            # value here becomes a "local" buffer, which TVM 0.27 allocates on the heap at every call.
             C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id(intrinsic),
                 C.vload([0], dtype=f"int32x{lanes}"),
-                activations,
+                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32"), lanes),
+                              dtype=f"int8x{byte_lanes}"),
                 B.vload([0, 0], dtype=f"int8x{byte_lanes}"),
                 dtype=f"int32x{lanes}",
             )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tvmdeploy.compile.schedules.cpu import choose_tile
+from tvmdeploy.compile.schedules.dot_product import TILE_BYTES
 from tvmdeploy.compile.schedules.cpu_vector import VectorUnit
 
 UNITS = [VectorUnit(16, 32, "avx512"), VectorUnit(8, 16, "avx2"), VectorUnit(4, 32, "neon")]
@@ -24,6 +25,7 @@ def test_tile_fits_registers_and_divides_the_channels(unit, rows, cols):
     registers = tile.cols // tile.vector
     # accumulators + one row's weight vectors + the broadcast input: LLVM spilled past that (7x4 on AVX-512)
     assert tile.rows * registers + registers + 1 <= unit.registers
+    assert tile.rows * tile.cols * 4 < TILE_BYTES  # a larger tile is a heap call per tile in TVM 0.27
     if cols % unit.lanes == 0:
         assert tile.vector == unit.lanes  # whole vectors whenever the channels allow
 
@@ -115,6 +117,7 @@ def test_arm_build_emits_neon_fma_in_every_convolution(odd_width_onnx):
         code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
                                                                                       functions[name]))
         assert re.search(r"\bfmla\s+v\d+\.[24]s", code), f"{name}: no NEON fmla"
+        assert "TVMBackendAllocWorkspace" not in code, f"{name}: its register tile is allocated on the heap"
 
 
 def _functions(asm: str) -> dict[str, str]:
