@@ -7,13 +7,15 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tvmdeploy.compile.backends import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
 from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW, SHIPPED, compile_relax
 from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ParityReport, check_parity
+from tvmdeploy.compile.models.export import META_INT8_AGREEMENT
+from tvmdeploy.compile.quantization.agreement import INT8_AGREEMENT, Agreement, agreement_summary
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import (
     LIBRARY_FILE,
@@ -40,6 +42,7 @@ class BuildResult:
     tuning_note: str = ""
     schedules: str = ""  # per kernel class: kernels scheduled from the log, the default rules, raw lowering
     integer: str = ""  # a quantized model: integer kernels per class and the ops left in float emulation
+    agreement: str = ""  # a quantized model: how closely it follows the float one (as `quantize` measured it)
 
 
 
@@ -111,6 +114,8 @@ def build_artifact(
     if word in (AUTO, SHIPPED) and tuning_log is None and not tuning_note:
         tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}"
 
+    agreement = Agreement.parse(info.metadata.get(META_INT8_AGREEMENT)) if compiled.integer_kernels else None
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -155,7 +160,8 @@ def build_artifact(
             | ({"integer_kernels": compiled.integer_kernels, "float_emulated": compiled.float_emulated}
                if compiled.integer_kernels else {}),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256},
+            extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256}
+            | ({INT8_AGREEMENT: asdict(agreement)} if agreement else {}),
         )
         write_manifest(staging, manifest)
 
@@ -177,7 +183,7 @@ def build_artifact(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary(),
-                       compiled.integer_summary())
+                       compiled.integer_summary(), agreement_summary(manifest.extra) if compiled.integer_kernels else "")
 
 
 def _copy_onnx(source: Path, destination: Path) -> None:

@@ -22,6 +22,7 @@ LABELS_ID = "imagenet1k"
 META_MODEL = "tvmdeploy.model"
 META_WEIGHTS = "tvmdeploy.weights"
 META_LABELS = "tvmdeploy.labels"
+META_INT8_AGREEMENT = "tvmdeploy.int8_agreement"  # `quantize`'s int8-vs-fp32 agreement, as JSON
 
 
 @dataclass(frozen=True)

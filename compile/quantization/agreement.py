@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,31 @@ class Agreement:
     def summary(self) -> str:
         return (f"int8 vs fp32 on {self.images} image(s): top-1 agreement {self.top1:.0%}, "
                 f"SQNR of the logits {self.sqnr_db:.1f} dB")
+
+    def to_text(self) -> str:
+        """JSON for the quantized model's metadata (`quantize` writes it, `build` and `bench` report it)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def parse(cls, recorded: str | dict | None) -> Agreement | None:
+        """The agreement from `to_text`'s JSON (or its dict), or None where there is none or it does not parse."""
+        try:
+            fields = json.loads(recorded) if isinstance(recorded, str) else recorded
+            return cls(int(fields["images"]), float(fields["top1"]), float(fields["sqnr_db"])) if fields else None
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+# The artifact manifest's `extra` key for the agreement recorded in a quantized model.
+INT8_AGREEMENT = "int8_agreement"
+
+
+def agreement_summary(extra: dict | None) -> str:
+    """The int8-vs-fp32 agreement of a quantized model's artifact (its manifest's `extra`), for `build` and `bench`."""
+    agreement = Agreement.parse((extra or {}).get(INT8_AGREEMENT))
+    if agreement is None:
+        return "int8 vs fp32: not recorded (the model was not quantized by `tvmdeploy quantize`)"
+    return f"{agreement.summary()} (measured by `tvmdeploy quantize`, ONNX Runtime on both models)"
 
 
 def logit_agreement(reference: np.ndarray, quantized: np.ndarray) -> Agreement:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmdeploy.compile.frontend import inspect_onnx, load_onnx_proto
+from tvmdeploy.compile.models.export import META_INT8_AGREEMENT, set_metadata
 from tvmdeploy.compile.quantization import QUANTIZED_OPS
 from tvmdeploy.compile.quantization.agreement import Agreement, measure_agreement
 from tvmdeploy.runtime.errors import TvmDeployError, arg
@@ -129,10 +130,12 @@ def quantize_model(model: Path | str, calibration: Path | str, output: Path | st
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[method],
         )
+        agreement = measure_agreement(model, staged, images)
+        # Recorded in the model, for `build` and `bench`: they have neither the float model nor the images.
+        set_metadata(staged, {META_INT8_AGREEMENT: agreement.to_text()})
         shutil.move(str(staged), output)  # only a finished model replaces what was there
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    agreement = measure_agreement(model, output, images)
     result = QuantizeResult(output, len(images), skipped, method, per_channel, preprocessed=preprocessed,
                             agreement=agreement)
     log.info("quantized %s -> %s: %s; %s", model, output, result.summary(), agreement.summary())

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tvmdeploy.compile.measure.reference import OrtModel, reference_input
     from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, compare_logits, model_bounds
+    from tvmdeploy.compile.quantization.agreement import agreement_summary
     from tvmdeploy.runtime.artifact import verify_onnx
     from tvmdeploy.runtime.timing import LatencyStats, blocked
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     emulated = module.emulated
     baseline = next((s for name, s in rows.items() if name.startswith("ONNX Runtime")), None)
     tuned = manifest.schedule_text()
+    quantized = bool((manifest.tuning or {}).get("integer_kernels"))
     if args.json:
         print(json.dumps({
             "artifact": str(args.artifact),
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "tuning": tuned,
             "emulated": emulated,
             "parity": parity.to_dict() if parity else None,
+            "int8_agreement": agreement_summary(manifest.extra) if quantized else None,
             "results": {name: {**s.to_dict(), "ratio_to_ort": (s.median_ms / baseline.median_ms) if baseline else None}
                         for name, s in rows.items()},
         }, indent=2))
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{manifest.model_name}, batch {manifest.batch}, {tuned}; {where} {threads} thread(s)")
     if parity:
         print(parity.summary())
+    if quantized:
+        print(agreement_summary(manifest.extra))
     if emulated:
         print("note: the board is emulated (qemu-user): its timings say nothing about a real Cortex-A")
     width = max(len(n) for n in rows)

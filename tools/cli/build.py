@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"schedules (kernels per class: from the log, default rules, raw lowering): {result.schedules}")
     if result.integer:
         print(f"integer kernels (8-bit tensors, int32 accumulation; per class): {result.integer}")
+        print(result.agreement)
     for name, why in (manifest.tuning.get("raw_kernels") or {}).items():
         print(f"raw lowering: {name} ({why})")
     if result.parity is not None:

@@ -85,6 +85,19 @@ def test_every_convolution_and_the_classifier_become_integer_kernels(vnni_build)
     assert result.integer.endswith("float emulation: none")
 
 
+def test_the_build_reports_the_agreement_quantize_recorded_in_the_model(vnni_build, quantized_block):
+    from tvmdeploy.compile.models.export import META_INT8_AGREEMENT, read_metadata
+    from tvmdeploy.compile.quantization.agreement import INT8_AGREEMENT, Agreement, agreement_summary
+
+    recorded = Agreement.parse(read_metadata(quantized_block)[META_INT8_AGREEMENT])
+    assert recorded.images >= 1 and 0.0 <= recorded.top1 <= 1.0
+    _, result = vnni_build
+    assert Agreement.parse(result.manifest.extra[INT8_AGREEMENT]) == recorded
+    assert result.agreement.startswith(recorded.summary()) and "tvmdeploy quantize" in result.agreement
+    # A QDQ file quantized elsewhere carries none: said, not guessed.
+    assert agreement_summary({}).startswith("int8 vs fp32: not recorded")
+
+
 def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
     profile, result = vnni_build
     if not profile.runs_on_this_machine:
@@ -113,15 +126,30 @@ def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantize
     assert not [name for name, code in functions.items() if "TVMBackendAllocWorkspace" in code]
 
 
-def test_without_vnni_the_integer_kernels_still_build_and_agree(quantized_block, tmp_path):
-    from tvmdeploy.compile.build import build_artifact
+def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_block, tmp_path, capsys,
+                                                                     calibration_photos):
+    """x86-avx2 (no dot product): build, run and bench take the int8 artifact as they take a float one."""
+    from tvmdeploy.runtime.artifact import read_manifest
     from tvmdeploy.targets import load_profile
+    from tvmdeploy.tools.cli.main import main
 
-    profile = load_profile("x86-avx2")
-    result = build_artifact(quantized_block, profile, tmp_path / "avx2", verify=profile.runs_on_this_machine)
-    assert result.manifest.tuning["float_emulated"] == []
-    if result.parity is not None:
-        assert result.parity.passed and result.parity.max_abs_diff <= result.parity.step / 2
+    art = tmp_path / "avx2"
+    runs = load_profile("x86-avx2").runs_on_this_machine
+    assert main(["build", str(quantized_block), "--profile", "x86-avx2", "-o", str(art)]
+                + ([] if runs else ["--no-verify"])) == 0
+    printed = capsys.readouterr().out
+    assert "float emulation: none" in printed and "int8 vs fp32 on" in printed
+    assert read_manifest(art).tuning["float_emulated"] == []
+    if not runs:
+        pytest.skip("this CPU cannot run x86-avx2 code: built only")
+    assert "PASS" in printed
+    parity = read_manifest(art).parity
+    assert parity["max_abs_diff"] <= parity["step"] / 2
+    photo = next(p for p in sorted(calibration_photos.iterdir()) if p.is_file())
+    assert main(["run", str(art), str(photo), "--topk", "2"]) == 0
+    assert main(["bench", str(art), "--runs", "3", "--warmup", "1", "--min-seconds", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "PASS" in printed and "int8 vs fp32 on" in printed and "| TVM x86-avx2" in printed
 
 
 def test_unsupported_quantization_forms_are_refused_in_one_line():
