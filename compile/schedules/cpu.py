@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 LAYOUT_REWRITE_PREPROC = "meta_schedule.layout_rewrite_preproc"
 # Reduction loops at most this long are unrolled (3x3 / 5x5 / 7x7 windows, the stem's 3 input channels).
 _UNROLL_REDUCTION = 7
+# A last axis at most this long, not whole vectors, is unrolled in an injective kernel's row loop.
+_UNROLL_ROW = 64
 # Injective kernels smaller than this run on one thread: a parallel launch costs more than it saves.
 _PARALLEL_MIN_ELEMENTS = 4096
 # A model whose reduction kernels are estimated to take less than this on one core on average runs every
@@ -148,7 +150,10 @@ def fold_epilogue(sch: s_tir.Schedule, reduction) -> tuple:
             continue  # inlined forward above
         producers = sch.get_producers(rv)
         alone = len(producers) == 1 and len(sch.get_consumers(producers[0])) == 1
-        if not (alone and _try(sch.reverse_compute_inline, rv)):
+        # Never a slice (an integer conv padded to whole vectors, cut back): TVM accepts that reverse inline and
+        # the kernel then writes the padded channels past the end of each output row.
+        whole = alone and _output_elements(sch.get(rv)) == _output_elements(sch.get(producers[0]))
+        if not (whole and _try(sch.reverse_compute_inline, rv)):
             tail.append(rv)
     return write_back, tail
 
@@ -496,7 +501,15 @@ def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int, parall
     extents = [int(iv.dom.extent) for iv in block.iter_vars]
     total = _work(extents)
     axis = _read_contiguous_axis(block, extents, lanes) if len(loops) == len(extents) else None
-    if axis is None:
+    if axis is None and len(loops) > 1 and extents[-1] % lanes and not _same_index_reads(block):
+        # A concat or pad along a last axis that is not whole vectors (x0.75's 18 channels + 2): one flat vector
+        # loop gave each lane a division and modulo of its index into a gather (105 us for 63 KB); a loop per
+        # row of the last axis, unrolled, copies it at scalar speed with no index arithmetic.
+        *outer, last = loops
+        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        if extents[-1] <= _UNROLL_ROW:
+            sch.unroll(last)
+    elif axis is None:
         # Output-contiguous: one flat loop, vectorised in whole vectors (elementwise ops, reshapes).
         fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
         if total % lanes == 0:
@@ -514,6 +527,13 @@ def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int, parall
         fused = sch.fuse(*outer) if len(outer) > 1 else outer[0] if outer else vector_outer
     if parallel and total >= _PARALLEL_MIN_ELEMENTS:
         sch.parallel(fused)
+
+
+def _same_index_reads(block: tirx.SBlock) -> bool:
+    """Whether every read indexes its buffer exactly as the block writes its output (elementwise, same shape)."""
+    written = [r.min for r in block.writes[0].region]
+    return all(len(r.region) == len(written) and all(a.same_as(b) for a, b in zip((x.min for x in r.region), written))
+               for r in block.reads)
 
 
 def _read_contiguous_axis(block: tirx.SBlock, extents: list[int], lanes: int) -> int | None:

@@ -15,10 +15,11 @@ from tvmdeploy.runtime.errors import TvmDeployError
 VNNI_PROFILE = "x86-icelake-server"
 
 
-def _block_net(path: Path) -> Path:
+def _block_net(path: Path, width: int = 16) -> Path:
     """stem 3x3 s2 -> ReLU6 -> depthwise 3x3 -> ReLU6 -> 1x1 expand 16->80 -> ReLU6 -> 1x1 project 80->16
     -> + residual -> GlobalAveragePool -> Gemm: MobileNetV2's op mix with channel counts VNNI takes (80: a tile
-    of one register per row, as in x0.25's last layers)."""
+    of one register per row, as in x0.25's last layers). `width` 18 (x0.75's count, not whole dot-product
+    groups of 4) makes it 18 -> 90 -> 18."""
     rng = np.random.default_rng(3)
 
     def weight(name, shape):
@@ -27,12 +28,13 @@ def _block_net(path: Path) -> Path:
     def bias(name, n):
         return numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), name)
 
+    c = width
     six = numpy_helper.from_array(np.array(6.0, np.float32), "six")
     zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
     nodes = [
         helper.make_node("Conv", ["input", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Clip", ["c0", "zero", "six"], ["r0"]),
-        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], group=16),
+        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], group=c),
         helper.make_node("Clip", ["c1", "zero", "six"], ["r1"]),
         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"]),
         helper.make_node("Clip", ["c2", "zero", "six"], ["r2"]),
@@ -42,9 +44,10 @@ def _block_net(path: Path) -> Path:
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
     ]
-    initializers = [weight("w0", (16, 3, 3, 3)), bias("b0", 16), weight("w1", (16, 1, 3, 3)), bias("b1", 16),
-                    weight("w2", (80, 16, 1, 1)), bias("b2", 80), weight("w3", (16, 80, 1, 1)), bias("b3", 16),
-                    weight("fc", (16, 16)), bias("fcb", 16), six, zero]
+    hidden = 5 * width
+    initializers = [weight("w0", (c, 3, 3, 3)), bias("b0", c), weight("w1", (c, 1, 3, 3)), bias("b1", c),
+                    weight("w2", (hidden, c, 1, 1)), bias("b2", hidden), weight("w3", (c, hidden, 1, 1)), bias("b3", c),
+                    weight("fc", (16, c)), bias("fcb", 16), six, zero]
     graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16])], initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -115,15 +118,40 @@ def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantize
     from tvmdeploy.targets import load_profile
 
     compiled = compile_relax(import_onnx(quantized_block)[0], load_profile(profile_name))
-    (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
-    asm = library.inspect_source("asm")
-    functions = dict(zip(*[iter(re.split(r"^\s*\.type\s+([\w.$]+),@function\n", asm, flags=re.M)[1:])] * 2))
+    functions = _functions(compiled)
     dots = {name for name, code in functions.items() if re.search(rf"\b{instruction}\b", code)}
     # Two pointwise convolutions and the classifier (their parallel bodies are lambdas of their own).
     assert len(dots) >= 3, sorted(dots)
     assert compiled.float_emulated == [] and compiled.raw_kernels == {}
     # Register tiles live on the stack (in registers, after LLVM): a heap call per tile halved the speed.
     assert not [name for name, code in functions.items() if "TVMBackendAllocWorkspace" in code]
+
+
+def test_channel_counts_that_are_not_groups_of_four_still_run_on_vpdpbusd_and_agree(tmp_path, calibration_photos):
+    """x0.75's 18 channels: input channels padded to 20, output channels to 24 and cut back (integer_ops)."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.compile.frontend import import_onnx
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.quantization.calibrate import quantize_model
+    from tvmdeploy.targets import load_profile
+
+    model = tmp_path / "odd.int8.onnx"
+    quantize_model(_block_net(tmp_path / "odd.onnx", width=18), calibration_photos, model, progress=False)
+    profile = load_profile(VNNI_PROFILE)
+    compiled = compile_relax(import_onnx(model)[0], profile)
+    assert compiled.float_emulated == [] and compiled.raw_kernels == {}
+    dots = [name for name, code in _functions(compiled).items() if "vpdpbusd" in code and "conv2d" in name]
+    assert len(dots) >= 2, sorted(dots)  # expand 18(+2)->90, project 90->18(+6)
+    if profile.runs_on_this_machine:
+        parity = build_artifact(model, profile, tmp_path / "art").parity
+        assert parity.passed and parity.max_abs_diff <= parity.step / 2, parity.summary()
+
+
+def _functions(compiled) -> dict[str, str]:
+    """Function name -> assembly of a compiled model's LLVM module (a kernel's parallel body is a function too)."""
+    (library,) = [m for m in compiled.executable.mod.imports if m.kind == "llvm"]
+    parts = re.split(r"^\s*\.type\s+([\w.$]+),@function\n", library.inspect_source("asm"), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
 
 
 def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_block, tmp_path, capsys,
