@@ -40,7 +40,6 @@ AUTO = "auto"
 SHIPPED = "shipped"
 DEFAULTS = "defaults"
 RAW = "none"
-TUNING_LOG_WORDS = (AUTO, SHIPPED, DEFAULTS, RAW)
 
 
 # Where a kernel's schedule came from, in report order: a log record, a default rule, raw lowering because no

@@ -469,15 +469,3 @@ class RemoteModule:
 
         return self.session.call("timing the model", _time)
 
-
-def load_remote(
-    artifact_dir: Path,
-    endpoint: RpcEndpoint,
-    *,
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
-) -> RemoteModule:
-    """Connect to the endpoint's device and load the artifact there (one call for run/bench)."""
-    read_manifest(artifact_dir)  # fail on a bad artifact before waiting for a device
-    session = connect(endpoint, connect_timeout_s, session_timeout_s=0, call_timeout_s=call_timeout_s)
-    return RemoteModule(session, artifact_dir)

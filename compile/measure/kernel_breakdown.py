@@ -86,7 +86,8 @@ def classify_call(name: str, shapes: Sequence[tuple[int, ...]], *, first_conv: b
         if first_conv:
             k = math.isqrt(max(1, weight // max(1, c_out * c_in)))
             return "stem", f"stem {k}x{k}{stride} {c_in}->{c_out}{where}"
-        if weight == c_in * c_out:
+        # An int8 1x1 conv may compute whole groups of 8 output channels and cut them back (integer_ops).
+        if weight in (c_in * c_out, c_in * -(-c_out // 8) * 8):
             direction = "expand" if c_out > c_in else "project"
             return "pointwise", f"pointwise-{direction} {c_in}->{c_out}{where}"
         if c_in == c_out and weight % c_out == 0 and math.isqrt(weight // c_out) ** 2 == weight // c_out:

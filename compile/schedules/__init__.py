@@ -1,4 +1,4 @@
-"""Default (untuned) schedules: our CPU rules and TVM's dlight GPU rules, for kernels no tuning log covers."""
+"""Default (untuned) CPU schedules, our rules, for kernels no tuning log covers (GPU: compile/backends/gpu_schedule.py)."""
 
 # Kernels schedules.fusion merges (an expansion, the depthwise conv reading it, maybe the projection after) are
 # named with this prefix and a counter; reports class them as one block. Here, light, for reports without TVM.

@@ -61,7 +61,7 @@ def classify(name: str, func) -> tuple[str, str]:
         channels_in, channels_out, kh, in_per_group = data[1], weight[0], weight[2], weight[1]
     if in_per_group == 1 and channels_in > 1:
         return "depthwise", f"depthwise {kh}x{kh} c{channels_in}"
-    if channels_in <= 4:
+    if channels_in <= 4 and kh > 1:  # a 1x1 conv of 4 channels (x0.25's) is a pointwise one
         return "stem", f"stem {kh}x{kh} {channels_in}->{channels_out}"
     if kh == 1:
         direction = "expand" if channels_out > channels_in else "project"

@@ -35,7 +35,7 @@ THREADING = {
     "spin-in-run": {"tvm_spin_count": 1000,
                     "ort": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}},
 }
-# fastest first (compile/log_choice.X86_PROFILES, spelt out: this script imports nothing of ours at load time)
+# fastest first (compile/tuning/log_choice.X86_PROFILES, spelt out: this script imports nothing of ours at load time)
 AUTO_PROFILES = ("x86-avx512", "x86-avx2")
 
 
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--card-models", metavar="NAMES",
                         help="comma list of zoo names, corpus architectures (compile/models/architectures.py: "
                         "efficientnet_b0, mixnet_s, ...) or .onnx files for --card (default: the card's widths, "
-                        "tools/tune_card.CARD)")
+                        "tools/dev/tune_card.CARD)")
     parser.add_argument("--ab", metavar="LOGS", help="comma list of --tuning-log values (DIR, auto, shipped, defaults, "
                         "none): one build each, all timed with ONNX Runtime in one interleaved run (is a log worth it here?)")
     args = parser.parse_args(argv)

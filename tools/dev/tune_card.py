@@ -19,7 +19,6 @@ Meant for the background: every record is on disk as soon as it is measured; kil
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, META_FILE, RECORD_FILE, export_best, pack_history
     from tvmdeploy.compile.tuning.driver import prepared_tasks, format_report, tune
-    from tvmdeploy.compile.tuning.log_choice import TUNED_ON, cpu_record, default_logs_root
+    from tvmdeploy.compile.tuning.log_choice import cpu_record, default_logs_root
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(args.profile)
@@ -94,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             count = reranked.records
         else:
             count = export_best(history, shipped)
-        meta = json.loads((history / META_FILE).read_text())
-        meta.setdefault(TUNED_ON, host)  # driver._write_meta records it itself once it calls cpu_record()
-        (shipped / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        # The history's meta as it is: driver._write_meta recorded this CPU in it (`tuned_on`).
+        shutil.copyfile(history / META_FILE, shipped / META_FILE)
         pack_history(history)  # the full history stays in the repository compressed (~250x), out of the package
         which = "in-network fastest" if args.rerank else "best"
         print(f"{name}: shipped the {which} record of {count} tasks to {shipped}; history packed in {history}", flush=True)

@@ -324,14 +324,19 @@ def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path)
     assert set(before) <= set(after) and result.trials_run == 2 and len(after) == len(before) + 2
 
 
-def test_a_second_tuner_on_the_same_database_refuses(tiny_model, profile, tmp_path):
-    from tvmdeploy.compile.tuning.driver import tune
+def test_a_second_tuner_on_the_same_database_refuses_before_extracting_tasks(tiny_model, profile, tmp_path,
+                                                                            monkeypatch):
+    from tvmdeploy.compile.tuning import driver
     from tvmdeploy.compile.tuning.database import lock_database
 
+    def extraction(*_args):
+        raise AssertionError("the tasks were extracted (tens of seconds) before the lock was tried")
+
+    monkeypatch.setattr(driver, "_prepare_tasks", extraction)
     folder = tmp_path / "busy"
     with lock_database(folder):  # what a running `tune` holds
         with pytest.raises(TvmDeployError, match="is being written by PID"):
-            tune(tiny_model, profile, trials=4, log_dir=folder, measure_baseline=False, progress_bar=False)
+            driver.tune(tiny_model, profile, trials=4, log_dir=folder, measure_baseline=False, progress_bar=False)
     assert not (folder / RECORDS).exists()  # the refused run wrote nothing
 
 
