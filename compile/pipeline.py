@@ -14,7 +14,7 @@ from tvmdeploy.compile.fast_math import legalize_map
 from tvmdeploy.compile.fold_weights import fold_weights
 from tvmdeploy.compile.quantization.integer_ops import IntegerOps, check_quantization_forms, is_quantized
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
-from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, activation_dtype, dot_instruction
+from tvmdeploy.compile.schedules.dot_product import activation_dtype, dot_instruction
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
 from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
@@ -124,7 +124,8 @@ def prepare(mod: tvm.IRModule, profile: TargetProfile, report: dict | None = Non
     """
     cpu = profile.device == "cpu"
     target = make_target(profile)
-    integer = IntegerOps(activation_dtype(target), DOT_DEPTH if dot_instruction(target) else 1)
+    dot = dot_instruction(target)
+    integer = IntegerOps(activation_dtype(target), dot.depth if dot else 1)
     quantized = is_quantized(mod)
     # Integer operators before any folding: FoldConstant would turn the int8 weights' dequantize into float32.
     # fold_weights before FoldConstant, which compiles each constant expression with LLVM (compile/fold_weights.py).

@@ -9,7 +9,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.base import ScheduleRule
 
 from tvmdeploy.compile.schedules.cpu_vector import VectorUnit, vector_unit
-from tvmdeploy.compile.schedules.dot_product import DOT_DEPTH, TILE_BYTES, TILE_SCOPE, dot_intrinsic
+from tvmdeploy.compile.schedules.dot_product import TILE_BYTES, TILE_SCOPE, dot_intrinsic
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,8 @@ class RegisterBlockedReduction(ReductionRule):
         if dot is None:
             _pack_weights(sch, main, func, block.iter_vars[channel].var, tile.cols)
         else:
-            _pack_dot_weights(sch, main, func, block.iter_vars[channel].var, block.iter_vars[dot].var, tile)
+            _pack_dot_weights(sch, main, func, block.iter_vars[channel].var, block.iter_vars[dot].var, tile,
+                              unit.dot.depth)
         write_back, tail = fold_epilogue(sch, main)
 
         weights_first = _weights_outweigh_data(func, block)
@@ -353,7 +354,7 @@ class RegisterBlockedReduction(ReductionRule):
         if dot is not None:
             # The dot product's 4 bytes go innermost, below the lanes, where the intrinsic replaces both loops.
             position = reduce.index(dot)
-            reduction_loops[position], dot_inner = sch.split(reduction_loops[position], [None, DOT_DEPTH])
+            reduction_loops[position], dot_inner = sch.split(reduction_loops[position], [None, unit.dot.depth])
             depth = [dot_inner]
         inner = [row_inner] if row_inner is not None else []
         # Tile order: the larger operand is read once. Spatial tiles outside the channel tiles keep a tile's
@@ -400,7 +401,8 @@ class RegisterBlockedReduction(ReductionRule):
 def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[int], tile: Tile,
                    unit: VectorUnit) -> int | None:
     """The reduction axis the target's 8-bit dot-product instruction can take (the input channels: contiguous in
-    the 8-bit data of the type it takes, a multiple of DOT_DEPTH), or None to keep the plain vector loop."""
+    the 8-bit data of the type it takes, a multiple of the instruction's depth), or None to keep the plain vector
+    loop."""
     if unit.dot is None or tile.vector not in unit.dot.lanes or not reduce:
         return None
     block = _block(sch, main)
@@ -408,7 +410,7 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
         return None
     axis = reduce[-1]
     var = block.iter_vars[axis].var
-    if int(block.iter_vars[axis].dom.extent) % DOT_DEPTH:
+    if int(block.iter_vars[axis].dom.extent) % unit.dot.depth:
         return None
     weights = _layout_free(func)
     kinds = set()
@@ -423,23 +425,24 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
 
 
 def _pack_dot_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, depth_var: tirx.Var,
-                      tile: Tile) -> None:
-    """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/4, (cols/lanes,) lanes, 4],
-    so that each instruction reads its lanes x 4 bytes at once and a tile's step reads one contiguous run."""
+                      tile: Tile, group: int) -> None:
+    """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/g, (cols/lanes,) lanes, g]
+    (g: the instruction's depth), so that each instruction reads its lanes x g bytes at once and a tile's step
+    reads one contiguous run."""
     def layout(_buffer, dims_of):
         channel, depth = dims_of(channel_var), dims_of(depth_var)
-        return _dot_tiles(channel[0], depth[0], tile) if len(channel) == 1 and len(depth) == 1 else None
+        return _dot_tiles(channel[0], depth[0], tile, group) if len(channel) == 1 and len(depth) == 1 else None
 
     _repack_weights(sch, main, func, layout)
 
 
-def _dot_tiles(channel: int, depth: int, tile: Tile):
+def _dot_tiles(channel: int, depth: int, tile: Tile, group: int):
     def index_map(*idx):
         k, c = idx[channel], idx[depth]
         rest = [idx[j] for j in range(len(idx)) if j not in (channel, depth)]
         # A tile of one register has no register axis: an axis that is always 0 fails TVM's layout transform.
         registers = [k % tile.cols // tile.vector] if tile.cols > tile.vector else []
-        return (k // tile.cols, *rest, c // DOT_DEPTH, *registers, k % tile.vector, c % DOT_DEPTH)
+        return (k // tile.cols, *rest, c // group, *registers, k % tile.vector, c % group)
 
     return index_map
 

@@ -34,5 +34,5 @@ def vector_unit(target) -> VectorUnit:
     if has("avx512f"):
         return VectorUnit(16, 32, "avx512", dot_instruction(target))
     if has("avx2") or has("avx"):
-        return VectorUnit(8, 16, "avx2")
+        return VectorUnit(8, 16, "avx2", dot_instruction(target))
     return VectorUnit(4, 16, "sse")

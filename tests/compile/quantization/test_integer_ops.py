@@ -111,15 +111,18 @@ def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
     assert parity.max_abs_diff <= parity.step / 2, parity.summary()
 
 
-@pytest.mark.parametrize(("profile_name", "instruction"), [(VNNI_PROFILE, "vpdpbusd"), ("arm-cortex-a76", "sdot")])
-def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantized_block, profile_name, instruction):
+# x86 without VNNI: vpmaddwd on weights widened to 16 bits per load (vpmovsxbw). LLVM also emits vpmaddwd for a
+# plain int32 multiply of small values, on weights widened to 32 bits (vpmovsxbd): the pair tells them apart.
+@pytest.mark.parametrize(("profile_name", "instructions"), [(VNNI_PROFILE, ["vpdpbusd"]), ("arm-cortex-a76", ["sdot"]),
+                                                            ("x86-avx2", ["vpmaddwd", "vpmovsxbw"])])
+def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantized_block, profile_name, instructions):
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.targets import load_profile
 
     compiled = compile_relax(import_onnx(quantized_block)[0], load_profile(profile_name))
     functions = _functions(compiled)
-    dots = {name for name, code in functions.items() if re.search(rf"\b{instruction}\b", code)}
+    dots = {name for name, code in functions.items() if all(re.search(rf"\b{i}\b", code) for i in instructions)}
     # Two pointwise convolutions and the classifier (their parallel bodies are lambdas of their own).
     assert len(dots) >= 3, sorted(dots)
     assert compiled.float_emulated == [] and compiled.raw_kernels == {}
