@@ -171,19 +171,10 @@ def load(
     if threads is not None and threads < 1:
         raise TvmDeployError(f"threads must be >= 1, got {threads}")
     endpoint = None
-    if rpc_server and rpc_tracker:
-        raise TvmDeployError("give either an RPC server or an RPC tracker with a device key, not both")
-    if rpc_tracker or rpc_server:
+    if rpc_server or rpc_tracker or rpc_key:
         from tvmdeploy.runtime.rpc import RpcEndpoint
 
-        if rpc_tracker:
-            if not rpc_key:
-                raise TvmDeployError("an RPC tracker needs the device key (rpc_key) to request a device")
-            endpoint = RpcEndpoint.tracker(rpc_tracker, rpc_key)
-        else:
-            endpoint = RpcEndpoint.server(rpc_server, rpc_key or "")
-    elif rpc_key:
-        raise TvmDeployError("rpc_key needs rpc_tracker (or rpc_server)")
+        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
     return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s, call_timeout_s=call_timeout_s))
 
 

@@ -66,6 +66,24 @@ class RpcEndpoint:
         """One RPC server at "HOST:PORT", no tracker."""
         return cls.parse(address, key, via_tracker=False, param="rpc_server")
 
+    @classmethod
+    def from_options(cls, server: str | None = None, tracker: str | None = None,
+                     key: str | None = None) -> RpcEndpoint | None:
+        """The endpoint a caller's server / tracker / key options name, or None for a local run: the one rule of
+        `tvmdeploy.load` and every verb's --rpc, --rpc-tracker and --rpc-key."""
+        if server and tracker:
+            raise TvmDeployError(f"use either {arg('rpc_server')} HOST:PORT (a server) or {arg('rpc_tracker')} "
+                                 f"HOST:PORT {arg('rpc_key')} KEY, not both", param="rpc_server")
+        if tracker and not key:
+            raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (the device key, e.g. cortex-a72)",
+                                 param="rpc_key")
+        if key and not (tracker or server):
+            raise TvmDeployError(f"{arg('rpc_key')} needs {arg('rpc_tracker')} HOST:PORT or {arg('rpc_server')} "
+                                 "HOST:PORT", param="rpc_key")
+        if server:
+            return cls.server(server, key or "")
+        return cls.tracker(tracker, key) if tracker else None
+
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"

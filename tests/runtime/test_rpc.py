@@ -92,6 +92,26 @@ def test_endpoint_parsing_and_validation():
         RpcEndpoint.tracker("127.0.0.1:9190", "bad key:1")
 
 
+
+def test_one_rule_turns_server_tracker_and_key_options_into_an_endpoint():
+    """What `tvmdeploy.load`, every verb's --rpc* flags and compare's targets share (RpcEndpoint.from_options)."""
+    from tvmdeploy.runtime.errors import spelling
+
+    assert RpcEndpoint.from_options() is None
+    assert RpcEndpoint.from_options(server="127.0.0.1:9090") == RpcEndpoint("127.0.0.1", 9090, "", via_tracker=False)
+    assert RpcEndpoint.from_options(tracker="127.0.0.1:9190", key="a72").via_tracker
+    for options, message, param in [
+        ({"server": "h:1", "tracker": "h:2", "key": "k"}, "use either rpc_server HOST:PORT", "rpc_server"),
+        ({"tracker": "h:2"}, "rpc_tracker needs rpc_key", "rpc_key"),
+        ({"key": "k"}, "rpc_key needs rpc_tracker HOST:PORT or rpc_server", "rpc_key"),
+    ]:
+        with pytest.raises(TvmDeployError, match=message) as info:
+            RpcEndpoint.from_options(**options)
+        assert info.value.param == param
+    with spelling(lambda name: {"rpc_server": "--rpc"}.get(name, "--" + name.replace("_", "-"))):
+        with pytest.raises(TvmDeployError, match=r"^--rpc-key needs --rpc-tracker HOST:PORT or --rpc HOST:PORT$"):
+            RpcEndpoint.from_options(key="k")
+
 # ------------------------------------------------------------------ bounded failures
 
 

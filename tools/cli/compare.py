@@ -81,13 +81,10 @@ def make_opener(args: argparse.Namespace):
         if remote is not None:
             from tvmdeploy.runtime.rpc import RpcEndpoint
 
-            if remote.server:
-                endpoint = RpcEndpoint.server(remote.server, remote.key or "")
-            else:
-                tracker = remote.tracker or args.rpc_tracker
-                if not tracker:
-                    raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
-                endpoint = RpcEndpoint.tracker(tracker, remote.key)
+            tracker = None if remote.server else remote.tracker or args.rpc_tracker
+            if not (remote.server or tracker):
+                raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
+            endpoint = RpcEndpoint.from_options(remote.server, tracker, remote.key)
         return open_module(artifact, endpoint, threads=threads if remote is None else None, timeout_s=args.rpc_timeout,
                            call_timeout_s=args.rpc_call_timeout)
 

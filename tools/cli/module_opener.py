@@ -45,16 +45,8 @@ def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rpc_endpoint(args: argparse.Namespace) -> RpcEndpoint | None:
     """The RpcEndpoint the --rpc* arguments name, or None for a local run."""
-    if args.rpc and args.rpc_tracker:
-        raise TvmDeployError("use either --rpc HOST:PORT (a server) or --rpc-tracker HOST:PORT --rpc-key KEY, not both")
-    if args.rpc_tracker and not args.rpc_key:
-        raise TvmDeployError("--rpc-tracker needs --rpc-key (the device key, e.g. cortex-a72)")
-    if args.rpc_key and not (args.rpc_tracker or args.rpc):
-        raise TvmDeployError("--rpc-key needs --rpc-tracker HOST:PORT or --rpc HOST:PORT")
-    if not (args.rpc or args.rpc_tracker):
+    if not (args.rpc or args.rpc_tracker or args.rpc_key):
         return None
     from tvmdeploy.runtime.rpc import RpcEndpoint
 
-    if args.rpc:
-        return RpcEndpoint.server(args.rpc, args.rpc_key or "")
-    return RpcEndpoint.tracker(args.rpc_tracker, args.rpc_key)
+    return RpcEndpoint.from_options(args.rpc, args.rpc_tracker, args.rpc_key)
