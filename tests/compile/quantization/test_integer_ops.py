@@ -159,7 +159,7 @@ def _functions(compiled) -> dict[str, str]:
 
 def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_block, tmp_path, capsys,
                                                                      calibration_photos):
-    """x86-avx2 (no dot product): build, run and bench take the int8 artifact as they take a float one."""
+    """x86-avx2 (no VNNI): build, run, bench and compare take the int8 artifact as they take a float one."""
     from tvmdeploy.runtime.artifact import read_manifest
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.cli.main import main
@@ -181,6 +181,11 @@ def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_b
     assert main(["bench", str(art), "--runs", "3", "--warmup", "1", "--min-seconds", "0"]) == 0
     printed = capsys.readouterr().out
     assert "PASS" in printed and "int8 vs fp32 on" in printed and "| TVM x86-avx2" in printed
+    # compare: the artifact beside ONNX Runtime on the same QDQ file, its parity judged in output steps
+    assert main(["compare", str(art), "--model", str(quantized_block), "--runs", "3", "--warmup", "1",
+                 "--min-seconds", "0", "--no-chart", "--baselines", "onnxruntime", "-o", str(tmp_path / "cmp")]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| TVM x86-avx2"))
+    assert "| pass (" in row
 
 
 def test_unsupported_quantization_forms_are_refused_in_one_line():
