@@ -113,9 +113,11 @@ def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
 
 # x86 without VNNI: vpmaddwd on weights widened to 16 bits per load (vpmovsxbw). LLVM also emits vpmaddwd for a
 # plain int32 multiply of small values, on weights widened to 32 bits (vpmovsxbd): the pair tells them apart.
+# ARM without the dot product (a72, a53): the int32 loop over 8-bit operands, which LLVM turns into widening smlal.
 @pytest.mark.parametrize(("profile_name", "instructions"), [(VNNI_PROFILE, ["vpdpbusd"]), ("arm-cortex-a76", ["sdot"]),
-                                                            ("x86-avx2", ["vpmaddwd", "vpmovsxbw"])])
-def test_pointwise_and_dense_kernels_run_on_the_dot_product_instruction(quantized_block, profile_name, instructions):
+                                                            ("x86-avx2", ["vpmaddwd", "vpmovsxbw"]),
+                                                            ("arm-cortex-a72", ["smlal"])])
+def test_pointwise_and_dense_kernels_run_on_the_targets_8_bit_multiply_add(quantized_block, profile_name, instructions):
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.targets import load_profile
