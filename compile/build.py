@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tvmdeploy.compile.backends import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
-from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW, SHIPPED, compile_relax
+from tvmdeploy.compile.pipeline import compile_relax
+from tvmdeploy.compile.tuning.log_choice import LogChoice
 from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.compile.models.export import META_INT8_AGREEMENT
 from tvmdeploy.compile.quantization.agreement import INT8_AGREEMENT, Agreement, agreement_summary
@@ -88,7 +89,7 @@ def build_artifact(
     profile: TargetProfile,
     out_dir: Path,
     *,
-    tuning_log: Path | str | None = AUTO,
+    tuning_log: LogChoice | Path | str | None = "auto",
     input_shape: list[int] | None = None,
     batch: int | None = None,
     verify: bool = True,
@@ -96,22 +97,21 @@ def build_artifact(
 ) -> BuildResult:
     """Compile `onnx_path` for `profile` into `out_dir` (model.so, model.onnx, manifest.json).
 
-    `tuning_log`: a MetaSchedule database folder, AUTO (the default: the shipped log matching the model,
-    if it was tuned on this CPU kind), SHIPPED (that log whatever CPU it was tuned on), DEFAULTS or None
-    (no log), or RAW (no log and no default schedules: TVM's plain lowering, for comparison). Kernels no
-    log record covers get the default schedules unless RAW.
+    `tuning_log`: a MetaSchedule database folder, or a word (compile/tuning/log_choice.LogWord): "auto" (the
+    default: the shipped log matching the model, if it was tuned on this CPU kind), "shipped" (that log whatever
+    CPU it was tuned on), "defaults" or None (no log), or "none" (no log and no default schedules: TVM's plain
+    lowering, for comparison). Kernels no log record covers get the default schedules unless "none".
     """
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    word = str(tuning_log) if tuning_log is None or str(tuning_log) in (AUTO, SHIPPED, DEFAULTS, RAW) else None
-    if word is None and not Path(tuning_log).is_dir():
-        raise TvmDeployError(f"tuning log folder not found: {tuning_log}")
+    choice = LogChoice.of(tuning_log)
+    if choice.folder is not None and not choice.folder.is_dir():
+        raise TvmDeployError(f"tuning log folder not found: {choice.folder}")
     mod, info = import_onnx(onnx_path, input_shape=input_shape, batch=batch)
-    compiled = compile_relax(mod, profile, database_dir=None if word in (DEFAULTS, RAW, "None") else tuning_log,
-                             default_schedules=word != RAW)
+    compiled = compile_relax(mod, profile, database_dir=choice)
     tuning_log = compiled.database_dir
     tuning_note = compiled.log_note
-    if word in (AUTO, SHIPPED) and tuning_log is None and not tuning_note:
+    if choice.looks_up and tuning_log is None and not tuning_note:
         tuning_note = f"no shipped tuning log matches this model's kernels for {profile.name}"
 
     agreement = Agreement.parse(info.metadata.get(META_INT8_AGREEMENT)) if compiled.integer_kernels else None

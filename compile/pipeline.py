@@ -16,7 +16,7 @@ from tvmdeploy.compile.quantization.integer_ops import IntegerOps, check_quantiz
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
 from tvmdeploy.compile.schedules.dot_product import activation_dtype, dot_instruction
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
-from tvmdeploy.compile.tuning.log_choice import find_database_for_tasks, left_out_by_auto
+from tvmdeploy.compile.tuning.log_choice import LogChoice, LogWord
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
@@ -32,14 +32,8 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
-# `--tuning-log` words besides a folder. AUTO (the default): the shipped log SHIPPED finds, when it was tuned on
-# this CPU kind or records no CPU (log_choice.tuned_elsewhere), else none; SHIPPED: the database under
-# tuning_logs/ whose tasks match this model, if any, whatever CPU it was tuned on; the default rules schedule
-# the kernels the log leaves. DEFAULTS: the default rules only; RAW: neither, TVM's plain lowering (for comparison).
-AUTO = "auto"
-SHIPPED = "shipped"
-DEFAULTS = "defaults"
-RAW = "none"
+# `--tuning-log` words besides a folder (compile/tuning/log_choice.LogWord, whose docstrings say what each does).
+AUTO, SHIPPED, DEFAULTS, RAW = (word.value for word in LogWord)
 
 
 # Where a kernel's schedule came from, in report order: a log record, a default rule, raw lowering because no
@@ -275,15 +269,19 @@ def compile_relax(
     mod: tvm.IRModule,
     profile: TargetProfile,
     *,
-    database_dir: Path | str | None = None,
-    default_schedules: bool = True,
+    database_dir: LogChoice | Path | str | None = None,
+    default_schedules: bool | None = None,
 ) -> CompiledModel:
     """Lower and compile a Relax module for the profile: database records first, default rules for the rest.
 
-    `database_dir=SHIPPED` (or AUTO) looks the database up from the tasks extracted here, so a shipped-log
-    build prepares the module and extracts its tasks once. `default_schedules=False` leaves the
-    kernels no record covers to TVM's raw lowering (for comparison; CPU only, CUDA always needs them).
+    `database_dir`: a database folder or a LogChoice / its word (None: no log). AUTO and SHIPPED look the
+    database up from the tasks extracted here, so a shipped-log build prepares the module and extracts its tasks
+    once. `default_schedules=False` (the default for RAW) leaves the kernels no record covers to TVM's raw
+    lowering (for comparison; CPU only, CUDA always needs them).
     """
+    choice = LogChoice.of(database_dir)
+    if default_schedules is None:
+        default_schedules = choice.default_schedules
     target = make_target(profile)
     from tvmdeploy.compile.schedules.cpu import worth_parallel  # lazy, as in apply_default_schedules
 
@@ -294,16 +292,11 @@ def compile_relax(
     tasks_total = tasks_from_database = 0
     tasks = None
     log_note = ""
-    word = str(database_dir)
-    if word in (AUTO, SHIPPED):
+    if choice.looks_up:
         tasks = tuning_tasks(mod, profile)
-        database_dir = find_database_for_tasks(tasks, profile)
-        elsewhere = left_out_by_auto(database_dir) if word == AUTO else None
-        if elsewhere:
-            log_note = (f"shipped log {database_dir.name} left out: {elsewhere}, another CPU kind than this one; "
-                        f"default schedules instead (`--tuning-log {SHIPPED}` applies it)")
-            log.info("%s", log_note)  # the build's result carries it (`build` prints it once)
-            database_dir = None
+    database_dir, log_note = choice.resolve(tasks, profile)
+    if log_note:
+        log.info("%s", log_note)  # the build's result carries it (`build` prints it once)
     tasks_merged = 0
     if database_dir is not None and tasks is None:
         tasks = tuning_tasks(mod, profile)

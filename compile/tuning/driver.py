@@ -17,7 +17,7 @@ from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local na
 from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name in the functions below
 from tvmdeploy.compile.tuning import search as ms_search
 from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
-from tvmdeploy.compile.tuning.log_choice import default_logs_root, find_database_for_tasks
+from tvmdeploy.compile.tuning.log_choice import default_logs_root
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.targets import TargetProfile
@@ -101,13 +101,6 @@ def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path
     if log_dir is not None:
         return Path(log_dir), key
     return default_logs_root() / profile.name / key, key
-
-
-def find_database(mod, profile: TargetProfile, root: Path | None = None) -> Path | None:
-    """The tuned database folder for this (unprepared) module under `root/<profile>/`, if any."""
-    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
-
-    return find_database_for_tasks(tuning_tasks(prepare(mod, profile), profile), profile, root)
 
 
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:

@@ -13,8 +13,10 @@ CPU name lazily. `find_database_for_tasks` is the build's lookup (compile/pipeli
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,3 +203,60 @@ def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | No
     infos = describe_tasks(tasks)
     base = (root or default_logs_root()) / profile.name
     return find_log(base, model_key(infos), {i.shash for i in infos if i.op_class != "other"})
+
+
+class LogWord(str, enum.Enum):
+    """How `--tuning-log` / `tuning_log=` finds a database when it names no folder."""
+
+    AUTO = "auto"  # the shipped log that fits the model, when it was tuned on this CPU kind (left_out_by_auto)
+    SHIPPED = "shipped"  # that log whatever CPU it was tuned on
+    DEFAULTS = "defaults"  # no log: the default schedules only
+    NONE = "none"  # no log and no default schedules: TVM's raw lowering (for comparison)
+
+
+@dataclass(frozen=True)
+class LogChoice:
+    """The tuning log a build applies: a database folder, or a LogWord. Parsed once (`of`), resolved once
+    (`resolve`): build, compile_relax, the tuner's lookup and the dev benchmarks share both."""
+
+    word: LogWord | None = LogWord.AUTO
+    folder: Path | None = None  # when `word` is None
+
+    @classmethod
+    def of(cls, value: LogChoice | LogWord | str | os.PathLike | None) -> LogChoice:
+        """A choice from what a caller passes: a word, a folder (a path object is always a folder, even one named
+        like a word), or None (the API's "no log": the default schedules)."""
+        if isinstance(value, LogChoice):
+            return value
+        if value is None:
+            return cls(LogWord.DEFAULTS)
+        if isinstance(value, LogWord) or (isinstance(value, str) and value in LogWord._value2member_map_):
+            return cls(LogWord(value))
+        return cls(None, Path(value))
+
+    @property
+    def default_schedules(self) -> bool:
+        """Whether the kernels no record covers get the default rules (all but NONE)."""
+        return self.word is not LogWord.NONE
+
+    @property
+    def looks_up(self) -> bool:
+        """Whether the database is found among the shipped logs (AUTO, SHIPPED)."""
+        return self.word in (LogWord.AUTO, LogWord.SHIPPED)
+
+    def __str__(self) -> str:
+        return str(self.folder) if self.word is None else self.word.value
+
+    def resolve(self, tasks: list, profile: TargetProfile, root: Path | None = None) -> tuple[Path | None, str]:
+        """(the database folder to apply or None, why AUTO applied none although a shipped log fits). `tasks`: the
+        model's tuning tasks, as compile_relax extracts them (only AUTO and SHIPPED read them)."""
+        if self.word is None:
+            return self.folder, ""
+        if not self.looks_up:
+            return None, ""
+        database = find_database_for_tasks(tasks, profile, root)
+        elsewhere = left_out_by_auto(database) if self.word is LogWord.AUTO else None
+        if elsewhere:
+            return None, (f"shipped log {database.name} left out: {elsewhere}, another CPU kind than this one; "
+                          f"default schedules instead (`--tuning-log {LogWord.SHIPPED.value}` applies it)")
+        return database, ""

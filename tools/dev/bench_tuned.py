@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pick_profile(args: argparse.Namespace, mod):
     """(profile, database): the named profile, or the first of AUTO_PROFILES usable here with a shipped log."""
-    from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW
+    from tvmdeploy.compile.tuning.log_choice import LogChoice
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 
@@ -142,7 +142,8 @@ def _pick_profile(args: argparse.Namespace, mod):
             if args.profile:
                 raise TvmDeployError(f"profile {profile.name} cannot run on this machine")
             continue
-        if args.tuning_log in (DEFAULTS, RAW):
+        choice = LogChoice.of(args.tuning_log)
+        if choice.word is not None and not choice.looks_up:
             return profile, None
         database, found = _database(args.tuning_log, mod, profile)
         if found:  # auto: a log tuned on another CPU kind gives way to the default schedules (database None)
@@ -154,23 +155,20 @@ def _pick_profile(args: argparse.Namespace, mod):
 
 def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
     """(database to apply, whether a log was found) for --tuning-log DIR, auto or shipped, as `build` resolves them."""
-    from tvmdeploy.compile.pipeline import AUTO, SHIPPED
-    from tvmdeploy.compile.tuning.driver import find_database
-    from tvmdeploy.compile.tuning.log_choice import left_out_by_auto
+    from tvmdeploy.compile.pipeline import prepare, tuning_tasks
+    from tvmdeploy.compile.tuning.log_choice import LogChoice
 
-    if word not in (AUTO, SHIPPED):
-        return Path(word), True
-    database = find_database(mod, profile)
-    if word == AUTO and left_out_by_auto(database):
-        return None, True
-    return database, database is not None
+    choice = LogChoice.of(word)
+    tasks = tuning_tasks(prepare(mod, profile), profile) if choice.looks_up else []
+    database, left_out = choice.resolve(tasks, profile)
+    return database, database is not None or bool(left_out)
 
 
 def _card(args: argparse.Namespace) -> int:
     """--card: the card's models x the x86 profiles this CPU runs, each measured like the headline."""
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.tuning.log_choice import host_profiles
-    from tvmdeploy.compile.pipeline import DEFAULTS, RAW
+    from tvmdeploy.compile.tuning.log_choice import LogChoice
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.dev.tune_card import CARD
@@ -190,7 +188,7 @@ def _card(args: argparse.Namespace) -> int:
         mod, info = import_onnx(onnx_path)
         for profile in profiles:
             # The build resolves auto/shipped itself (one lowering per row, as `build` does it).
-            database = None if args.tuning_log in (DEFAULTS, RAW) else args.tuning_log
+            database = LogChoice.of(args.tuning_log)
             result = _measure(onnx_path, mod, info, profile, database, args)
             result["model"] = Path(model).stem if model.endswith(".onnx") else model
             rows.append(result)
@@ -289,7 +287,7 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
     return folder, len(lines)
 
 
-def _measure(onnx_path: Path, mod, info, profile, database: Path | str | None, args: argparse.Namespace) -> dict:
+def _measure(onnx_path: Path, mod, info, profile, database, args: argparse.Namespace) -> dict:
     """Compile with the database (and the default schedules unless --tuning-log none), then time TVM and ONNX Runtime in alternation (same input, threads)."""
     import numpy as np
     import onnxruntime as ort
@@ -297,10 +295,13 @@ def _measure(onnx_path: Path, mod, info, profile, database: Path | str | None, a
     from tvm import relax
 
     from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning.log_choice import LogChoice
     from tvmdeploy.runtime.timing import interleaved
 
     started = time.perf_counter()
-    compiled = compile_relax(mod, profile, database_dir=database, default_schedules=args.tuning_log != "none")
+    # `database`: a folder found for --tuning-log, None, or (--card) the choice itself, resolved by compile_relax
+    compiled = compile_relax(mod, profile, database_dir=database,
+                             default_schedules=LogChoice.of(args.tuning_log).default_schedules)
     compile_s = time.perf_counter() - started
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
     session = _ort_session(onnx_path, args)
@@ -356,8 +357,8 @@ def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:
     import tvm
     from tvm import relax
 
-    from tvmdeploy.compile.pipeline import AUTO, DEFAULTS, RAW, SHIPPED, compile_relax
-    from tvmdeploy.compile.tuning.log_choice import host_profiles
+    from tvmdeploy.compile.pipeline import compile_relax
+    from tvmdeploy.compile.tuning.log_choice import LogChoice, host_profiles
     from tvmdeploy.runtime.artifact import tuned_tasks
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.runtime.timing import interleaved
@@ -377,8 +378,7 @@ def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:
         if word in runs:
             raise TvmDeployError(f"--ab: {word} given twice")
         # compile_relax resolves auto and shipped itself, as `build` does
-        database = None if word in (DEFAULTS, RAW) else word if word in (AUTO, SHIPPED) else Path(word)
-        compiled = compile_relax(mod, profile, database_dir=database, default_schedules=word != RAW)
+        compiled = compile_relax(mod, profile, database_dir=LogChoice.of(word))
         vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
         diff = float(np.abs(vm["main"](x_tvm).numpy() - want).max())
         counts = {"tasks_from_database": compiled.tasks_from_database, "tasks_total": compiled.tasks_total,

@@ -144,3 +144,20 @@ def test_module_imports_no_tvm():
 
     code = "import sys, tvmdeploy.compile.tuning.log_choice; sys.exit(1 if 'tvm' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_tuning_log_choice_is_a_word_or_a_folder_parsed_in_one_place():
+    from pathlib import Path
+
+    from tvmdeploy.compile.tuning.log_choice import LogChoice, LogWord
+
+    assert LogChoice.of("auto") == LogChoice(LogWord.AUTO) and LogChoice.of(LogWord.SHIPPED).looks_up
+    assert LogChoice.of(None) == LogChoice(LogWord.DEFAULTS)  # the API's None: no log, the default schedules
+    assert not LogChoice.of("none").default_schedules and LogChoice.of("defaults").default_schedules
+    # A path object is always a folder, even one named like a word; a string naming no word is a folder too.
+    assert LogChoice.of(Path("auto")) == LogChoice(None, Path("auto"))
+    assert LogChoice.of("logs/x86") == LogChoice(None, Path("logs/x86")) and str(LogChoice.of("logs/x86")) == "logs/x86"
+    assert LogChoice.of(LogChoice.of("shipped")) == LogChoice(LogWord.SHIPPED)
+    # Folders and the no-lookup words resolve without tasks; only auto/shipped search the shipped logs.
+    assert LogChoice.of("logs/x86").resolve([], None) == (Path("logs/x86"), "")
+    assert LogChoice.of("defaults").resolve([], None) == (None, "")
