@@ -107,9 +107,10 @@ def build(
 ) -> BuildResult:
     """Compile the ONNX `model` for `profile` into the artifact folder `output`; returns the BuildResult.
 
-    `tuning_log`: a MetaSchedule database folder, "auto" (the shipped log matching the model, if it was tuned
-    on this CPU kind: same LLVM CPU, or same vendor and family), "shipped" (that log whatever CPU it was tuned
-    on), "defaults" or None (no log), "none" (no log and no default schedules: TVM's raw lowering). `verify`
+    `tuning_log`: a MetaSchedule database folder (a path object always is one), "auto" (the shipped log
+    matching the model, if it was tuned on this CPU kind: same LLVM CPU, or same vendor and family), "shipped"
+    (that log whatever CPU it was tuned on), "defaults" or None (no log), "none" (no log and no default
+    schedules: TVM's raw lowering). `verify`
     checks parity with ONNX Runtime (max |Δ logits| <= `atol` (default 1e-4) + K x 2^-24 x max |logit|, K the
     model's deepest reduction, and the same top-5) when the library runs here; a failed build leaves a previous
     artifact in place.
@@ -123,7 +124,7 @@ def build(
         Path(model),
         _profile(profile),
         Path(output),
-        tuning_log=os.fspath(tuning_log) if isinstance(tuning_log, os.PathLike) else tuning_log,
+        tuning_log=tuning_log,  # a path object is a folder, whatever its name (compile/tuning/log_choice.LogChoice)
         input_shape=input_shape,
         batch=batch,
         verify=verify,

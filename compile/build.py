@@ -183,7 +183,8 @@ def build_artifact(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary(),
-                       compiled.integer_summary(), agreement_summary(manifest.extra) if compiled.integer_kernels else "")
+                       compiled.integer_summary(),
+                       agreement_summary(manifest.extra) if compiled.integer_kernels else "")
 
 
 def _copy_onnx(source: Path, destination: Path) -> None:

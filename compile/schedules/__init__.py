@@ -1,4 +1,4 @@
-"""Default (untuned) CPU schedules, our rules, for kernels no tuning log covers (GPU: compile/backends/gpu_schedule.py)."""
+"""Default (untuned) CPU schedules, our rules, for the kernels no tuning log covers (GPU: backends/gpu_schedule)."""
 
 # Kernels schedules.fusion merges (an expansion, the depthwise conv reading it, maybe the projection after) are
 # named with this prefix and a counter; reports class them as one block. Here, light, for reports without TVM.

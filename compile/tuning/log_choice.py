@@ -217,7 +217,7 @@ class LogWord(str, enum.Enum):
 @dataclass(frozen=True)
 class LogChoice:
     """The tuning log a build applies: a database folder, or a LogWord. Parsed once (`of`), resolved once
-    (`resolve`): build, compile_relax, the tuner's lookup and the dev benchmarks share both."""
+    (`resolve`): build, compile_relax and the dev benchmarks share both."""
 
     word: LogWord | None = LogWord.AUTO
     folder: Path | None = None  # when `word` is None
