@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tvmdeploy-installed
 PYTEST_ARGS ?= --durations=15
 
-.PHONY: setup system-deps demo test test-fast clean
+.PHONY: setup system-deps demo test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ system-deps:
 demo: setup
 	bash tools/demo.sh
 
-test: setup system-deps
+test: setup system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# pyflakes, pycodestyle errors, import order (pyproject.toml [tool.ruff]); seconds, before the tests.
+lint: setup
+	$(PY) -m ruff check .
 
 # Everything but the emulated board and multi-minute suites.
 test-fast: setup

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.compile.quantization.calibrate import QuantizeResult
     from tvmdeploy.compile.tuning.driver import TuneOptions, TuneResult
-    from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.runtime.module import ArtifactModule, Model
     from tvmdeploy.runtime.postprocess import Prediction
@@ -188,7 +188,8 @@ def tune(
     every record is on disk the moment it is measured. Returns the TuneResult (its `folder` is the log)."""
     from pathlib import Path
 
-    from tvmdeploy.compile.tuning.driver import TuneOptions, tune as _tune
+    from tvmdeploy.compile.tuning.driver import TuneOptions
+    from tvmdeploy.compile.tuning.driver import tune as _tune
 
     options = options if options is not None else TuneOptions()
     return _tune(Path(model), _profile(profile), **options.as_kwargs())

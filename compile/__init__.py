@@ -1,1 +1,1 @@
-"""tvmdeploy compile: ONNX to artifact (front end, pipeline, build), with the model zoo (`models/`), tuning (`tuning/`), back ends (`backends/`), measurement (`measure/`) and default schedules (`schedules/`)."""
+"""tvmdeploy compile: ONNX to artifact (front end, pipeline, build), with models/, tuning/, backends/, measure/, schedules/."""

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from tvmdeploy.compile.backends import cross
 from tvmdeploy.compile.frontend import import_onnx, onnx_with_batch
-from tvmdeploy.compile.pipeline import compile_relax
-from tvmdeploy.compile.tuning.log_choice import LogChoice
 from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ParityReport, check_parity
 from tvmdeploy.compile.models.export import META_INT8_AGREEMENT
+from tvmdeploy.compile.pipeline import compile_relax
 from tvmdeploy.compile.quantization.agreement import INT8_AGREEMENT, Agreement, agreement_summary
+from tvmdeploy.compile.tuning.log_choice import LogChoice
 from tvmdeploy.runtime import tvm_api
 from tvmdeploy.runtime.artifact import (
     LIBRARY_FILE,

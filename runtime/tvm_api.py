@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tvmdeploy.runtime.errors import TvmDeployError
-
 import numpy as np
+
+from tvmdeploy.runtime.errors import TvmDeployError
 
 
 def _tvm():

@@ -47,8 +47,7 @@ def build_torch_model(name: str, weights: Path | None = None, seed: int = 0) -> 
     entry = zoo.get(name)
     if importlib.util.find_spec("torch") is None:
         raise TvmDeployError("export needs torch: pip install 'tvmdeploy[export]'")
-    from tvmdeploy.compile.models import checkpoints
-    from tvmdeploy.compile.models import torch_models
+    from tvmdeploy.compile.models import checkpoints, torch_models
 
     module = torch_models.SpecMobileNetV2(entry.spec())
     if weights is None:

@@ -14,8 +14,8 @@ from tvmdeploy.compile.frontend import inspect_onnx, load_onnx_proto
 from tvmdeploy.compile.models.export import META_INT8_AGREEMENT, set_metadata
 from tvmdeploy.compile.quantization import QUANTIZED_OPS
 from tvmdeploy.compile.quantization.agreement import Agreement, measure_agreement
-from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.classify import folder_images
+from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, PreprocessConfig, load_image
 
 log = logging.getLogger(__name__)

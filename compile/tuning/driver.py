@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
 from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name in the functions below
+from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
 from tvmdeploy.compile.tuning import search as ms_search
 from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
 from tvmdeploy.compile.tuning.log_choice import default_logs_root
@@ -104,8 +104,8 @@ def database_folder(profile: TargetProfile, infos: list[TaskInfo], log_dir: Path
 
 
 def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str) -> None:
-    from tvmdeploy.compile.tuning.log_choice import cpu_record
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
+    from tvmdeploy.compile.tuning.log_choice import cpu_record
 
     meta_path = folder / META_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}

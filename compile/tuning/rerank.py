@@ -90,10 +90,10 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     """
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
-    from tvmdeploy.compile.pipeline import compile_relax, prepare, tuning_tasks
     from tvmdeploy.compile.measure.reference import reference_input
-    from tvmdeploy.compile.tuning.tasks import describe_tasks
+    from tvmdeploy.compile.pipeline import compile_relax, prepare, tuning_tasks
     from tvmdeploy.compile.tuning.database import mean_seconds, open_database, require_no_database
+    from tvmdeploy.compile.tuning.tasks import describe_tasks
     from tvmdeploy.runtime.tvm_api import configure_threads
 
     if top_k < 1:

@@ -90,8 +90,8 @@ def make_dedup_search(database, population: int = POPULATION) -> Any:
     MetaSchedule only remembers what it measured in this process; after `--resume` it would re-propose
     the best database records. Their trace (with every sampling decision) is the candidate's identity.
     """
-    from tvm.s_tir import meta_schedule as ms
     from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
 
     @derived_object
     class DedupSearch(ms.search_strategy.PySearchStrategy):
@@ -174,8 +174,8 @@ def make_progress_callback(progress: Progress, task_ids: list[int], on_update: C
     """Measure callback: count trials and failures per task (never fatal) and report progress.
 
     `task_ids` maps the running scheduler's task numbers to ours; the caller updates it per call."""
-    from tvm.s_tir import meta_schedule as ms
     from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
 
     @derived_object
     class ProgressCallback(ms.measure_callback.PyMeasureCallback):

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tvmdeploy.compile.measure import reference
 from tvmdeploy.compile.build import build_artifact
+from tvmdeploy.compile.measure import reference
 from tvmdeploy.runtime.artifact import LIBRARY_FILE, ONNX_FILE, read_manifest, sha256_file
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.loader import LocalModule

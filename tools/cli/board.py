@@ -7,8 +7,7 @@ import time
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, RpcEndpoint, wait_for_tracker
-from tvmdeploy.tools.devices import board
-from tvmdeploy.tools.devices import rpc_services
+from tvmdeploy.tools.devices import board, rpc_services
 
 EMULATION_CAVEAT = "emulated by {emulator}: its timings are not a Cortex-A's, they only prove the workflow"
 

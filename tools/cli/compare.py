@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.cli.module_opener import (DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule,
-                                                open_module, thread_count)
+from tvmdeploy.tools.cli.module_opener import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module, thread_count
 
 _TARGET_HELP = """\
 each TARGET is an artifact folder or a profile name (built from --model into OUT/<profile>-b<batch>),

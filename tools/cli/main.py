@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import importlib
+import importlib.util
 import logging
 import sys
 

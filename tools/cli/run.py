@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import tvmdeploy
-    from tvmdeploy.runtime.classify import (describe_failure, expand_image_paths, prediction_lines, to_record,
-                                            unreadable_summary, weights_caveat)
+    from tvmdeploy.runtime.classify import describe_failure, expand_image_paths, prediction_lines, to_record, unreadable_summary, weights_caveat
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")

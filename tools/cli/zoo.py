@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tvmdeploy.compile.models import zoo, zoo_kernels
 from tvmdeploy.compile.tuning import log_choice
-from tvmdeploy.compile.models import zoo
-from tvmdeploy.compile.models import zoo_kernels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

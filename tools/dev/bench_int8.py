@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tvmdeploy.tools.dev.bench_tuned import (
-    THREADING, _ort_session, configure_tvm_threads, cpu_description, model_onnx, run_script)
+from tvmdeploy.tools.dev.bench_tuned import THREADING, _ort_session, configure_tvm_threads, cpu_description, model_onnx, run_script
 
 RUNTIMES = ("tvm_int8", "ort_int8", "tvm_fp32", "ort_fp32")
 

@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 # Both runtimes' idle pool threads spin by default, long after a call returns. Interleaved on 2 cores,
 # each one's spinners steal the CPU the other needs (measured: TVM 33 ms with both spinning, 10.9 ms
 # with only ORT spinning, 7.0 ms with neither). Two symmetric policies avoid that:
@@ -167,8 +166,7 @@ def _database(word: str, mod, profile) -> tuple[Path | None, bool]:
 def _card(args: argparse.Namespace) -> int:
     """--card: the card's models x the x86 profiles this CPU runs, each measured like the headline."""
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.tuning.log_choice import host_profiles
-    from tvmdeploy.compile.tuning.log_choice import LogChoice
+    from tvmdeploy.compile.tuning.log_choice import LogChoice, host_profiles
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
     from tvmdeploy.tools.dev.tune_card import CARD

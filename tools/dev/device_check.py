@@ -178,9 +178,9 @@ def ort_session(path: Path, threads: int, batch_dim: bool = False):
 
 
 def load_tvm(kit: Path, name: str, threads: int | None = None):
-    from tvmdeploy.runtime.tvm_api import load_device_runtime
     from tvmdeploy.runtime.artifact import read_manifest
     from tvmdeploy.runtime.loader import load_artifact
+    from tvmdeploy.runtime.tvm_api import load_device_runtime
 
     folder = kit / "artifacts" / name
     if not folder.is_dir():

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TVM_BIND_THREADS", "0")
 
     import numpy as np
+    import tvm
 
     from tvmdeploy.compile.build import build_artifact
     from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
@@ -53,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.tuning.driver import prepared_tasks
     from tvmdeploy.runtime.loader import LocalModule
     from tvmdeploy.targets import load_profile
-
-    import tvm
 
     profile = load_profile(args.profile)
     isa = vector_unit(tvm.target.Target(profile.target)).isa

@@ -48,12 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only record the models' keys in compile/models/zoo_kernels.json (default models: the whole zoo)")
     args = parser.parse_args(argv)
 
-    from tvmdeploy.compile.models import zoo
-    from tvmdeploy.compile.models import zoo_kernels
+    from tvmdeploy.compile.models import zoo, zoo_kernels
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, META_FILE, RECORD_FILE, export_best, pack_history
-    from tvmdeploy.compile.tuning.driver import prepared_tasks, format_report, tune
+    from tvmdeploy.compile.tuning.driver import format_report, prepared_tasks, tune
     from tvmdeploy.compile.tuning.log_choice import cpu_record, default_logs_root
     from tvmdeploy.targets import load_profile
 

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import asdict, dataclass
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from tvmdeploy.compile.build import build_artifact
 from tvmdeploy.compile.backends.cross import elf_machine
+from tvmdeploy.compile.build import build_artifact
 from tvmdeploy.runtime.artifact import LIBRARY_FILE, read_manifest
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import load_profile, profile_from_dict

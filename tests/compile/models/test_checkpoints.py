@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tvmdeploy.compile.models import checkpoints
-from tvmdeploy.compile.models import zoo
+from tvmdeploy.compile.models import checkpoints, zoo
 from tvmdeploy.runtime.errors import TvmDeployError
 
 torch = pytest.importorskip("torch")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tvmdeploy.compile.models import complexity
-from tvmdeploy.compile.models import zoo
+from tvmdeploy.compile.models import complexity, zoo
 from tvmdeploy.compile.models.mobilenetv2_spec import make_divisible, ppcls_spec, timm_spec, torchvision_spec
 from tvmdeploy.runtime.errors import TvmDeployError
 

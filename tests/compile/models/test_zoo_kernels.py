@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tvmdeploy.compile.models import zoo, zoo_kernels
 from tvmdeploy.compile.tuning import database
-from tvmdeploy.compile.models import zoo
-from tvmdeploy.compile.models import zoo_kernels
 from tvmdeploy.runtime.errors import TvmDeployError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tvmdeploy.compile.schedules.cpu import choose_tile
-from tvmdeploy.compile.schedules.dot_product import TILE_BYTES
 from tvmdeploy.compile.schedules.cpu_vector import VectorUnit
+from tvmdeploy.compile.schedules.dot_product import TILE_BYTES
 
 UNITS = [VectorUnit(16, 32, "avx512"), VectorUnit(8, 16, "avx2"), VectorUnit(4, 32, "neon")]
 

@@ -264,9 +264,9 @@ def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
 
 
 def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_model, tmp_path, caplog):
-    from tvmdeploy.compile.tuning.search import from_search_space
-    from tvmdeploy.compile.tuning.driver import tune
     from tvmdeploy.compile.tuning.database import open_database
+    from tvmdeploy.compile.tuning.driver import tune
+    from tvmdeploy.compile.tuning.search import from_search_space
     from tvmdeploy.targets import load_profile
 
     # The real use: an AVX2 log warm-starts an AVX-512 one (workloads are target-independent).
@@ -294,8 +294,8 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.compile.schedules.cpu import schedule_kernel
-    from tvmdeploy.compile.tuning.driver import tune
     from tvmdeploy.compile.tuning.database import open_database
+    from tvmdeploy.compile.tuning.driver import tune
 
     folder = tmp_path / "budget"
     result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
@@ -311,8 +311,8 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
 
 
 def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path):
-    from tvmdeploy.compile.tuning.driver import tune
     from tvmdeploy.compile.tuning.database import pack_history
+    from tvmdeploy.compile.tuning.driver import tune
 
     folder = tmp_path / "packed"
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))

@@ -25,8 +25,8 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
 
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
-    from tvmdeploy.compile.tuning.rerank import rerank_in_network
     from tvmdeploy.compile.tuning.database import open_database
+    from tvmdeploy.compile.tuning.rerank import rerank_in_network
 
     model, tuned = history
     calls = []

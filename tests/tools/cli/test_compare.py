@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tvmdeploy.tools.cli.main import main
 from tvmdeploy.tools.cli.compare import format_csv, format_markdown
+from tvmdeploy.tools.cli.main import main
 
 FAST = ["--runs", "3", "--warmup", "1", "--min-seconds", "0", "--threads", "1"]
 

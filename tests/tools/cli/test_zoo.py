@@ -23,8 +23,8 @@ def test_zoo_table(capsys):
 
 
 def test_zoo_log_column_from_index_and_logs(capsys, monkeypatch, tmp_path):
-    from tvmdeploy.compile.tuning import log_choice
     from tvmdeploy.compile.models import zoo_kernels
+    from tvmdeploy.compile.tuning import log_choice
 
     index, logs = tmp_path / "index.json", tmp_path / "logs"
     shashes = [f"{n:016x}" for n in range(1, 5)]

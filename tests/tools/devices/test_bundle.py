@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.tools.cli.main import main as cli_main
 from tvmdeploy.tools.devices import bundle
 from tvmdeploy.tools.devices.bundle import keep_member, make_bundle
-from tvmdeploy.tools.cli.main import main as cli_main
 
 CAT = Path(__file__).resolve().parents[3] / "tools" / "assets" / "cat.jpg"
 # The x86-64 bundle with one Python and no libcudart measured 4.4 MB; far more means the filter broke.

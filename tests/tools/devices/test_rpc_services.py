@@ -9,8 +9,8 @@ import pytest
 from rpc_processes import Service, free_port
 
 from tvmdeploy.runtime.rpc import RpcEndpoint, connect, tracker_summary
-from tvmdeploy.tools.devices import rpc_services
 from tvmdeploy.tools.cli.main import main
+from tvmdeploy.tools.devices import rpc_services
 
 
 def listening_addresses(port: int) -> set[str]:
