@@ -27,13 +27,18 @@ demo: setup
 test: setup system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# pyflakes, pycodestyle errors, import order (pyproject.toml [tool.ruff]); seconds, before the tests.
+# pyflakes, pycodestyle errors, import order (pyproject.toml [tool.ruff]); types of the public API and runtime/
+# ([tool.mypy]). mypy finds packages by import name: the repository root is `tvmdeploy` (package-dir), so a link
+# in the venv names it.
+TYPECHECK := $(VENV)/typecheck
 lint: setup
 	$(PY) -m ruff check .
+	mkdir -p $(TYPECHECK) && ln -sfn $(CURDIR) $(TYPECHECK)/tvmdeploy
+	MYPYPATH=$(TYPECHECK) $(PY) -m mypy -p tvmdeploy.runtime -m tvmdeploy
 
 # Everything but the emulated board and multi-minute suites.
 test-fast: setup
 	$(PY) -m pytest -m "not rpc and not slow" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -89,7 +90,7 @@ def build_artifact(
     profile: TargetProfile,
     out_dir: Path,
     *,
-    tuning_log: LogChoice | Path | str | None = "auto",
+    tuning_log: LogChoice | str | os.PathLike[str] | None = "auto",
     input_shape: list[int] | None = None,
     batch: int | None = None,
     verify: bool = True,

@@ -77,7 +77,7 @@ def classify(args: argparse.Namespace) -> tuple[dict, list[Classified]]:
     items = list(model.classify_stream(paths, topk=args.topk))
     ran = time.perf_counter()
     if args.save_logits:
-        logits = [item.logits for item in items if item.ok]  # of the readable images, in order
+        logits = [item.logits for item in items if item.logits is not None]  # of the readable images, in order
         np.save(args.save_logits, np.stack(logits) if logits else np.zeros((0, manifest.num_classes), np.float32))
     import tvm.base
 

@@ -94,7 +94,7 @@ def classify_files(
     for position, item in enumerate(paths):
         path = None if isinstance(item, Image.Image) else Path(item)
         try:
-            arrays.append(load_image(path, config) if path is not None else preprocess_pil(item, config))
+            arrays.append(preprocess_pil(item, config) if isinstance(item, Image.Image) else load_image(Path(item), config))
             pending.append(Classified(path, position=position))
         except TvmDeployError as exc:
             pending.append(Classified(path, error=str(exc), position=position))
@@ -118,7 +118,7 @@ def to_record(item: Classified) -> dict:
     if not item.ok:
         return {"image": str(item.path), "error": item.error}
     return {"image": str(item.path),
-            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top]}
+            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top or []]}
 
 
 def prediction_lines(item: Classified) -> list[str]:

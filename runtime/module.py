@@ -139,13 +139,13 @@ class Model:
         """
         from tvmdeploy.runtime.classify import describe_failure
 
-        if isinstance(images, (str, os.PathLike)) or _is_image(images):
-            images = [images]
-        items = list(self.classify_stream(images, topk))
+        one = isinstance(images, (str, os.PathLike)) or _is_image(images)
+        inputs: list = [images] if one else list(images)  # type: ignore[arg-type]  # a sequence when not one
+        items = list(self.classify_stream(inputs, topk))
         failed = [describe_failure(item) for item in items if not item.ok]
         if failed:
             raise TvmDeployError(f"{len(failed)} of {len(items)} image(s) could not be read: " + "; ".join(failed))
-        return [item.top for item in items]
+        return [item.top or [] for item in items]
 
     def time(
         self,

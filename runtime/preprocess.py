@@ -208,7 +208,7 @@ def preprocess_pil(
     pixels = np.asarray(rgb, dtype=np.uint8)[top:bottom, left:right, :]
     # float32 throughout, in torchvision's order (divide by 255, subtract mean, divide by std),
     # so results agree with the reference to the last bit for the same crop.
-    x = pixels.astype(np.float32) / np.float32(255.0)
+    x: np.ndarray = pixels.astype(np.float32) / np.float32(255.0)
     x = (x - np.asarray(config.mean, dtype=np.float32)) / np.asarray(config.std, dtype=np.float32)
     if config.layout == "NCHW":
         x = x.transpose(2, 0, 1)

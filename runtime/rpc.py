@@ -82,7 +82,7 @@ class RpcEndpoint:
                                  "HOST:PORT", param="rpc_key")
         if server:
             return cls.server(server, key or "")
-        return cls.tracker(tracker, key) if tracker else None
+        return cls.tracker(tracker, key or "") if tracker else None
 
     @property
     def address(self) -> str:
@@ -224,7 +224,7 @@ def _request_server(endpoint: RpcEndpoint, timeout_s: float) -> tuple[str, int, 
 
 def _socket_fds() -> set[int]:
     """This process's open socket descriptors (Linux /proc)."""
-    fds = set()
+    fds: set[int] = set()
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class _Reader:
         return next(self.feeds, None)
 
 
-def quantize_model(model: Path | str, calibration: Path | str, output: Path | str, *, samples: int = DEFAULT_SAMPLES,
+def quantize_model(model: str | os.PathLike[str], calibration: str | os.PathLike[str], output: str | os.PathLike[str], *, samples: int = DEFAULT_SAMPLES,
                    method: str = "minmax", per_channel: bool = True, progress: bool = True) -> QuantizeResult:
     """Statically quantize `model` into QDQ form (ONNX Runtime's tool) with images from `calibration`.
 
