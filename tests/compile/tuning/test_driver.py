@@ -378,20 +378,6 @@ def test_never_tuned_workloads_start_from_the_schedules_of_similar_ones(tuned, p
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize(("extent", "factors", "fitted"), [
-    (64, [2, 4, 1, 8], [2, 4, 1, 8]),  # the extent it was tuned for: unchanged
-    (96, [2, 4, 1, 8], [3, 4, 1, 8]),  # the outermost takes what the inner ones leave
-    (40, [1, 2, 4, 16], [1, 1, 4, 10]),  # 16 does not divide 40: its largest divisor <= 16 that does
-    (7, [1, 2, 4, 16], [1, 1, 1, 7]),
-    (1, [4, 4], [1, 1]),
-])
-def test_fit_tile_keeps_the_shape_of_the_tuned_tiles(extent, factors, fitted):
-    from tvmdeploy.compile.tuning.seeding import fit_tile
-
-    assert fit_tile(extent, factors) == fitted
-    assert np.prod(fitted) == extent
-
-
 def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile, tmp_path):
     from tvmdeploy.compile.tuning.driver import tune
 
