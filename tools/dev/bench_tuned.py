@@ -336,17 +336,10 @@ def _measure(onnx_path: Path, mod, info, profile, database, args: argparse.Names
 
 
 def _ort_session(onnx_path: Path, args: argparse.Namespace):
-    """ONNX Runtime on the same threads and idle policy as TVM."""
-    import onnxruntime as ort
+    """ONNX Runtime on the same threads and idle policy as TVM (the session `tvmdeploy bench` times)."""
+    from tvmdeploy.runtime.ort_session import ort_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    for key, value in THREADING[args.threading]["ort"].items():
-        options.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return ort_session(onnx_path, args.threads, THREADING[args.threading]["ort"])
 
 
 def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:

@@ -167,14 +167,14 @@ def onnx_file(kit: Path, module, work: Path) -> Path:
 
 
 def ort_session(path: Path, threads: int, batch_dim: bool = False):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise Skip("onnxruntime is not installed") from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The session `tvmdeploy bench` times (runtime/ort_session.py), or a skipped step where ORT is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise Skip("onnxruntime is not installed")
+    from tvmdeploy.runtime.ort_session import ort_session as bench_session
+
+    return bench_session(path, threads)
 
 
 def load_tvm(kit: Path, name: str, threads: int | None = None):
