@@ -81,31 +81,22 @@ def run(args: argparse.Namespace) -> int:
     result = tvmdeploy.tune(args.model, profile, options)
     print(format_report(result))
     if args.export_best:
-        import shutil
+        from tqdm import tqdm
 
-        from tvmdeploy.compile.tuning.database import META_FILE
+        from tvmdeploy.compile.tuning.ship import ship_log
 
-        if args.rerank:
-            from tqdm import tqdm
+        with tqdm(total=args.rerank or 0, unit="build", desc="rerank", disable=args.no_progress or not args.rerank,
+                  file=sys.stderr) as bar:
 
-            from tvmdeploy.compile.tuning.rerank import rerank_in_network
+            def advance(done: int, total: int) -> None:
+                bar.total = total  # fewer than K when no task has K valid records
+                bar.update(done - bar.n)
 
-            with tqdm(total=args.rerank, unit="build", desc="rerank", disable=args.no_progress, file=sys.stderr) as bar:
-
-                def advance(done: int, total: int) -> None:
-                    bar.total = total  # fewer than K when no task has K valid records
-                    bar.update(done - bar.n)
-
-                reranked = rerank_in_network(args.model, profile, result.folder, args.export_best, top_k=args.rerank,
-                                             progress=advance)
-            print(reranked.summary(), file=sys.stderr)
-            print(reranked.table())
-            count = reranked.records
-        else:
-            from tvmdeploy.compile.tuning.database import export_best
-
-            count = export_best(result.folder, args.export_best)
-        shutil.copyfile(result.folder / META_FILE, args.export_best / META_FILE)
-        print(f"exported {'the in-network fastest' if args.rerank else 'the best'} record of {count} tasks to {args.export_best}")
+            shipped = ship_log(args.model, profile, result.folder, args.export_best, rerank=args.rerank, progress=advance)
+        if shipped.reranked is not None:
+            print(shipped.reranked.summary(), file=sys.stderr)
+            print(shipped.reranked.table())
+        print(f"exported {'the in-network fastest' if args.rerank else 'the best'} record of {shipped.records} tasks "
+              f"to {args.export_best}")
     print(f"apply with: tvmdeploy build {args.model} --profile {args.profile} --tuning-log {result.folder} -o OUT")
     return 130 if result.interrupted else 0

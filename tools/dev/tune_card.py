@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.models import zoo, zoo_kernels
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
-    from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, META_FILE, RECORD_FILE, export_best, pack_history
+    from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, RECORD_FILE, pack_history
     from tvmdeploy.compile.tuning.driver import format_report, prepared_tasks, tune
     from tvmdeploy.compile.tuning.log_choice import cpu_record, default_logs_root
+    from tvmdeploy.compile.tuning.ship import ship_log
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(args.profile)
@@ -84,16 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(result))
         shipped = root / profile.name / folder
         shutil.rmtree(shipped, ignore_errors=True)
-        if args.rerank:
-            from tvmdeploy.compile.tuning.rerank import rerank_in_network
-
-            reranked = rerank_in_network(onnx_path, profile, history, shipped, top_k=args.rerank)
-            print(reranked.summary(), reranked.table(), sep="\n", flush=True)
-            count = reranked.records
-        else:
-            count = export_best(history, shipped)
-        # The history's meta as it is: driver._write_meta recorded this CPU in it (`tuned_on`).
-        shutil.copyfile(history / META_FILE, shipped / META_FILE)
+        # The history's meta goes with it: driver._write_meta recorded this CPU in it (`tuned_on`).
+        result = ship_log(onnx_path, profile, history, shipped, rerank=args.rerank)
+        if result.reranked is not None:
+            print(result.reranked.summary(), result.reranked.table(), sep="\n", flush=True)
+        count = result.records
         pack_history(history)  # the full history stays in the repository compressed (~250x), out of the package
         which = "in-network fastest" if args.rerank else "best"
         print(f"{name}: shipped the {which} record of {count} tasks to {shipped}; history packed in {history}", flush=True)
