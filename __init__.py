@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.models.export import ExportResult
     from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.compile.quantization.calibrate import QuantizeResult
     from tvmdeploy.compile.tuning.driver import TuneOptions, TuneResult
@@ -37,14 +38,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArtifactModule", "BuildResult", "LatencyStats", "Model", "Prediction", "TargetProfile", "TuneOptions",
-    "QuantizeResult", "TuneResult", "TvmDeployError", "ZooEntry", "build", "load", "profiles", "quantize", "tune", "zoo",
+    "ArtifactModule", "BuildResult", "ExportResult", "LatencyStats", "Model", "Prediction", "TargetProfile",
+    "TuneOptions", "QuantizeResult", "TuneResult", "TvmDeployError", "ZooEntry", "build", "export", "load", "profiles",
+    "quantize", "tune", "zoo",
 ]
 
 # Public types, imported on first use (PEP 562): name -> defining module.
 _LAZY_TYPES = {
     "ArtifactModule": "tvmdeploy.runtime.module",
     "BuildResult": "tvmdeploy.compile.build",
+    "ExportResult": "tvmdeploy.compile.models.export",
     "LatencyStats": "tvmdeploy.runtime.timing",
     "Model": "tvmdeploy.runtime.module",
     "Prediction": "tvmdeploy.runtime.postprocess",
@@ -92,6 +95,27 @@ def zoo() -> list[ZooEntry]:
     from tvmdeploy.compile.models import zoo as _zoo
 
     return [_zoo.get(name) for name in _zoo.names()]
+
+
+def export(
+    name: str,
+    output: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    opset: int | None = None,
+) -> ExportResult:
+    """Export zoo model `name` to the ONNX file `output` (input `input` [1,3,S,S] float32, output `logits`), with
+    the checkpoint `weights` (torchvision/timm .pth or .safetensors, PaddleClas .pdparams) or seeded random
+    weights; `opset` defaults to 17. Needs torch (`pip install 'tvmdeploy[export]'`). Returns the ExportResult."""
+    from pathlib import Path
+
+    from tvmdeploy.compile.models import export as exporting
+    from tvmdeploy.compile.models import zoo as model_zoo
+
+    model_zoo.get(name)  # an unknown name fails here, before torch is imported
+    return exporting.export_onnx(name, Path(output), weights=None if weights is None else Path(weights), seed=seed,
+                                 opset=exporting.DEFAULT_OPSET if opset is None else opset)
 
 
 def build(

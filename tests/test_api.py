@@ -156,3 +156,16 @@ def test_remote_module_implements_the_protocol():
     for cls in (LocalModule, RemoteModule):
         assert all(hasattr(cls, name) for name in members), cls
     assert ArtifactModule is tvmdeploy.ArtifactModule
+
+
+def test_export_is_public_api_and_refuses_an_unknown_model_before_importing_torch(tmp_path):
+    code = (
+        "import sys, tvmdeploy\n"
+        "try:\n"
+        f"    tvmdeploy.export('resnet50', {str(tmp_path / 'm.onnx')!r})\n"
+        "except tvmdeploy.TvmDeployError as exc:\n"
+        "    print('error:', exc)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "error: unknown" in out and "resnet50" in out and out.strip().endswith("False")

@@ -23,12 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch is imported inside export only, so `--help` and name errors stay fast.
-    from tvmdeploy.compile.models import export
+    import tvmdeploy
+    from tvmdeploy.compile.models.export import DEFAULT_OPSET, weights_are_random
 
-    zoo.get(args.name)
-    opset = export.DEFAULT_OPSET if args.opset is None else args.opset
-    result = export.export_onnx(args.name, args.output, weights=args.weights, seed=args.seed, opset=opset)
+    result = tvmdeploy.export(args.name, args.output, weights=args.weights, seed=args.seed, opset=args.opset)
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
     print(f"wrote {result.path} ({result.model}, weights {result.weights}, opset {opset})")
-    if export.weights_are_random(result.weights):
+    if weights_are_random(result.weights):
         print("note: random weights: predictions are meaningless; pass --weights for a real checkpoint")
     return 0
