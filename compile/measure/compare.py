@@ -258,42 +258,6 @@ def _onnx_batch(path: Path) -> int | None:
     return dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
 
 
-def torch_module(onnx_path: Path, weights: Path | None) -> tuple[Any, str]:
-    """The eager PyTorch twin of a zoo export (from its tvmdeploy.* metadata) and a label; raises with the reason to skip."""
-    try:
-        import torch
-    except ImportError:
-        raise TvmDeployError("torch is not installed (pip install 'tvmdeploy[export]')") from None
-    from tvmdeploy.compile.models.export import META_MODEL, META_WEIGHTS, build_torch_model, read_metadata
-
-    meta = read_metadata(onnx_path)
-    name, tag = meta.get(META_MODEL), meta.get(META_WEIGHTS, "")
-    if not name:
-        raise TvmDeployError("the ONNX file is not a tvmdeploy zoo export (no tvmdeploy.model metadata); no PyTorch module to rebuild")
-    if tag.startswith("random:seed="):
-        module, built = build_torch_model(name, seed=int(tag.split("=", 1)[1]))
-    elif weights is not None:
-        module, built = build_torch_model(name, weights=weights)
-    else:
-        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass {arg('torch_weights')} FILE to rebuild it",
-                             param="torch_weights")
-    if built != tag:
-        raise TvmDeployError(f"rebuilt weights {built[:19]}… differ from the export's {tag[:19]}…")
-    return module, f"PyTorch {torch.__version__.split('+')[0]} eager"
-
-
-class _TorchRunner:
-    def __init__(self, module: Any, threads: int):
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-        self.torch, self.module = torch, module
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        with self.torch.inference_mode():
-            return self.module(self.torch.from_numpy(x)).numpy()
-
-
 def _parity(actual: np.ndarray, expected: np.ndarray, atol: float, bounds) -> str:
     from tvmdeploy.compile.measure.verify import compare_logits
 
@@ -413,6 +377,8 @@ def _accepted_sha(batch: int, reference_onnx: Path | None, reference_sha: str | 
 
 def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: Path | None) -> Row | None:
     """The ONNX Runtime and PyTorch rows that were asked for (ORT's output becomes the parity reference); the ORT row."""
+    from tvmdeploy.compile.measure.reference import TorchModel, torch_module
+
     batch, x, threads, atol = table.batch, table.x, table.threads, table.atol
     ort_row = None
     if "onnxruntime" in config.baselines:
@@ -433,7 +399,7 @@ def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: P
         else:
             try:
                 module, row.label = torch_module(reference_onnx, config.torch_weights)
-                runner = _TorchRunner(module, threads)
+                runner = TorchModel(module, threads)
                 out = runner.run(x)
                 row.parity = _parity(out, table.expected, atol, table.bounds) if table.expected is not None else "not checked (no ORT)"
                 table.local[index] = lambda r=runner: r.run(x)

@@ -10,7 +10,6 @@ from tvmdeploy.compile.measure.compare import (
     RemoteSpec,
     compare,
     parse_target,
-    torch_module,
 )
 from tvmdeploy.compile.measure.kernel_breakdown import classify_call, format_breakdown, kernel_breakdown
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -52,12 +51,6 @@ def test_existing_path_with_at_sign_is_a_path(tmp_path):
     folder = tmp_path / "odd@name"
     folder.mkdir()
     assert parse_target(str(folder)).remote is None
-
-
-def test_torch_is_skipped_for_a_foreign_onnx(tiny_onnx):
-    pytest.importorskip("torch")
-    with pytest.raises(TvmDeployError, match="not a tvmdeploy zoo export"):
-        torch_module(tiny_onnx(), None)
 
 
 class FakeModule:
