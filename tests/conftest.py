@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+from onnx_graphs import save_graph
 
 _REPO = Path(__file__).resolve().parents[1]
 # What the exported bytes depend on: the zoo/export sources and the exporter's versions.
@@ -95,16 +95,8 @@ def tiny_classifier(path, *, input_shape=(1, 3, 16, 16), classes=10, extra_input
         helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
     ]
     dims = list(input_dims) if input_dims is not None else list(input_shape)
-    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)]
-    inputs += [helper.make_tensor_value_info(f"extra{i}", TensorProto.FLOAT, [1]) for i in range(extra_inputs)]
-    graph = helper.make_graph(
-        nodes, "tiny", inputs, [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], classes])],
-        initializer=[w1, w2, fc],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    inputs = {"input": dims} | {f"extra{i}": [1] for i in range(extra_inputs)}
+    return save_graph(path, nodes, inputs, {"logits": [dims[0], classes]}, [w1, w2, fc], name="tiny")
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx_graphs import save_graph
 
 
 def _mixed_conv_onnx(path, *, sections=(16, 16), next_sections=(16, 16)):
     """MixNet's pattern: two convolutions, Concat, BatchNormalization, SiLU, Split again, two more, Concat, head."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     channels = sum(sections)
@@ -37,13 +37,7 @@ def _mixed_conv_onnx(path, *, sections=(16, 16), next_sections=(16, 16)):
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
     ]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 24, 24])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
-                              initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": [1, 8, 24, 24]}, {"logits": [1, 10]}, initializers, opset=17, name="mixed")
 
 
 def _kernel_names(path):

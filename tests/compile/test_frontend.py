@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
+from onnx_graphs import save_graph
 
 from tvmdeploy.compile.frontend import import_onnx, inspect_onnx, onnx_with_batch
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -200,12 +201,7 @@ def _same_pad_model(path, input_dims):
         helper.make_node("Flatten", ["gap"], ["flat"]),
         helper.make_node("Gemm", ["flat", "fc"], ["logits"], transB=1),
     ]
-    graph = helper.make_graph(nodes, "same", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, input_dims)],
-                              [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [input_dims[0], 5])], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": input_dims}, {"logits": [input_dims[0], 5]}, inits, name="same")
 
 
 @pytest.mark.parametrize("dims", [[1, 3, 17, 20], ["N", 3, "H", "W"]])

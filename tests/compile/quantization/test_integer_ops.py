@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_graphs import save_graph
 
 from tvmdeploy.runtime.errors import TvmDeployError
 
@@ -48,12 +49,7 @@ def _block_net(path: Path, width: int = 16) -> Path:
     initializers = [weight("w0", (c, 3, 3, 3)), bias("b0", c), weight("w1", (c, 1, 3, 3)), bias("b1", c),
                     weight("w2", (hidden, c, 1, 1)), bias("b2", hidden), weight("w3", (c, hidden, 1, 1)), bias("b3", c),
                     weight("fc", (16, c)), bias("fcb", 16), six, zero]
-    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16])], initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": [1, 3, 32, 32]}, {"logits": [1, 16]}, initializers, name="block")
 
 
 @pytest.fixture(scope="module")
@@ -328,13 +324,7 @@ def _qdq_with_activations(path: Path, *, quantized_output: bool) -> Path:
                   helper.make_node("DequantizeLinear", ["qg", "s_g"], ["dg"])]
         pooled = ["dg"]
     nodes.append(helper.make_node("Flatten", pooled, ["logits"]))
-    graph = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 16])],
-                              initializer=constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": [1, 3, 8, 8]}, {"logits": [1, 16]}, constants, name="acts")
 
 
 def test_a_relu_before_a_quantize_folds_into_its_bounds(tmp_path):

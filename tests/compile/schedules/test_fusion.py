@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from onnx_graphs import save_graph
 
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX
 from tvmdeploy.compile.schedules.cpu_block import BAND_MAX_BYTES, choose_band
@@ -201,8 +202,7 @@ def test_the_tuner_leaves_out_the_kernels_the_build_merges(odd_size_onnx, tmp_pa
 def _mixed_kernel_onnx(path):
     """MixNet's pattern: a 1x1 expansion Split into two channel groups, a 3x3 and a 5x5 depthwise conv, Concat."""
     import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     weights = {"expand": (32, 8, 1, 1), "dw3": (16, 1, 3, 3), "dw5": (16, 1, 5, 5), "fc": (10, 32)}
@@ -219,12 +219,7 @@ def _mixed_kernel_onnx(path):
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
     ]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 32, 32])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": [1, 8, 32, 32]}, {"logits": [1, 10]}, initializers, opset=17, name="mixed")
 
 
 def test_a_split_into_channel_groups_is_never_merged_and_builds_with_parity(tmp_path, merge_everything):
