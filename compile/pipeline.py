@@ -16,7 +16,7 @@ from tvmdeploy.compile.quantization.integer_ops import IntegerOps, check_quantiz
 from tvmdeploy.compile.schedules import BLOCK_CLASS, BLOCK_PREFIX, NO_RULE, RULE_FAILED, is_scheduled
 from tvmdeploy.compile.schedules.dot_product import activation_dtype, dot_instruction
 from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, read_meta, scan
-from tvmdeploy.compile.tuning.log_choice import LogChoice, LogWord
+from tvmdeploy.compile.tuning.log_choice import LogChoice
 from tvmdeploy.compile.tuning.tasks import OP_CLASSES, classify
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import TargetProfile
@@ -32,8 +32,6 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
-# `--tuning-log` words besides a folder (compile/tuning/log_choice.LogWord, whose docstrings say what each does).
-AUTO, SHIPPED, DEFAULTS, RAW = (word.value for word in LogWord)
 
 
 # Where a kernel's schedule came from, in report order: a log record, a default rule, raw lowering because no
@@ -276,7 +274,7 @@ def compile_relax(
 
     `database_dir`: a database folder or a LogChoice / its word (None: no log). AUTO and SHIPPED look the
     database up from the tasks extracted here, so a shipped-log build prepares the module and extracts its tasks
-    once. `default_schedules=False` (the default for RAW) leaves the kernels no record covers to TVM's raw
+    once. `default_schedules=False` (the default for LogWord.NONE) leaves the kernels no record covers to TVM's raw
     lowering (for comparison; CPU only, CUDA always needs them).
     """
     choice = LogChoice.of(database_dir)

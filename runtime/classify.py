@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -94,7 +95,7 @@ def classify_files(
     for position, item in enumerate(paths):
         path = None if isinstance(item, Image.Image) else Path(item)
         try:
-            arrays.append(preprocess_pil(item, config) if isinstance(item, Image.Image) else load_image(Path(item), config))
+            arrays.append(load_image(path, config) if path is not None else preprocess_pil(cast(Image.Image, item), config))
             pending.append(Classified(path, position=position))
         except TvmDeployError as exc:
             pending.append(Classified(path, error=str(exc), position=position))

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+from onnx_graphs import save_graph
 
 from tvmdeploy.runtime.errors import TvmDeployError
 
@@ -43,14 +43,7 @@ def inverted_residual_onnx(path: Path, channels: int = 8, outputs: int = 16) -> 
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
     ]
-    graph = helper.make_graph(
-        nodes, "tiny_ir", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, {"input": [1, 3, 16, 16]}, {"logits": [1, 10]}, inits, name="tiny_ir")
 
 
 @pytest.fixture(scope="module")
@@ -411,9 +404,10 @@ def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny
     import json
 
     from tvmdeploy.compile.frontend import import_onnx
-    from tvmdeploy.compile.pipeline import AUTO, SHIPPED, compile_relax
+    from tvmdeploy.compile.pipeline import compile_relax
     from tvmdeploy.compile.tuning import log_choice
     from tvmdeploy.compile.tuning.database import META_FILE
+    from tvmdeploy.compile.tuning.log_choice import LogWord
 
     folder = tmp_path / "logs" / profile.name / tuned.folder.name
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
@@ -423,7 +417,8 @@ def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny
     elsewhere = {"vendor": "OtherVendor", "model_name": "Some CPU", "family": "99", "mcpu": "other-cpu"}
     mod, _ = import_onnx(tiny_model)
     notes = []
-    for tuned_on, word, applied in [(elsewhere, AUTO, False), (elsewhere, SHIPPED, True), (host, AUTO, True)]:
+    auto, shipped = LogWord.AUTO.value, LogWord.SHIPPED.value
+    for tuned_on, word, applied in [(elsewhere, auto, False), (elsewhere, shipped, True), (host, auto, True)]:
         (folder / META_FILE).write_text(json.dumps({**meta, log_choice.TUNED_ON: tuned_on}))
         compiled = compile_relax(mod, profile, database_dir=word)
         assert (compiled.database_dir == folder) is applied, (tuned_on, word)
