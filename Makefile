@@ -27,11 +27,12 @@ demo: setup
 test: setup system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# pyflakes, pycodestyle errors, import order (pyproject.toml [tool.ruff]); types of the public API and runtime/
+# formatting, pyflakes, pycodestyle errors, import order (pyproject.toml [tool.ruff]); types of the public API and runtime/
 # ([tool.mypy]). mypy finds packages by import name: the repository root is `tvmdeploy` (package-dir), so a link
 # in the venv names it.
 TYPECHECK := $(VENV)/typecheck
 lint: setup
+	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	mkdir -p $(TYPECHECK) && ln -sfn $(CURDIR) $(TYPECHECK)/tvmdeploy
 	MYPYPATH=$(TYPECHECK) $(PY) -m mypy -p tvmdeploy.runtime -m tvmdeploy

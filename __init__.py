@@ -38,9 +38,25 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArtifactModule", "BuildResult", "ExportResult", "LatencyStats", "Model", "Prediction", "TargetProfile",
-    "TuneOptions", "QuantizeResult", "TuneResult", "TvmDeployError", "ZooEntry", "build", "export", "load", "profiles",
-    "quantize", "tune", "zoo",
+    "ArtifactModule",
+    "BuildResult",
+    "ExportResult",
+    "LatencyStats",
+    "Model",
+    "Prediction",
+    "TargetProfile",
+    "TuneOptions",
+    "QuantizeResult",
+    "TuneResult",
+    "TvmDeployError",
+    "ZooEntry",
+    "build",
+    "export",
+    "load",
+    "profiles",
+    "quantize",
+    "tune",
+    "zoo",
 ]
 
 # Public types, imported on first use (PEP 562): name -> defining module.
@@ -114,8 +130,13 @@ def export(
     from tvmdeploy.compile.models import zoo as model_zoo
 
     model_zoo.get(name)  # an unknown name fails here, before torch is imported
-    return exporting.export_onnx(name, Path(output), weights=None if weights is None else Path(weights), seed=seed,
-                                 opset=exporting.DEFAULT_OPSET if opset is None else opset)
+    return exporting.export_onnx(
+        name,
+        Path(output),
+        weights=None if weights is None else Path(weights),
+        seed=seed,
+        opset=exporting.DEFAULT_OPSET if opset is None else opset,
+    )
 
 
 def build(
@@ -172,8 +193,7 @@ def quantize(
     (images used, files skipped)."""
     from tvmdeploy.compile.quantization.calibrate import quantize_model
 
-    return quantize_model(model, calibration, output, samples=samples, method=method, per_channel=per_channel,
-                          progress=progress)
+    return quantize_model(model, calibration, output, samples=samples, method=method, per_channel=per_channel, progress=progress)
 
 
 def load(

@@ -35,6 +35,7 @@ from tvmdeploy.targets import TargetProfile
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class BuildResult:
     artifact_dir: Path
@@ -45,7 +46,6 @@ class BuildResult:
     schedules: str = ""  # per kernel class: kernels scheduled from the log, the default rules, raw lowering
     integer: str = ""  # a quantized model: integer kernels per class and the ops left in float emulation
     agreement: str = ""  # a quantized model: how closely it follows the float one (as `quantize` measured it)
-
 
 
 def database_sha256(folder: Path) -> str:
@@ -157,9 +157,11 @@ def build_artifact(
                 }
                 if tuning_log
                 else {}
-            ) | {"schedule_sources": compiled.schedule_sources, "raw_kernels": compiled.raw_kernels}
-            | ({"integer_kernels": compiled.integer_kernels, "float_emulated": compiled.float_emulated}
-               if compiled.integer_kernels else {}),
+            )
+            | {"schedule_sources": compiled.schedule_sources, "raw_kernels": compiled.raw_kernels}
+            | (
+                {"integer_kernels": compiled.integer_kernels, "float_emulated": compiled.float_emulated} if compiled.integer_kernels else {}
+            ),
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             extra={"source_onnx": str(onnx_path), "source_onnx_sha256": info.sha256}
             | ({INT8_AGREEMENT: asdict(agreement)} if agreement else {}),
@@ -183,9 +185,16 @@ def build_artifact(
         _replace_dir(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(out_dir, manifest, parity, reason, tuning_note, compiled.sources_summary(),
-                       compiled.integer_summary(),
-                       agreement_summary(manifest.extra) if compiled.integer_kernels else "")
+    return BuildResult(
+        out_dir,
+        manifest,
+        parity,
+        reason,
+        tuning_note,
+        compiled.sources_summary(),
+        compiled.integer_summary(),
+        agreement_summary(manifest.extra) if compiled.integer_kernels else "",
+    )
 
 
 def _copy_onnx(source: Path, destination: Path) -> None:

@@ -36,15 +36,18 @@ def _sections(concat: relax.Call) -> list[int] | None:
 def _concat(mutator: relax.PyExprMutator, expr: relax.Expr) -> relax.Call | None:
     """The Concat (of a tuple, along one axis) that `expr` is bound to, or None."""
     value = bound_value(mutator, expr)
-    if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.concat") \
-            and isinstance(value.args[0], relax.Tuple) and value.attrs.axis is not None:
+    if (
+        isinstance(value, relax.Call)
+        and value.op == tvm.ir.Op.get("relax.concat")
+        and isinstance(value.args[0], relax.Tuple)
+        and value.attrs.axis is not None
+    ):
         return value
     return None
 
 
 @relax.expr_functor.mutator
 class _PushDown(relax.PyExprMutator):
-
     def _constant_parts(self, expr, axis: int, ndim: int, sizes: list[int]) -> list | None:
         value = bound_value(self, expr)
         if not isinstance(value, tvm.ir.expr.Constant):
@@ -59,8 +62,10 @@ class _PushDown(relax.PyExprMutator):
         if array.shape[axis] != sum(sizes):
             return None
         bounds = np.cumsum([0, *sizes])
-        return [relax.const(np.ascontiguousarray(np.take(array, range(lo, hi), axis=axis)), str(array.dtype))
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [
+            relax.const(np.ascontiguousarray(np.take(array, range(lo, hi), axis=axis)), str(array.dtype))
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+        ]
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)

@@ -48,8 +48,9 @@ def _elementwise(op_name: str, name: str, scalar):
     def legalize(bb, call):
         if call.args[0].ty.dtype != "float32":
             return default(bb, call)
-        return bb.call_te(lambda x: te.compute(x.shape, lambda *i: scalar(x(*i)), name=name), call.args[0],
-                          primfunc_name_hint=f"tir_{name}")
+        return bb.call_te(
+            lambda x: te.compute(x.shape, lambda *i: scalar(x(*i)), name=name), call.args[0], primfunc_name_hint=f"tir_{name}"
+        )
 
     return legalize
 
@@ -61,5 +62,4 @@ def _sigmoid(x: tirx.PrimExpr) -> tirx.PrimExpr:
 
 def legalize_map() -> dict:
     """LegalizeOps overrides: float32 exp and sigmoid (SiLU, squeeze-and-excitation gates) through fast_exp."""
-    return {"relax.exp": _elementwise("relax.exp", "exp", fast_exp),
-            "relax.sigmoid": _elementwise("relax.sigmoid", "sigmoid", _sigmoid)}
+    return {"relax.exp": _elementwise("relax.exp", "exp", fast_exp), "relax.sigmoid": _elementwise("relax.sigmoid", "sigmoid", _sigmoid)}

@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 # 2 cores. These are pure data movement, or one IEEE operation per element (bit-identical in numpy), so
 # numpy computes them instead; what it does not know stays for FoldConstant.
 _UNARY = {"relax.isnan": np.isnan, "relax.sqrt": np.sqrt, "relax.negative": np.negative}
-_BINARY = {"relax.add": np.add, "relax.subtract": np.subtract, "relax.multiply": np.multiply,
-           "relax.divide": np.divide, "relax.maximum": np.maximum, "relax.minimum": np.minimum}
+_BINARY = {
+    "relax.add": np.add,
+    "relax.subtract": np.subtract,
+    "relax.multiply": np.multiply,
+    "relax.divide": np.divide,
+    "relax.maximum": np.maximum,
+    "relax.minimum": np.minimum,
+}
 
 
 def _int_list(value) -> list[int] | None:

@@ -133,12 +133,13 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
     fixed_batch = dims[0]
     if input_shape is not None:
         if len(input_shape) != 4 or any(int(v) <= 0 for v in input_shape):
-            raise TvmDeployError(f"{arg('input_shape')} must be 4 positive integers N,C,H,W, got {input_shape}",
-                                 param="input_shape")
+            raise TvmDeployError(f"{arg('input_shape')} must be 4 positive integers N,C,H,W, got {input_shape}", param="input_shape")
         for axis, (fixed, wanted) in enumerate(zip(dims, input_shape)):
             if fixed is not None and fixed != wanted and not (axis == 0 and batch is None):
-                raise TvmDeployError(f"{path}: {arg('input_shape')} {list(input_shape)} conflicts with the model's fixed dim "
-                                     f"{axis} = {fixed}", param="input_shape")
+                raise TvmDeployError(
+                    f"{path}: {arg('input_shape')} {list(input_shape)} conflicts with the model's fixed dim " f"{axis} = {fixed}",
+                    param="input_shape",
+                )
         dims = [int(v) for v in input_shape]
     if batch is not None:
         if batch < 1:
@@ -167,15 +168,12 @@ def inspect_onnx(path: Path, model=None, input_shape: list[int] | None = None, b
         metadata=metadata,
         fixed_batch=fixed_batch,
         output_dims=[
-            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in model.graph.output[0].type.tensor_type.shape.dim
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in model.graph.output[0].type.tensor_type.shape.dim
         ],
     )
 
 
-def import_onnx(
-    path: Path, input_shape: list[int] | None = None, batch: int | None = None, *, detach_weights: bool = False
-):
+def import_onnx(path: Path, input_shape: list[int] | None = None, batch: int | None = None, *, detach_weights: bool = False):
     """(Relax IRModule, OnnxModelInfo) for an image-classification ONNX file.
 
     Shape computations are folded first when the graph has any (`fold_shapes`); the file itself is
@@ -194,8 +192,14 @@ def import_onnx(
     computed = computed_shape_inputs(model)
     if computed:
         node, what, _ = computed[0]
-        logger.info("%s: folding shape computations (e.g. the %s of node '%s' (%s)) with ONNX Runtime for input %s",
-                    path, what, _node_name(node), node.op_type, info.input_shape)
+        logger.info(
+            "%s: folding shape computations (e.g. the %s of node '%s' (%s)) with ONNX Runtime for input %s",
+            path,
+            what,
+            _node_name(node),
+            node.op_type,
+            info.input_shape,
+        )
         model = fold_shapes(model, path, info.input_name, info.input_shape)
         if not any(d for d in info.output_dims[1:]):
             info.output_dims = _static_dims(model.graph.output[0])
@@ -203,7 +207,9 @@ def import_onnx(
     still_computed = {(n.name, n.op_type): (what, name) for n, what, name in computed_shape_inputs(model)}
     try:
         mod = tvm_compile_api.relax_from_onnx(
-            model, {info.input_name: info.input_shape}, {info.input_name: info.input_dtype},
+            model,
+            {info.input_name: info.input_shape},
+            {info.input_name: info.input_dtype},
             weights_as_inputs=detach_weights,
         )
     except Exception as exc:  # noqa: BLE001 - any importer failure is a property of the file: one line, never a traceback
@@ -214,8 +220,10 @@ def import_onnx(
             raise TvmDeployError(f"cannot import {path}: TVM's Relax ONNX importer failed: {reason}") from None
         if (node.name, node.op_type) in still_computed:
             what, name = still_computed[node.name, node.op_type]
-            reason = (f"its {what} ('{name}') is computed at run time even with input '{info.input_name}' bound to "
-                      f"{info.input_shape}: a dynamic shape a static build cannot take (TVM: {reason})")
+            reason = (
+                f"its {what} ('{name}') is computed at run time even with input '{info.input_name}' bound to "
+                f"{info.input_shape}: a dynamic shape a static build cannot take (TVM: {reason})"
+            )
         raise _node_error(path, node, reason) from None
     if detach_weights:
         mod, params = tvm_compile_api.detach_weights(mod)
@@ -232,8 +240,7 @@ def _node_error(path: Path, node, reason: str) -> TvmDeployError:
 
 
 def _static_dims(value_info) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in value_info.type.tensor_type.shape.dim]
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in value_info.type.tensor_type.shape.dim]
 
 
 def default_opset(model) -> int:
@@ -245,8 +252,12 @@ def check_domains(model, path: Path) -> None:
     """Refuse operators of custom domains (com.microsoft, a vendor's...): TVM converts standard ONNX only."""
     for node in model.graph.node:
         if node.domain not in _STANDARD_DOMAINS:
-            raise _node_error(path, node, f"custom operator domain '{node.domain}'; only standard ONNX operators can be "
-                                          "imported (export without vendor extensions)")
+            raise _node_error(
+                path,
+                node,
+                f"custom operator domain '{node.domain}'; only standard ONNX operators can be "
+                "imported (export without vendor extensions)",
+            )
 
 
 def upgrade_opset(model, path: Path):
@@ -262,8 +273,12 @@ def upgrade_opset(model, path: Path):
     newest = onnx.defs.onnx_opset_version()
     first = model.graph.node[0]
     if opset > newest:
-        raise _node_error(path, first, f"ONNX opset {opset} is newer than this installation knows (onnx "
-                                       f"{onnx.__version__}: up to {newest}); re-export at opset {MIN_OPSET}..{newest}")
+        raise _node_error(
+            path,
+            first,
+            f"ONNX opset {opset} is newer than this installation knows (onnx "
+            f"{onnx.__version__}: up to {newest}); re-export at opset {MIN_OPSET}..{newest}",
+        )
     if opset >= MIN_OPSET:
         return model
     try:
@@ -272,8 +287,12 @@ def upgrade_opset(model, path: Path):
     except Exception as exc:  # noqa: BLE001 - the converter raises bare RuntimeErrors naming the op
         text = " ".join(str(exc).split()) or type(exc).__name__
         culprit = next((n for n in model.graph.node if n.op_type and f" {n.op_type}" in f" {text}"), first)
-        raise _node_error(path, culprit, f"ONNX opset {opset} is not supported (needs {MIN_OPSET}..{newest}) and "
-                                         f"onnx's version converter could not upgrade it: {text[:200]}") from None
+        raise _node_error(
+            path,
+            culprit,
+            f"ONNX opset {opset} is not supported (needs {MIN_OPSET}..{newest}) and "
+            f"onnx's version converter could not upgrade it: {text[:200]}",
+        ) from None
     logger.info("%s: upgraded from ONNX opset %d to %d with onnx.version_converter", path, opset, MIN_OPSET)
     return upgraded
 

@@ -32,8 +32,6 @@ PIPELINE_VERSION = "nhwc-prepack-1"
 CPU_CONV_LAYOUT: dict[str, list[str]] | None = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
 
 
-
-
 # Where a kernel's schedule came from, in report order: a log record, a default rule, raw lowering because no
 # rule matched it, raw lowering because the rule that matched failed on it (schedules.apply.RULE_FAILED).
 SCHEDULE_SOURCES = ("log", "default", "raw", RULE_FAILED)
@@ -159,9 +157,7 @@ def tuning_tasks(mod: tvm.IRModule, profile: TargetProfile) -> list:
 
 def _count_covered(tasks: list, database) -> int:
     """How many tasks the database has a schedule for (the rest keep TVM's default lowering)."""
-    return sum(
-        database.query_tuning_record(task.dispatched[0], task.target, task.task_name) is not None for task in tasks
-    )
+    return sum(database.query_tuning_record(task.dispatched[0], task.target, task.task_name) is not None for task in tasks)
 
 
 def _check_has_records(folder: Path) -> None:
@@ -172,8 +168,10 @@ def _check_has_records(folder: Path) -> None:
     if scanned.records:
         return
     if scanned.problems:
-        raise TvmDeployError(f"tuning log {folder} holds no valid tuning record: all {len(scanned.problems)} "
-                             f"line(s) are corrupt (first: {scanned.problems[0]})")
+        raise TvmDeployError(
+            f"tuning log {folder} holds no valid tuning record: all {len(scanned.problems)} "
+            f"line(s) are corrupt (first: {scanned.problems[0]})"
+        )
     raise TvmDeployError(f"tuning log {folder} holds no tuning record ({RECORD_FILE} is empty)")
 
 
@@ -192,14 +190,19 @@ def _warn_if_other_pipeline(folder: Path, covered: int, total: int) -> None:
     pipeline changed find no record: say why coverage may be low instead of failing the build."""
     made_by = _pipeline_of(folder)
     if made_by and made_by != PIPELINE_VERSION:
-        log.warning("warning: tuning log %s was made by pipeline '%s', this build is '%s': only unchanged kernels "
-                    "use it (%d/%d tasks)", folder, made_by, PIPELINE_VERSION, covered, total)
+        log.warning(
+            "warning: tuning log %s was made by pipeline '%s', this build is '%s': only unchanged kernels " "use it (%d/%d tasks)",
+            folder,
+            made_by,
+            PIPELINE_VERSION,
+            covered,
+            total,
+        )
 
 
 def _scheduled(mod: tvm.IRModule) -> set[str]:
     """Names of the TIR kernels that carry a schedule (from a database record or a default rule)."""
-    return {gvar.name_hint for gvar, func in mod.functions_items()
-            if isinstance(func, tvm.tirx.PrimFunc) and is_scheduled(func)}
+    return {gvar.name_hint for gvar, func in mod.functions_items() if isinstance(func, tvm.tirx.PrimFunc) and is_scheduled(func)}
 
 
 def _kernel_class(name: str, func) -> str:
@@ -207,15 +210,15 @@ def _kernel_class(name: str, func) -> str:
     return BLOCK_CLASS if name.startswith(BLOCK_PREFIX) else classify(name, func)[0]
 
 
-def _count_sources(mod: tvm.IRModule, from_log: set[str], from_rules: set[str],
-                   failed: set[str] = frozenset()) -> dict[str, dict[str, int]]:
+def _count_sources(
+    mod: tvm.IRModule, from_log: set[str], from_rules: set[str], failed: set[str] = frozenset()
+) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for gvar, func in mod.functions_items():
         if not isinstance(func, tvm.tirx.PrimFunc):
             continue
         name = gvar.name_hint
-        source = ("log" if name in from_log else "default" if name in from_rules
-                  else RULE_FAILED if name in failed else "raw")
+        source = "log" if name in from_log else "default" if name in from_rules else RULE_FAILED if name in failed else "raw"
         counts.setdefault(_kernel_class(name, func), dict.fromkeys(SCHEDULE_SOURCES, 0))[source] += 1
     return {c: counts[c] for c in (*OP_CLASSES, BLOCK_CLASS) if c in counts}
 
@@ -248,8 +251,7 @@ def merge_blocks(mod: tvm.IRModule, profile: TargetProfile) -> tuple[tvm.IRModul
     return merged, called_kernels(mod) - called_kernels(merged)
 
 
-def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True
-                            ) -> tuple[tvm.IRModule, dict[str, str]]:
+def apply_default_schedules(mod: tvm.IRModule, profile: TargetProfile, parallel: bool = True) -> tuple[tvm.IRModule, dict[str, str]]:
     """Give every kernel of a `prepare`d module that has no schedule yet our default CPU schedule, and say
     why each kernel left on raw lowering is (no rule matched it, or its rule failed: schedules.apply).
 
@@ -328,8 +330,15 @@ def compile_relax(
         from tvmdeploy.compile.backends.gpu_schedule import compile_cuda
 
         executable, scheduled = compile_cuda(mod, target)
-        return CompiledModel(executable, tasks_total, tasks_from_database, database_dir, log_note,
-                             _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log), tasks_merged)
+        return CompiledModel(
+            executable,
+            tasks_total,
+            tasks_from_database,
+            database_dir,
+            log_note,
+            _count_sources(scheduled, from_log, _scheduled(scheduled) - from_log),
+            tasks_merged,
+        )
     if default_schedules:
         if not parallel:
             log.info("small kernels (%s): the default schedules run them on one thread", profile.name)
@@ -341,9 +350,7 @@ def compile_relax(
     integer_kernels = _count_integer(mod) if report["quantized"] else {}
     with target, tvm.transform.PassContext(opt_level=3):
         # Split the weight repacking the schedules chose out of each kernel and fold it into the constants.
-        mod = tvm.transform.Sequential(
-            [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
-        )(mod)
+        mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()])(mod)
     return CompiledModel(
         executable=tvm.compile(mod, target=target),
         tasks_total=tasks_total,

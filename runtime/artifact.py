@@ -34,8 +34,9 @@ def tuned_tasks(tuning: dict[str, Any] | None) -> str:
     optionally `tasks_merged`: kernels the build merged into blocks, which no record applies to)."""
     tuning = tuning or {}
     merged = tuning.get("tasks_merged")
-    return (f"{tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks"
-            + (f" ({merged} merged into blocks)" if merged else ""))
+    return f"{tuning.get('tasks_from_database', '?')}/{tuning.get('tasks_total', '?')} tasks" + (
+        f" ({merged} merged into blocks)" if merged else ""
+    )
 
 
 @dataclass

@@ -118,14 +118,14 @@ def to_record(item: Classified) -> dict:
     """The JSON record of one input: {"image", "top": [{"index", "label", "probability"}, ...]} or {"image", "error"}."""
     if not item.ok:
         return {"image": str(item.path), "error": item.error}
-    return {"image": str(item.path),
-            "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top or []]}
+    return {"image": str(item.path), "top": [{"index": p.index, "label": p.label, "probability": p.probability} for p in item.top or []]}
 
 
 def prediction_lines(item: Classified) -> list[str]:
     """The text of one classified input: `PATH:`, then one `  RANK. PERCENT%  LABEL (class INDEX)` line per class."""
-    return [f"{item.path}:"] + [f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})"
-                                for rank, p in enumerate(item.top or [], 1)]
+    return [f"{item.path}:"] + [
+        f"  {rank}. {p.probability * 100:6.2f}%  {p.label} (class {p.index})" for rank, p in enumerate(item.top or [], 1)
+    ]
 
 
 def unreadable_summary(failed: int, total: int) -> str:

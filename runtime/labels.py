@@ -46,9 +46,7 @@ class Labels:
 
     def name(self, index: int) -> str:
         if not 0 <= index < len(self.names):
-            raise TvmDeployError(
-                f"class index {index} out of range 0..{len(self.names) - 1} for labels {self.labels_id!r}"
-            )
+            raise TvmDeployError(f"class index {index} out of range 0..{len(self.names) - 1} for labels {self.labels_id!r}")
         return self.names[index]
 
 

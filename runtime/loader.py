@@ -24,8 +24,7 @@ def check_input(manifest: Manifest, x: np.ndarray) -> np.ndarray:
     raise TvmDeployError(f"input dtype {x.dtype} is not numeric; expected {manifest.input.dtype}")
 
 
-def run_padded(run_batch: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, batch: int,
-               empty: np.ndarray) -> np.ndarray:
+def run_padded(run_batch: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, batch: int, empty: np.ndarray) -> np.ndarray:
     """Outputs for any number of inputs through `run_batch`, which takes exactly `batch` of them (a model
     compiled for a fixed batch): the last chunk is padded with zeros and the padding's outputs dropped.
     `empty` is the result for no inputs (nothing is run then)."""

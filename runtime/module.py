@@ -62,8 +62,7 @@ class ArtifactModule(Protocol):
         """Seconds per call, `repeat` samples of `number` calls each, timed on the device."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def open_module(
@@ -126,8 +125,14 @@ class Model:
         if topk < 1:
             raise TvmDeployError(f"topk must be >= 1, got {topk}")
         manifest = self.manifest
-        return classify_files(self.module.run_images, list(images), manifest.preprocess_config(),
-                              batch_size=manifest.batch, k=topk, labels=manifest.class_labels().names)
+        return classify_files(
+            self.module.run_images,
+            list(images),
+            manifest.preprocess_config(),
+            batch_size=manifest.batch,
+            k=topk,
+            labels=manifest.class_labels().names,
+        )
 
     def classify(
         self, images: str | os.PathLike[str] | Image.Image | Sequence[str | os.PathLike[str] | Image.Image], topk: int = 5

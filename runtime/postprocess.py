@@ -57,15 +57,8 @@ def topk(probs: np.ndarray, k: int, labels: Sequence[str] | None = None) -> list
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_classes:
         raise TvmDeployError(f"top-k: k must be an integer in 1..{num_classes}, got {k!r}")
     if labels is not None and len(labels) != num_classes:
-        raise TvmDeployError(
-            f"top-k: {len(labels)} labels for {num_classes} classes (wrong label table for this model?)"
-        )
+        raise TvmDeployError(f"top-k: {len(labels)} labels for {num_classes} classes (wrong label table for this model?)")
     results: list[list[Prediction]] = []
     for row, order in zip(p, topk_indices(p, int(k))):
-        results.append(
-            [
-                Prediction(int(i), labels[i] if labels is not None else f"class {int(i)}", float(row[i]))
-                for i in order
-            ]
-        )
+        results.append([Prediction(int(i), labels[i] if labels is not None else f"class {int(i)}", float(row[i])) for i in order])
     return results

@@ -51,21 +51,16 @@ class PreprocessConfig:
                 raise TvmDeployError(f"preprocessing config: {name} must be a positive integer, got {value!r}")
         if self.crop > self.resize:
             # The crop could then exceed the resized image and would need padding: never intended.
-            raise TvmDeployError(
-                f"preprocessing config: crop ({self.crop}) must not exceed resize ({self.resize})"
-            )
+            raise TvmDeployError(f"preprocessing config: crop ({self.crop}) must not exceed resize ({self.resize})")
         for name in ("mean", "std"):
             object.__setattr__(self, name, _three_floats(name, getattr(self, name)))
         if any(s <= 0 for s in self.std):
             raise TvmDeployError(f"preprocessing config: std must be positive, got {self.std}")
         if self.layout not in LAYOUTS:
-            raise TvmDeployError(
-                f"preprocessing config: layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}"
-            )
+            raise TvmDeployError(f"preprocessing config: layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.interpolation not in _RESAMPLE:
             raise TvmDeployError(
-                f"preprocessing config: interpolation must be one of {', '.join(_RESAMPLE)}, "
-                f"got {self.interpolation!r}"
+                f"preprocessing config: interpolation must be one of {', '.join(_RESAMPLE)}, " f"got {self.interpolation!r}"
             )
 
     @classmethod
@@ -181,9 +176,7 @@ def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8))  # 2-D uint8 is mode "L"
 
 
-def preprocess_pil(
-    image: Image.Image, config: PreprocessConfig | None = None, *, apply_exif: bool = True
-) -> np.ndarray:
+def preprocess_pil(image: Image.Image, config: PreprocessConfig | None = None, *, apply_exif: bool = True) -> np.ndarray:
     """One PIL image → float32 array [3, crop, crop] (NCHW config) or [crop, crop, 3] (NHWC config).
 
     `apply_exif` rotates/flips per the EXIF Orientation tag (a camera's portrait photo is stored
@@ -198,9 +191,7 @@ def preprocess_pil(
         raise TvmDeployError(f"image has no pixels ({width}x{height})")
     new_w, new_h = resized_size(width, height, config.resize)
     if new_w * new_h > _MAX_RESIZED_PIXELS:
-        raise TvmDeployError(
-            f"image aspect ratio too extreme ({width}x{height}) to resize the short side to {config.resize}"
-        )
+        raise TvmDeployError(f"image aspect ratio too extreme ({width}x{height}) to resize the short side to {config.resize}")
     if (new_w, new_h) != (width, height):
         # torchvision skips the resize when the size already matches; so do we, for identical pixels.
         rgb = rgb.resize((new_w, new_h), _RESAMPLE[config.interpolation])
@@ -255,9 +246,7 @@ def load_image(path: str | os.PathLike[str], config: PreprocessConfig | None = N
     return preprocess_pil(open_image(path), config, apply_exif=False)
 
 
-def preprocess_images(
-    paths: Sequence[str | os.PathLike[str]], config: PreprocessConfig | None = None
-) -> np.ndarray:
+def preprocess_images(paths: Sequence[str | os.PathLike[str]], config: PreprocessConfig | None = None) -> np.ndarray:
     """Image files → float32 batch [N, 3, crop, crop] (NCHW) or [N, crop, crop, 3] (NHWC)."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError("preprocess_images takes a sequence of paths; use load_image for one")

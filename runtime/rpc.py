@@ -50,8 +50,9 @@ class RpcEndpoint:
         if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise TvmDeployError(f"{arg(param)} expects HOST:PORT (e.g. 127.0.0.1:9190), got {address!r}", param=param)
         if via_tracker and not key:
-            raise TvmDeployError(f"{arg(param)} needs a device key too ({arg('rpc_key')}), e.g. the key the board "
-                                 "registered with", param="rpc_key")
+            raise TvmDeployError(
+                f"{arg(param)} needs a device key too ({arg('rpc_key')}), e.g. the key the board " "registered with", param="rpc_key"
+            )
         if key and not _KEY_PATTERN.match(key):
             raise TvmDeployError(f"RPC key {key!r} may use only letters, digits, '.', '_' and '-'", param="rpc_key")
         return cls(host=host, port=int(port_text), key=key, via_tracker=via_tracker)
@@ -67,19 +68,20 @@ class RpcEndpoint:
         return cls.parse(address, key, via_tracker=False, param="rpc_server")
 
     @classmethod
-    def from_options(cls, server: str | None = None, tracker: str | None = None,
-                     key: str | None = None) -> RpcEndpoint | None:
+    def from_options(cls, server: str | None = None, tracker: str | None = None, key: str | None = None) -> RpcEndpoint | None:
         """The endpoint a caller's server / tracker / key options name, or None for a local run: the one rule of
         `tvmdeploy.load` and every verb's --rpc, --rpc-tracker and --rpc-key."""
         if server and tracker:
-            raise TvmDeployError(f"use either {arg('rpc_server')} HOST:PORT (a server) or {arg('rpc_tracker')} "
-                                 f"HOST:PORT {arg('rpc_key')} KEY, not both", param="rpc_server")
+            raise TvmDeployError(
+                f"use either {arg('rpc_server')} HOST:PORT (a server) or {arg('rpc_tracker')} " f"HOST:PORT {arg('rpc_key')} KEY, not both",
+                param="rpc_server",
+            )
         if tracker and not key:
-            raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (the device key, e.g. cortex-a72)",
-                                 param="rpc_key")
+            raise TvmDeployError(f"{arg('rpc_tracker')} needs {arg('rpc_key')} (the device key, e.g. cortex-a72)", param="rpc_key")
         if key and not (tracker or server):
-            raise TvmDeployError(f"{arg('rpc_key')} needs {arg('rpc_tracker')} HOST:PORT or {arg('rpc_server')} "
-                                 "HOST:PORT", param="rpc_key")
+            raise TvmDeployError(
+                f"{arg('rpc_key')} needs {arg('rpc_tracker')} HOST:PORT or {arg('rpc_server')} " "HOST:PORT", param="rpc_key"
+            )
         if server:
             return cls.server(server, key or "")
         return cls.tracker(tracker, key or "") if tracker else None
@@ -186,9 +188,7 @@ def wait_for_tracker(
 
 def servers_for_key(summary: dict[str, Any], key: str) -> list[str]:
     """Addresses ("HOST:PORT") of the servers registered under `key`."""
-    return [
-        f"{s['addr'][0]}:{s['addr'][1]}" for s in summary.get("server_info", []) if s.get("key") == f"server:{key}"
-    ]
+    return [f"{s['addr'][0]}:{s['addr'][1]}" for s in summary.get("server_info", []) if s.get("key") == f"server:{key}"]
 
 
 def _request_server(endpoint: RpcEndpoint, timeout_s: float) -> tuple[str, int, str]:
@@ -207,7 +207,9 @@ def _request_server(endpoint: RpcEndpoint, timeout_s: float) -> tuple[str, int, 
     sock = _open_tracker(endpoint, left)
     try:
         value = _tracker_call(
-            sock, [base.TrackerCode.REQUEST, endpoint.key, "tvmdeploy", 1], endpoint,
+            sock,
+            [base.TrackerCode.REQUEST, endpoint.key, "tvmdeploy", 1],
+            endpoint,
             f"no free server with key '{endpoint.key}' within {timeout_s:g} s ({len(servers)} registered, all busy)",
         )
     finally:
@@ -320,7 +322,8 @@ class RemoteSession:
                     self.tvm = None
                     raise TvmDeployError(
                         f"{what} on {self.server} got no answer within {limit:g} s; the device hung or is too slow "
-                        f"(raise {arg('call_timeout_s')})", param="call_timeout_s"
+                        f"(raise {arg('call_timeout_s')})",
+                        param="call_timeout_s",
                     ) from None
                 if "RPCSessionTimeoutError" in str(exc):
                     raise TvmDeployError(f"{what} on {self.server}: the server ended the session (its session timeout expired)") from None
@@ -332,6 +335,7 @@ class RemoteSession:
     def info(self) -> dict[str, Any]:
         """What the server says about itself ({} when it is not a board started by tvmdeploy)."""
         if self._info is None:
+
             def _query() -> dict[str, Any]:
                 try:
                     fn = self.tvm.get_function(BOARD_INFO_FUNCTION)
@@ -405,7 +409,9 @@ def connect(
                     param="rpc_key",
                 ) from None
             if "RecvAll" in text:
-                raise TvmDeployError(f"RPC server {server} closed the connection during the handshake (wrong key, or not a TVM RPC server)") from None
+                raise TvmDeployError(
+                    f"RPC server {server} closed the connection during the handshake (wrong key, or not a TVM RPC server)"
+                ) from None
             raise TvmDeployError(f"cannot connect to RPC server {server}: {_first_line(exc)}") from None
     return RemoteSession(endpoint, session, _socket_fds() - before, server, call_timeout_s)
 
@@ -486,4 +492,3 @@ class RemoteModule:
             return [float(t) for t in timer("main").results]
 
         return self.session.call("timing the model", _time)
-

@@ -99,9 +99,7 @@ def measure(
     `fn` must block until its work is done (e.g. synchronise a GPU device) or the numbers mean nothing.
     `clock` returns seconds; it is injectable so tests can use a fake clock instead of wall time.
     """
-    stats = interleaved(
-        {"fn": fn}, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, max_runs=max_runs, clock=clock
-    )
+    stats = interleaved({"fn": fn}, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, max_runs=max_runs, clock=clock)
     return stats["fn"]
 
 

@@ -10,6 +10,10 @@ from tvmdeploy.targets.profile import (
 )
 
 __all__ = [
-    "CrossCompiler", "TargetProfile", "all_profiles", "load_profile",
-    "profile_from_dict", "profile_names",
+    "CrossCompiler",
+    "TargetProfile",
+    "all_profiles",
+    "load_profile",
+    "profile_from_dict",
+    "profile_names",
 ]

@@ -17,8 +17,16 @@ from tvmdeploy.runtime.errors import TvmDeployError
 DEVICES = ("cpu", "cuda")
 ARCHES = ("x86_64", "aarch64")
 _PROFILE_KEYS = {
-    "name", "description", "device", "arch", "threads", "rpc_key", "tuning_trials",
-    "cpu_flags", "target", "cross_compiler",
+    "name",
+    "description",
+    "device",
+    "arch",
+    "threads",
+    "rpc_key",
+    "tuning_trials",
+    "cpu_flags",
+    "target",
+    "cross_compiler",
 }
 
 

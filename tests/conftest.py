@@ -78,7 +78,6 @@ def _store(source: Path, cache_root: Path, cache_dir: Path, cached: Path) -> Non
         pass  # a read-only checkout only loses the cross-session cache
 
 
-
 def tiny_classifier(path, *, input_shape=(1, 3, 16, 16), classes=10, extra_inputs=0, op="Conv", input_dims=None, seed=0):
     """Conv(3x3) -> Relu -> depthwise Conv -> GlobalAveragePool -> Flatten -> Gemm: the MobileNetV2 op mix, tiny."""
     rng = np.random.default_rng(seed)
@@ -86,7 +85,8 @@ def tiny_classifier(path, *, input_shape=(1, 3, 16, 16), classes=10, extra_input
     w2 = numpy_helper.from_array(rng.standard_normal((8, 1, 3, 3)).astype(np.float32), "w2")
     fc = numpy_helper.from_array(rng.standard_normal((classes, 8)).astype(np.float32), "fc")
     nodes = [
-        helper.make_node(op, ["input", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]) if op == "Conv"
+        helper.make_node(op, ["input", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2])
+        if op == "Conv"
         else helper.make_node(op, ["input"], ["c1"]),
         helper.make_node("Relu", ["c1"], ["r1"]),
         helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=8),

@@ -23,8 +23,14 @@ class Service:
     """A `tvmdeploy ...` process in its own process group; output collected in the background."""
 
     def __init__(self, *argv: str, env: dict[str, str] | None = None):
-        self.proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True, env=None if env is None else {**os.environ, **env})
+        self.proc = subprocess.Popen(
+            [*CLI, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 

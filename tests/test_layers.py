@@ -33,8 +33,9 @@ def _our_imports(path: Path) -> list[str]:
 def test_every_module_of_a_layer_imports_only_the_layers_below_it(layer):
     modules = sorted((REPO / layer).rglob("*.py"))
     assert modules
-    wrong = [f"{path.relative_to(REPO)} imports {name}" for path in modules for name in _our_imports(path)
-             if not name.startswith(ALLOWED[layer])]
+    wrong = [
+        f"{path.relative_to(REPO)} imports {name}" for path in modules for name in _our_imports(path) if not name.startswith(ALLOWED[layer])
+    ]
     assert not wrong, wrong
 
 

@@ -24,8 +24,15 @@ _CREATE_CUDA = "ffi.Module.create.cuda"
 _CUDA_ERROR_NO_DEVICE = 100
 # The driver entry points libtvm_runtime_cuda.so 0.27 imports; used when `nm` is unavailable.
 _KNOWN_DRIVER_SYMBOLS = (
-    "cuDeviceGetName", "cuFuncSetAttribute", "cuGetErrorName", "cuGetErrorString", "cuLaunchKernelEx",
-    "cuModuleGetFunction", "cuModuleLoadData", "cuModuleUnload", "cuTensorMapEncodeTiled",
+    "cuDeviceGetName",
+    "cuFuncSetAttribute",
+    "cuGetErrorName",
+    "cuGetErrorString",
+    "cuLaunchKernelEx",
+    "cuModuleGetFunction",
+    "cuModuleLoadData",
+    "cuModuleUnload",
+    "cuTensorMapEncodeTiled",
 )
 _STUB_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tvmdeploy" / "cuda-stub"
 _loaded: list[ctypes.CDLL] = []  # keep the handles alive for the life of the process
@@ -75,9 +82,7 @@ def _cuda_lib_dir() -> Path:
 
 def _driver_symbols(runtime_cuda: Path) -> list[str]:
     try:
-        out = subprocess.run(
-            ["nm", "-D", "--undefined-only", str(runtime_cuda)], capture_output=True, text=True, check=True
-        ).stdout
+        out = subprocess.run(["nm", "-D", "--undefined-only", str(runtime_cuda)], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return list(_KNOWN_DRIVER_SYMBOLS)
     names = {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
@@ -99,7 +104,8 @@ def build_driver_stub(symbols: list[str], cache_dir: Path = _STUB_CACHE) -> Path
     tmp = folder / f"libcuda.so.1.{os.getpid()}"
     subprocess.run(
         [compiler, "-shared", "-fPIC", "-O0", "-Wl,-soname,libcuda.so.1", "-o", str(tmp), str(folder / "stub.c")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     tmp.replace(stub)  # atomic: concurrent builds never see half a library
     return stub

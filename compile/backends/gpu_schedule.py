@@ -55,8 +55,7 @@ def apply_default_gpu_schedules(mod: tvm.IRModule, target: tvm.target.Target) ->
 
 def unscheduled_kernels(mod: tvm.IRModule) -> list[str]:
     """Names of the TIR kernels in `mod` that carry no schedule (a CUDA build of them would fail)."""
-    return sorted(gvar.name_hint for gvar, func in mod.functions_items()
-                  if isinstance(func, tvm.tirx.PrimFunc) and not is_scheduled(func))
+    return sorted(gvar.name_hint for gvar, func in mod.functions_items() if isinstance(func, tvm.tirx.PrimFunc) and not is_scheduled(func))
 
 
 def compile_cuda(mod: tvm.IRModule, target: tvm.target.Target) -> tuple[tvm.runtime.Executable, tvm.IRModule]:

@@ -166,8 +166,13 @@ def _artifact_reusable(folder: Path, onnx_sha: str, profile, tuning_log: Path | 
     try:
         m = read_manifest(folder)
         same_tuning = (m.tuning or {}).get("database_sha256") == (database_sha256(tuning_log) if tuning_log else None)
-        return (m.model_sha256 == onnx_sha and m.profile == profile.name and m.tvm_version == tvm_api.tvm_version()
-                and same_tuning and (folder / "model.so").is_file())
+        return (
+            m.model_sha256 == onnx_sha
+            and m.profile == profile.name
+            and m.tvm_version == tvm_api.tvm_version()
+            and same_tuning
+            and (folder / "model.so").is_file()
+        )
     except TvmDeployError:
         return False
 
@@ -225,8 +230,14 @@ def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Ca
                 from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
 
                 log(f"building {source} for {profile.name} at batch {batch} -> {folder}")
-                build_artifact(source, profile, folder, tuning_log=tuning_log, batch=batch,
-                               atol=config.atol if config.atol is not None else DEFAULT_ATOL)
+                build_artifact(
+                    source,
+                    profile,
+                    folder,
+                    tuning_log=tuning_log,
+                    batch=batch,
+                    atol=config.atol if config.atol is not None else DEFAULT_ATOL,
+                )
             from tvmdeploy.runtime.artifact import read_manifest
 
             out.append(Candidate(spec, label, folder, remote, batch, manifest=read_manifest(folder)))
@@ -275,8 +286,10 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
     from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ModelBounds, model_bounds
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
-        raise TvmDeployError(f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
-                             param="runs" if config.runs < 1 else "warmup" if config.warmup < 0 else "batch")
+        raise TvmDeployError(
+            f"{arg('runs')} must be >= 1, {arg('warmup')} >= 0 and {arg('batch')} >= 1",
+            param="runs" if config.runs < 1 else "warmup" if config.warmup < 0 else "batch",
+        )
     unknown = set(config.baselines) - set(BASELINES)
     if unknown:
         raise TvmDeployError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
@@ -287,17 +300,21 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
         from tvmdeploy.runtime.artifact import sha256_file
 
         reference_sha = sha256_file(reference_onnx)
-    threads = config.threads or next(
-        (c.manifest.threads for c in candidates if c.manifest is not None and c.remote is None and c.manifest.threads), 0
-    ) or os.cpu_count() or 1
+    threads = (
+        config.threads
+        or next((c.manifest.threads for c in candidates if c.manifest is not None and c.remote is None and c.manifest.threads), 0)
+        or os.cpu_count()
+        or 1
+    )
     atol = config.atol if config.atol is not None else DEFAULT_ATOL
     # The same weights at every batch size: read the model's deepest reduction and output step once.
     bounds = model_bounds(reference_onnx) if reference_onnx is not None else ModelBounds()
     batches = sorted({c.batch for c in candidates} | {1} | ({config.batch} if config.batch else set()))
     rows: list[Row] = []
     for batch in batches:
-        rows += _compare_batch(batch, [c for c in candidates if c.batch == batch], config, opener, log,
-                               reference_onnx, reference_sha, threads, atol, bounds)
+        rows += _compare_batch(
+            batch, [c for c in candidates if c.batch == batch], config, opener, log, reference_onnx, reference_sha, threads, atol, bounds
+        )
     return rows
 
 
@@ -317,8 +334,7 @@ def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path 
     return None
 
 
-def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, bounds
-                   ) -> list[Row]:
+def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, bounds) -> list[Row]:
     """One batch size: open the baselines and every target (parity against ORT), time them all, tabulate."""
     log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
     table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol, bounds)
@@ -410,8 +426,9 @@ def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: P
     return ort_row
 
 
-def _open_targets(table: _BatchTable, candidates: list[Candidate], opener: Opener, log: Log, reference_sha: str | None,
-                  accepted_sha: set) -> None:
+def _open_targets(
+    table: _BatchTable, candidates: list[Candidate], opener: Opener, log: Log, reference_sha: str | None, accepted_sha: set
+) -> None:
     """A row per TVM target: opened here or on its device, run once (parity), or the reason it failed."""
     from tvmdeploy.compile.measure.reference import reference_input
 
@@ -451,8 +468,9 @@ def _time_rows(table: _BatchTable, config: CompareConfig, log: Log) -> None:
     batch, rows = table.batch, table.rows
     if table.local:
         log(f"batch {batch}: timing {len(table.local)} host competitor(s) in alternating blocks")
-        stats = blocked({str(i): fn for i, fn in table.local.items()}, warmup=config.warmup, min_runs=config.runs,
-                        min_seconds=config.min_seconds)
+        stats = blocked(
+            {str(i): fn for i, fn in table.local.items()}, warmup=config.warmup, min_runs=config.runs, min_seconds=config.min_seconds
+        )
         for i in table.local:
             rows[i].stats = stats[str(i)]
     for i, (module, xm) in table.remote.items():

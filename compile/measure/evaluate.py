@@ -117,13 +117,8 @@ def _flat_with_ground_truth(root: Path, gt: Path, labels: Labels, classes: int) 
     if not two_columns:
         # One index per line, in sorted filename order (ILSVRC2012_validation_ground_truth.txt style).
         if len(lines) != len(images):
-            raise TvmDeployError(
-                f"{gt} has {len(lines)} label(s) for {len(images)} image(s) in {root}; the counts must match"
-            )
-        return [
-            LabelledImage(path, _parse_label(line, labels, classes, f"{gt}:{n}"))
-            for path, (n, line) in zip(images, lines)
-        ]
+            raise TvmDeployError(f"{gt} has {len(lines)} label(s) for {len(images)} image(s) in {root}; the counts must match")
+        return [LabelledImage(path, _parse_label(line, labels, classes, f"{gt}:{n}")) for path, (n, line) in zip(images, lines)]
     by_name: dict[str, int] = {}
     for n, line in lines:
         parts = line.rsplit(maxsplit=1)

@@ -166,7 +166,6 @@ def kernel_breakdown(module, x: np.ndarray, *, repeats: int = 20, warmup: int = 
     return _summarise(runs, float(np.median(end_to_end)), repeats)
 
 
-
 def _device_sync(module):
     device = getattr(module, "device", None)
     if device is not None and getattr(module.manifest, "device", "cpu") != "cpu":
@@ -206,13 +205,15 @@ def format_breakdown(b: Breakdown, top: int = 15) -> str:
     ]
     for op_class, us in b.by_class().items():
         members = [k for k in b.kernels if k.op_class == op_class]
-        lines.append(
-            f"| {op_class} | {len(members)} | {sum(k.calls for k in members)} | {us / 1e3:.3f} | {us / total_us * 100:5.1f}% |"
-        )
+        lines.append(f"| {op_class} | {len(members)} | {sum(k.calls for k in members)} | {us / 1e3:.3f} | {us / total_us * 100:5.1f}% |")
     slowest = sorted((k for k in b.kernels if k.op_class != "vm"), key=lambda k: -k.median_us)[:top]
-    lines += ["", f"slowest {len(slowest)} kernels:", "", "| kernel | class | what | calls | time ms | share |", "|---|---|---|--:|--:|--:|"]
+    lines += [
+        "",
+        f"slowest {len(slowest)} kernels:",
+        "",
+        "| kernel | class | what | calls | time ms | share |",
+        "|---|---|---|--:|--:|--:|",
+    ]
     for k in slowest:
-        lines.append(
-            f"| {k.name} | {k.op_class} | {k.kind} | {k.calls} | {k.median_us / 1e3:.3f} | {k.median_us / total_us * 100:5.1f}% |"
-        )
+        lines.append(f"| {k.name} | {k.op_class} | {k.kind} | {k.calls} | {k.median_us / 1e3:.3f} | {k.median_us / total_us * 100:5.1f}% |")
     return "\n".join(lines)

@@ -43,8 +43,9 @@ def torch_module(onnx_path: Path, weights: Path | None) -> tuple[Any, str]:
     elif weights is not None:
         module, built = build_torch_model(name, weights=weights)
     else:
-        raise TvmDeployError(f"the export used checkpoint weights ({tag[:19]}…); pass {arg('torch_weights')} FILE to rebuild it",
-                             param="torch_weights")
+        raise TvmDeployError(
+            f"the export used checkpoint weights ({tag[:19]}…); pass {arg('torch_weights')} FILE to rebuild it", param="torch_weights"
+        )
     if built != tag:
         raise TvmDeployError(f"rebuilt weights {built[:19]}… differ from the export's {tag[:19]}…")
     return module, f"PyTorch {torch.__version__.split('+')[0]} eager"

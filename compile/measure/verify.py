@@ -161,8 +161,16 @@ def top5(logits: np.ndarray) -> np.ndarray:
     return topk_indices(logits, 5)
 
 
-def compare_logits(actual: np.ndarray, expected: np.ndarray, atol: float, reference: str, seed: int = 0,
-                   rtol: float = 0.0, step: float = 0.0, steps: int = INT8_OUTPUT_STEPS) -> ParityReport:
+def compare_logits(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    atol: float,
+    reference: str,
+    seed: int = 0,
+    rtol: float = 0.0,
+    step: float = 0.0,
+    steps: int = INT8_OUTPUT_STEPS,
+) -> ParityReport:
     """Max |Δ logits| and top-5 agreement; the bound is atol + rtol x max |expected| + steps x step."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -196,5 +204,6 @@ def check_parity(
     x = reference_input(input_shape, seed)
     reference = OrtModel(onnx_path, threads=threads)
     bounds = model_bounds(onnx_path)
-    return compare_logits(run(x), reference.run(x), atol, f"onnxruntime {reference.version}", seed,
-                          rtol=bounds.rtol, step=bounds.step, steps=bounds.steps)
+    return compare_logits(
+        run(x), reference.run(x), atol, f"onnxruntime {reference.version}", seed, rtol=bounds.rtol, step=bounds.step, steps=bounds.steps
+    )

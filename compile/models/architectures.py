@@ -39,19 +39,20 @@ def _efficientnet_pytorch(size: int):
     return net
 
 
-ARCHITECTURES = {a.name: a for a in (
-    Architecture("efficientnet_b0", "efficientnet_pytorch", "SiLU, squeeze-and-excitation, 5x5 depthwise",
-                 _efficientnet_pytorch),
-    Architecture("tf_efficientnet_b0", "geffnet", "TF 'same' padding, SiLU, squeeze-and-excitation",
-                 _geffnet("tf_efficientnet_b0")),
-    Architecture("mixnet_s", "geffnet", "Split into channel groups, mixed kernel sizes, Concat",
-                 _geffnet("mixnet_s")),
-    Architecture("mobilenetv3_large_100", "geffnet", "hard-swish, hard-sigmoid squeeze-and-excitation",
-                 _geffnet("mobilenetv3_large_100")),
-    Architecture("fbnetc_100", "geffnet", "5x5 depthwise, large random-weight logits", _geffnet("fbnetc_100")),
-    Architecture("spnasnet_100", "geffnet", "5x5 depthwise, mixed expansion ratios", _geffnet("spnasnet_100")),
-    Architecture("mnasnet_a1", "geffnet", "squeeze-and-excitation with ReLU, 5x5 depthwise", _geffnet("mnasnet_a1")),
-)}
+ARCHITECTURES = {
+    a.name: a
+    for a in (
+        Architecture("efficientnet_b0", "efficientnet_pytorch", "SiLU, squeeze-and-excitation, 5x5 depthwise", _efficientnet_pytorch),
+        Architecture("tf_efficientnet_b0", "geffnet", "TF 'same' padding, SiLU, squeeze-and-excitation", _geffnet("tf_efficientnet_b0")),
+        Architecture("mixnet_s", "geffnet", "Split into channel groups, mixed kernel sizes, Concat", _geffnet("mixnet_s")),
+        Architecture(
+            "mobilenetv3_large_100", "geffnet", "hard-swish, hard-sigmoid squeeze-and-excitation", _geffnet("mobilenetv3_large_100")
+        ),
+        Architecture("fbnetc_100", "geffnet", "5x5 depthwise, large random-weight logits", _geffnet("fbnetc_100")),
+        Architecture("spnasnet_100", "geffnet", "5x5 depthwise, mixed expansion ratios", _geffnet("spnasnet_100")),
+        Architecture("mnasnet_a1", "geffnet", "squeeze-and-excitation with ReLU, 5x5 depthwise", _geffnet("mnasnet_a1")),
+    )
+}
 
 
 def _randomise_batch_norm(net, seed: int) -> None:
@@ -81,15 +82,23 @@ def export_architecture(name: str, path: Path, *, size: int = 224, seed: int = 0
     try:
         net = arch.make(size)
     except ImportError:
-        raise TvmDeployError(f"{name} needs the '{arch.package}' package (make setup installs it from "
-                             "requirements-corpus.lock)") from None
+        raise TvmDeployError(
+            f"{name} needs the '{arch.package}' package (make setup installs it from " "requirements-corpus.lock)"
+        ) from None
     _randomise_batch_norm(net, seed)
     net.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings from the packages' shape arithmetic
-        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), opset_version=opset, dynamo=False,
-                          input_names=["input"], output_names=["logits"])
+        torch.onnx.export(
+            net,
+            (torch.randn(1, 3, size, size),),
+            str(path),
+            opset_version=opset,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+        )
     log.info("exported %s (%s) at %dx%d to %s", name, arch.package, size, size, path)
     return path

@@ -23,8 +23,10 @@ from pathlib import Path
 from tvmdeploy.runtime.errors import TvmDeployError
 
 INDEX_FILE = Path(__file__).resolve().with_name("zoo_kernels.json")
-_NOTE = ("written by tools/dev/tune_card.py (compile/models/zoo_kernels.py): each zoo model's tuning-log key and task "
-         "hashes per profile, so `tvmdeploy zoo` can show log coverage without torch or TVM")
+_NOTE = (
+    "written by tools/dev/tune_card.py (compile/models/zoo_kernels.py): each zoo model's tuning-log key and task "
+    "hashes per profile, so `tvmdeploy zoo` can show log coverage without torch or TVM"
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +115,14 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
         logs_root = log_choice.default_logs_root()
     tasks = (set(value["kernels"]) | set(value["glue"])) - set(value.get("merged", ()))
     logs, fit = log_choice.fitting_logs(Path(logs_root) / profile, value["key"], set(value["kernels"]))
-    result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits",
-              "applied": False}
+    result = {"key": value["key"], "log": None, "covered": 0, "total": len(tasks), "why": "no shipped log fits", "applied": False}
     if logs:
         host = host_cpu_info()
         folder, why = log_choice.choose_log(logs, host)
-        result.update(log=folder.name, covered=len(tasks & log_choice.log_workloads(folder)), why=f"{fit}; {why}",
-                      applied=log_choice.left_out_by_auto(folder, host) is None)
+        result.update(
+            log=folder.name,
+            covered=len(tasks & log_choice.log_workloads(folder)),
+            why=f"{fit}; {why}",
+            applied=log_choice.left_out_by_auto(folder, host) is None,
+        )
     return result

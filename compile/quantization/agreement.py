@@ -17,8 +17,7 @@ class Agreement:
     sqnr_db: float  # 10 log10(sum fp32^2 / sum (int8 - fp32)^2) over all logits; inf when they are equal
 
     def summary(self) -> str:
-        return (f"int8 vs fp32 on {self.images} image(s): top-1 agreement {self.top1:.0%}, "
-                f"SQNR of the logits {self.sqnr_db:.1f} dB")
+        return f"int8 vs fp32 on {self.images} image(s): top-1 agreement {self.top1:.0%}, " f"SQNR of the logits {self.sqnr_db:.1f} dB"
 
     def to_text(self) -> str:
         """JSON for the quantized model's metadata (`quantize` writes it, `build` and `bench` report it)."""
@@ -63,5 +62,4 @@ def measure_agreement(float_onnx: Path, int8_onnx: Path, images: list[np.ndarray
 
     reference, quantized = OrtModel(float_onnx, threads=threads), OrtModel(int8_onnx, threads=threads)
     batch = [image[np.newaxis].astype(np.float32) for image in images]
-    return logit_agreement(np.concatenate([reference.run(x) for x in batch]),
-                           np.concatenate([quantized.run(x) for x in batch]))
+    return logit_agreement(np.concatenate([reference.run(x) for x in batch]), np.concatenate([quantized.run(x) for x in batch]))

@@ -40,12 +40,15 @@ class QuantizeResult:
 
     def summary(self) -> str:
         granularity = "per-channel" if self.per_channel else "per-tensor"
-        return (f"QDQ, {self.activation_type} activations x {self.weight_type} weights, {granularity}, "
-                f"{self.method} calibration over {self.images_used} image(s)")
+        return (
+            f"QDQ, {self.activation_type} activations x {self.weight_type} weights, {granularity}, "
+            f"{self.method} calibration over {self.images_used} image(s)"
+        )
 
 
-def _calibration_images(folder: Path, config: PreprocessConfig, samples: int, progress: bool
-                        ) -> tuple[list[np.ndarray], list[tuple[Path, str]]]:
+def _calibration_images(
+    folder: Path, config: PreprocessConfig, samples: int, progress: bool
+) -> tuple[list[np.ndarray], list[tuple[Path, str]]]:
     """Up to `samples` preprocessed images from `folder` (sorted by name), and the files that would not load."""
     if not folder.exists():
         raise TvmDeployError(f"calibration folder not found: {folder}", param="calibration")
@@ -53,13 +56,13 @@ def _calibration_images(folder: Path, config: PreprocessConfig, samples: int, pr
         raise TvmDeployError(f"{arg('calibration')} must be a folder of images, got a file: {folder}", param="calibration")
     files = folder_images(folder)
     if not files:
-        raise TvmDeployError(f"calibration folder {folder} holds no images (expected "
-                             f"{', '.join(sorted(IMAGE_SUFFIXES))} files)", param="calibration")
+        raise TvmDeployError(
+            f"calibration folder {folder} holds no images (expected " f"{', '.join(sorted(IMAGE_SUFFIXES))} files)", param="calibration"
+        )
     from tqdm import tqdm
 
     images, skipped = [], []
-    with tqdm(total=min(samples, len(files)), desc="calibration images", unit="img", disable=not progress,
-              leave=False) as bar:
+    with tqdm(total=min(samples, len(files)), desc="calibration images", unit="img", disable=not progress, leave=False) as bar:
         for path in files:
             if len(images) == samples:
                 break
@@ -71,8 +74,10 @@ def _calibration_images(folder: Path, config: PreprocessConfig, samples: int, pr
                 continue
             bar.update(1)
     if not images:
-        raise TvmDeployError(f"calibration folder {folder}: none of its {len(files)} image file(s) could be read "
-                             f"(first: {skipped[0][1]})", param="calibration")
+        raise TvmDeployError(
+            f"calibration folder {folder}: none of its {len(files)} image file(s) could be read " f"(first: {skipped[0][1]})",
+            param="calibration",
+        )
     return images, skipped
 
 
@@ -80,15 +85,22 @@ class _Reader:
     """ONNX Runtime's CalibrationDataReader protocol over preprocessed images, one batch-`batch` feed each."""
 
     def __init__(self, input_name: str, images: list[np.ndarray], batch: int):
-        self.feeds = iter([{input_name: np.repeat(image[np.newaxis], batch, axis=0).astype(np.float32)}
-                           for image in images])
+        self.feeds = iter([{input_name: np.repeat(image[np.newaxis], batch, axis=0).astype(np.float32)} for image in images])
 
     def get_next(self):
         return next(self.feeds, None)
 
 
-def quantize_model(model: str | os.PathLike[str], calibration: str | os.PathLike[str], output: str | os.PathLike[str], *, samples: int = DEFAULT_SAMPLES,
-                   method: str = "minmax", per_channel: bool = True, progress: bool = True) -> QuantizeResult:
+def quantize_model(
+    model: str | os.PathLike[str],
+    calibration: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    method: str = "minmax",
+    per_channel: bool = True,
+    progress: bool = True,
+) -> QuantizeResult:
     """Statically quantize `model` into QDQ form (ONNX Runtime's tool) with images from `calibration`.
 
     Images go through the deployment preprocessing for the model's input (Resize, CenterCrop, mean/std, its layout
@@ -97,15 +109,15 @@ def quantize_model(model: str | os.PathLike[str], calibration: str | os.PathLike
     """
     model, calibration, output = Path(model), Path(calibration), Path(output)
     if method not in METHODS:
-        raise TvmDeployError(f"{arg('method')}: unknown calibration method '{method}'; choose from "
-                             f"{', '.join(METHODS)}", param="method")
+        raise TvmDeployError(
+            f"{arg('method')}: unknown calibration method '{method}'; choose from " f"{', '.join(METHODS)}", param="method"
+        )
     if samples < 1:
         raise TvmDeployError(f"{arg('samples')} must be >= 1, got {samples}", param="samples")
     proto = load_onnx_proto(model)
     quantized = sorted({node.op_type for node in proto.graph.node} & QUANTIZED_OPS)
     if quantized:
-        raise TvmDeployError(f"{model} is already quantized (it has {', '.join(quantized)}); "
-                             "`tvmdeploy build` takes it as it is")
+        raise TvmDeployError(f"{model} is already quantized (it has {', '.join(quantized)}); " "`tvmdeploy build` takes it as it is")
     info = inspect_onnx(model, proto)
     config = PreprocessConfig.for_input(info.input_shape)
     images, skipped = _calibration_images(calibration, config, samples, progress)
@@ -120,16 +132,26 @@ def quantize_model(model: str | os.PathLike[str], calibration: str | os.PathLike
         try:
             quant_pre_process(str(model), str(source))
         except Exception as exc:  # noqa: BLE001 - an optimisation: quantize the model as it is
-            log.warning("warning: ONNX Runtime's quantization pre-processing failed (%s); quantizing %s as it is",
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__, model)
+            log.warning(
+                "warning: ONNX Runtime's quantization pre-processing failed (%s); quantizing %s as it is",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                model,
+            )
             source, preprocessed = model, False
         staged = workdir / output.name
         quantize_static(
-            str(source), str(staged), _Reader(info.input_name, images, info.input_shape[0]),
-            quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
+            str(source),
+            str(staged),
+            _Reader(info.input_name, images, info.input_shape[0]),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[method],
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[method],
         )
         agreement = measure_agreement(model, staged, images)
         # Recorded in the model, for `build` and `bench`: they have neither the float model nor the images.
@@ -137,7 +159,6 @@ def quantize_model(model: str | os.PathLike[str], calibration: str | os.PathLike
         shutil.move(str(staged), output)  # only a finished model replaces what was there
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result = QuantizeResult(output, len(images), skipped, method, per_channel, preprocessed=preprocessed,
-                            agreement=agreement)
+    result = QuantizeResult(output, len(images), skipped, method, per_channel, preprocessed=preprocessed, agreement=agreement)
     log.info("quantized %s -> %s: %s; %s", model, output, result.summary(), agreement.summary())
     return result

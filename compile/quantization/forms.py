@@ -21,13 +21,16 @@ def check_onnx_quantization(model, path: Path) -> None:
             continue
         block = next((a.i for a in node.attribute if a.name == "block_size"), 0)
         if block:
-            raise TvmDeployError(f"{path}: unsupported quantization: node '{node.name or node.output[0]}' uses blocked "
-                                 f"scales (block_size {block}); only per-tensor and per-channel build as integer kernels")
+            raise TvmDeployError(
+                f"{path}: unsupported quantization: node '{node.name or node.output[0]}' uses blocked "
+                f"scales (block_size {block}); only per-tensor and per-channel build as integer kernels"
+            )
         quantized = node.input[0] if node.op_type == "DequantizeLinear" else None
-        kind = types.get(quantized) if quantized else next(
-            (a.i for a in node.attribute if a.name == "output_dtype" and a.i), None)
+        kind = types.get(quantized) if quantized else next((a.i for a in node.attribute if a.name == "output_dtype" and a.i), None)
         if kind is not None and kind not in allowed:
             name = TensorProto.DataType.Name(kind).lower()
-            raise TvmDeployError(f"{path}: unsupported quantization: {name} tensor '{quantized or node.output[0]}' "
-                                 f"(node '{node.name or node.op_type}'); only 8-bit weights and activations "
-                                 "(int32 biases) build as integer kernels")
+            raise TvmDeployError(
+                f"{path}: unsupported quantization: {name} tensor '{quantized or node.output[0]}' "
+                f"(node '{node.name or node.op_type}'); only 8-bit weights and activations "
+                "(int32 biases) build as integer kernels"
+            )

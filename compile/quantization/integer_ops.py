@@ -54,8 +54,13 @@ class Quant:
         return int(self.zero[0])
 
     def same(self, other: Quant) -> bool:
-        return (self.per_tensor and other.per_tensor and self.dtype == other.dtype
-                and self.scale[0] == other.scale[0] and self.zero_point == other.zero_point)
+        return (
+            self.per_tensor
+            and other.per_tensor
+            and self.dtype == other.dtype
+            and self.scale[0] == other.scale[0]
+            and self.zero_point == other.zero_point
+        )
 
 
 def _op(expr) -> str:
@@ -131,12 +136,13 @@ def check_quantization_forms(mod: tvm.IRModule) -> None:
                 if ints not in ("uint8", "int8", "int32"):
                     raise TvmDeployError(
                         f"unsupported quantization: {ints} tensors (only 8-bit weights and activations, "
-                        "with int32 biases, build as integer kernels)")
+                        "with int32 biases, build as integer kernels)"
+                    )
                 scale = value.args[1]
                 if isinstance(scale, tvm.ir.expr.Constant) and len(scale.value.shape) > 1:
                     raise TvmDeployError(
-                        "unsupported quantization: blocked scales (only per-tensor and per-channel build as integer "
-                        "kernels)")
+                        "unsupported quantization: blocked scales (only per-tensor and per-channel build as integer " "kernels)"
+                    )
 
 
 @relax.expr_functor.mutator
@@ -170,8 +176,9 @@ class _IntegerOps(relax.PyExprMutator):
         if result is not None:
             return result
         if out.dtype != _dtype(call):  # not an integer op: a plain quantize, in the new signedness
-            return relax.op.quantize(call.args[0], call.args[1], relax.const(out.zero.astype(out.dtype).reshape(())),
-                                     axis=out.axis, out_dtype=out.dtype)
+            return relax.op.quantize(
+                call.args[0], call.args[1], relax.const(out.zero.astype(out.dtype).reshape(())), axis=out.axis, out_dtype=out.dtype
+            )
         return call
 
     def _resigned_dequantize(self, call: relax.Call) -> relax.Expr:
@@ -181,8 +188,9 @@ class _IntegerOps(relax.PyExprMutator):
         if zero is None or (str(zero.dtype), tensor) not in _SIGN_SHIFT:
             return call
         shifted = (zero.astype(np.int64) + _SIGN_SHIFT[str(zero.dtype), tensor]).astype(tensor)
-        return relax.op.dequantize(call.args[0], call.args[1], relax.const(shifted), axis=int(call.attrs.axis),
-                                   out_dtype=str(call.attrs.out_dtype))
+        return relax.op.dequantize(
+            call.args[0], call.args[1], relax.const(shifted), axis=int(call.attrs.axis), out_dtype=str(call.attrs.out_dtype)
+        )
 
     def _integer(self, call: relax.Call, out: Quant) -> relax.Expr | None:
         source = bound_value(self, call.args[0])
@@ -225,8 +233,9 @@ class _IntegerOps(relax.PyExprMutator):
     def _emit(self, expr: relax.Expr) -> relax.Expr:
         return self.builder_.emit(expr)
 
-    def _requantize(self, acc: relax.Expr, multiplier: np.ndarray, out: Quant, low: int, high: int,
-                    offset: np.ndarray | None = None) -> relax.Expr:
+    def _requantize(
+        self, acc: relax.Expr, multiplier: np.ndarray, out: Quant, low: int, high: int, offset: np.ndarray | None = None
+    ) -> relax.Expr:
         """saturate(round_half_even(float(acc [+ offset]) * multiplier) + zero point) in the output's type."""
         value = self._emit(relax.op.astype(acc, "float32"))
         if offset is not None:
@@ -308,8 +317,9 @@ class _IntegerOps(relax.PyExprMutator):
             return None
         zero = xq.zero_point
         padding = [int(p) for p in attrs.padding]
-        geometry = dict(strides=[int(s) for s in attrs.strides], padding=padding,
-                        dilation=[int(d) for d in attrs.dilation], groups=int(attrs.groups))
+        geometry = dict(
+            strides=[int(s) for s in attrs.strides], padding=padding, dilation=[int(d) for d in attrs.dilation], groups=int(attrs.groups)
+        )
         correction = np.zeros(channels, np.int64)
         if any(padding) and zero:
             # Padding must read as the zero point (real 0.0), so the data goes in as x - zero point, which no
@@ -319,15 +329,12 @@ class _IntegerOps(relax.PyExprMutator):
             window = int(np.prod(w.shape[1:]))
             x_low, x_high = _DTYPE_RANGE[xq.dtype]
             if window * max(zero - x_low, x_high - zero) * int(np.abs(w.astype(np.int64)).max(initial=0)) < _FLOAT_EXACT:
-                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "float32")),
-                                                    relax.const(np.float32(zero))))
+                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "float32")), relax.const(np.float32(zero))))
                 conv = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.float32)), **geometry))
                 acc = self._emit(relax.op.astype(conv, "int32"))
             else:
-                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "int16")),
-                                                    relax.const(np.int16(zero))))
-                acc = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.int16)), **geometry,
-                                                    out_dtype="int32"))
+                data = self._emit(relax.op.subtract(self._emit(relax.op.astype(data, "int16")), relax.const(np.int16(zero))))
+                acc = self._emit(relax.op.nn.conv2d(data, relax.const(w.astype(np.int16)), **geometry, out_dtype="int32"))
         else:
             # 8-bit data as it is (the dot-product instructions' operand); -zero x sum(w) folds into the bias.
             correction = -zero * w.reshape(channels, -1).astype(np.int64).sum(axis=1)
@@ -421,11 +428,9 @@ class _IntegerOps(relax.PyExprMutator):
         shape = _shape(data)
         axes = [int(a) % len(shape) for a in source.attrs.axis]
         count = int(np.prod([shape[a] for a in axes]))
-        total = self._emit(relax.op.sum(self._emit(relax.op.astype(data, "int32")), axis=axes,
-                                        keepdims=bool(source.attrs.keepdims)))
+        total = self._emit(relax.op.sum(self._emit(relax.op.astype(data, "int32")), axis=axes, keepdims=bool(source.attrs.keepdims)))
         multiplier = np.float32(xq.scale[0]) / (np.float32(count) * np.float32(out.scale[0]))
-        return self._requantize(total, np.asarray(multiplier), out, low, high,
-                                offset=np.asarray(-count * xq.zero_point))
+        return self._requantize(total, np.asarray(multiplier), out, low, high, offset=np.asarray(-count * xq.zero_point))
 
     def _move(self, source, out: Quant, low: int, high: int):
         """quantize(reshape(dequantize(x))) at the same scale and zero point: the reshape of x itself."""
@@ -484,8 +489,11 @@ def float_emulated_ops(mod: tvm.IRModule) -> list[str]:
                 value = binding.value
                 if _op(value) == "relax.dequantize":
                     dequantized.add(binding.var)
-                elif _op(value) not in _MOVES and isinstance(value, relax.Call) and any(
-                        a in dequantized for a in value.args if isinstance(a, relax.Var)):
+                elif (
+                    _op(value) not in _MOVES
+                    and isinstance(value, relax.Call)
+                    and any(a in dequantized for a in value.args if isinstance(a, relax.Var))
+                ):
                     name = _op(value).removeprefix("relax.") or "call"
                     counts[name] = counts.get(name, 0) + 1
     return [f"{name} x{count}" if count > 1 else name for name, count in sorted(counts.items())]

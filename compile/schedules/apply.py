@@ -52,8 +52,7 @@ def lowers(func: tirx.PrimFunc, target: tvm.target.Target) -> str:
     return ""
 
 
-def schedule_with_rules(func: tirx.PrimFunc, target: tvm.target.Target, rules: list, *, check_lowering: bool = True
-                        ) -> RuleOutcome:
+def schedule_with_rules(func: tirx.PrimFunc, target: tvm.target.Target, rules: list, *, check_lowering: bool = True) -> RuleOutcome:
     """The first rule's schedule that applies without error (and lowers, when `check_lowering`), or why none did.
 
     A rule returning None does not apply; a rule that raises, or whose schedule does not lower, has failed on

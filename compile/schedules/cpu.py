@@ -176,8 +176,11 @@ def _inline_side_inputs(sch: s_tir.Schedule) -> None:
                 continue
             consumers = sch.get_consumers(rv)
             size = _output_elements(block)
-            if consumers and all(sch.get(c).name_hint in fed and _output_elements(sch.get(c)) == size
-                                 for c in consumers) and _try(sch.compute_inline, rv):
+            if (
+                consumers
+                and all(sch.get(c).name_hint in fed and _output_elements(sch.get(c)) == size for c in consumers)
+                and _try(sch.compute_inline, rv)
+            ):
                 changed = True
                 break
 
@@ -245,6 +248,7 @@ def _pack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: t
     [K, kh, kw, C] -> [K/cols, kh, kw, C, cols]: a layout-rewrite block the build folds into the
     constant once (no cost per inference), exactly as MetaSchedule's RewriteLayout does.
     """
+
     def layout(buffer, dims_of):
         dims = dims_of(channel_var)
         if len(buffer.shape) < 2 or len(dims) != 1 or int(buffer.shape[dims[0]]) % cols:
@@ -263,8 +267,7 @@ def _repack_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, layout) -> N
         if not any(buffer.same_as(w) for w in weights):
             continue
         starts = [r.min for r in region.region]
-        index_map = layout(buffer, lambda var: [d for d, v in enumerate(starts)
-                                                if isinstance(v, tirx.Var) and v.same_as(var)])
+        index_map = layout(buffer, lambda var: [d for d, v in enumerate(starts) if isinstance(v, tirx.Var) and v.same_as(var)])
         if index_map is None:
             continue
         copy = sch.cache_read(main, index, "global")
@@ -337,8 +340,7 @@ class RegisterBlockedReduction(ReductionRule):
         if dot is None:
             _pack_weights(sch, main, func, block.iter_vars[channel].var, tile.cols)
         else:
-            _pack_dot_weights(sch, main, func, block.iter_vars[channel].var, block.iter_vars[dot].var, tile,
-                              unit.dot.depth)
+            _pack_dot_weights(sch, main, func, block.iter_vars[channel].var, block.iter_vars[dot].var, tile, unit.dot.depth)
         write_back, tail = fold_epilogue(sch, main)
 
         weights_first = _weights_outweigh_data(func, block)
@@ -398,8 +400,7 @@ class RegisterBlockedReduction(ReductionRule):
         return sch
 
 
-def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[int], tile: Tile,
-                   unit: VectorUnit) -> int | None:
+def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[int], tile: Tile, unit: VectorUnit) -> int | None:
     """The reduction axis the target's 8-bit dot-product instruction can take (the input channels: contiguous in
     the 8-bit data of the type it takes, a multiple of the instruction's depth), or None to keep the plain vector
     loop."""
@@ -424,11 +425,13 @@ def _dot_reduction(sch: s_tir.Schedule, main, func: tirx.PrimFunc, reduce: list[
     return axis if kinds == {("data", unit.dot.data), ("weight", "int8")} else None
 
 
-def _pack_dot_weights(sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, depth_var: tirx.Var,
-                      tile: Tile, group: int) -> None:
+def _pack_dot_weights(
+    sch: s_tir.Schedule, main, func: tirx.PrimFunc, channel_var: tirx.Var, depth_var: tirx.Var, tile: Tile, group: int
+) -> None:
     """Repack the int8 weight for the dot-product tile: [K, .., C] -> [K/cols, .., C/g, (cols/lanes,) lanes, g]
     (g: the instruction's depth), so that each instruction reads its lanes x g bytes at once and a tile's step
     reads one contiguous run."""
+
     def layout(_buffer, dims_of):
         channel, depth = dims_of(channel_var), dims_of(depth_var)
         return _dot_tiles(channel[0], depth[0], tile, group) if len(channel) == 1 and len(depth) == 1 else None
@@ -535,8 +538,7 @@ def _schedule_injective(sch: s_tir.Schedule, rv, loops: list, lanes: int, parall
 def _same_index_reads(block: tirx.SBlock) -> bool:
     """Whether every read indexes its buffer exactly as the block writes its output (elementwise, same shape)."""
     written = [r.min for r in block.writes[0].region]
-    return all(len(r.region) == len(written) and all(a.same_as(b) for a, b in zip((x.min for x in r.region), written))
-               for r in block.reads)
+    return all(len(r.region) == len(written) and all(a.same_as(b) for a, b in zip((x.min for x in r.region), written)) for r in block.reads)
 
 
 def _read_contiguous_axis(block: tirx.SBlock, extents: list[int], lanes: int) -> int | None:

@@ -75,8 +75,13 @@ class ExpandDepthwiseBlock(ReductionRule):
         expansion, depthwise = extents[0], extents[1]
         item = blocks[0].writes[0].source.dtype.bits // 8
         stride, kernel = max(1, round(expansion[1] / depthwise[1])), depthwise[4]
-        band = choose_band(depthwise[1], stride, kernel, expansion[2] * expansion[3] * item,
-                           depthwise[2] * depthwise[3] * item if len(reductions) == 3 else 0)
+        band = choose_band(
+            depthwise[1],
+            stride,
+            kernel,
+            expansion[2] * expansion[3] * item,
+            depthwise[2] * depthwise[3] * item if len(reductions) == 3 else 0,
+        )
         if ((band - 1) * stride + kernel) / (band * stride) > MAX_RECOMPUTE:
             return None
         tiles = [choose_tile(e[2], e[3], unit) for e in extents]

@@ -42,16 +42,19 @@ class DotInstruction:
 # TVM ships `dot_16x4_vnni`, but it passes the operands as <16 x i32> where the LLVM bundled with apache-tvm 0.27
 # declares vpdpbusd on <64 x i8> (the build fails LLVM verification: TVM_NOTES 19); ours passes bytes. Importing
 # TVM's tensor_intrin package would also cost a minute (it loads every backend's intrinsics).
-VPDPBUSD = DotInstruction("vpdpbusd", "uint8", ((16, "llvm.x86.avx512.vpdpbusd.512"),
-                                                (8, "llvm.x86.avx512.vpdpbusd.256"),
-                                                (4, "llvm.x86.avx512.vpdpbusd.128")))
+VPDPBUSD = DotInstruction(
+    "vpdpbusd", "uint8", ((16, "llvm.x86.avx512.vpdpbusd.512"), (8, "llvm.x86.avx512.vpdpbusd.256"), (4, "llvm.x86.avx512.vpdpbusd.128"))
+)
 SDOT = DotInstruction("sdot", "int8", ((4, "llvm.aarch64.neon.sdot.v4i32.v16i8"),))
 # x86 without VNNI: 16-bit pairs. Twice the multiply-adds of an fp32 FMA per instruction, with an add beside it.
-VPMADDWD_AVX512 = DotInstruction("vpmaddwd", "uint8", ((16, "llvm.x86.avx512.pmaddw.d.512"),
-                                                       (8, "llvm.x86.avx2.pmadd.wd"),
-                                                       (4, "llvm.x86.sse2.pmadd.wd")), depth=2, widens=True)
-VPMADDWD_AVX2 = DotInstruction("vpmaddwd", "uint8", ((8, "llvm.x86.avx2.pmadd.wd"),
-                                                     (4, "llvm.x86.sse2.pmadd.wd")), depth=2, widens=True)
+VPMADDWD_AVX512 = DotInstruction(
+    "vpmaddwd",
+    "uint8",
+    ((16, "llvm.x86.avx512.pmaddw.d.512"), (8, "llvm.x86.avx2.pmadd.wd"), (4, "llvm.x86.sse2.pmadd.wd")),
+    depth=2,
+    widens=True,
+)
+VPMADDWD_AVX2 = DotInstruction("vpmaddwd", "uint8", ((8, "llvm.x86.avx2.pmadd.wd"), (4, "llvm.x86.sse2.pmadd.wd")), depth=2, widens=True)
 
 
 def dot_instruction(target) -> DotInstruction | None:
@@ -92,8 +95,12 @@ def dot_intrinsic(instruction: DotInstruction, lanes: int) -> str:
 
     name = f"tvmdeploy_{instruction.name}_{lanes}x{instruction.depth}"
     make = _widening_implementation if instruction.widens else _implementation
-    TensorIntrin.register(name, _description(instruction.data, lanes, instruction.depth),
-                          make(instruction.data, lanes, instruction.intrinsic(lanes)), override=True)
+    TensorIntrin.register(
+        name,
+        _description(instruction.data, lanes, instruction.depth),
+        make(instruction.data, lanes, instruction.intrinsic(lanes)),
+        override=True,
+    )
     return name
 
 
@@ -134,8 +141,7 @@ def _implementation(data: str, lanes: int, intrinsic: str) -> tirx.PrimFunc:
             C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id(intrinsic),
                 C.vload([0], dtype=f"int32x{lanes}"),
-                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32"), lanes),
-                              dtype=f"int8x{byte_lanes}"),
+                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], f"{data}x4"), dtype="int32"), lanes), dtype=f"int8x{byte_lanes}"),
                 B.vload([0, 0], dtype=f"int8x{byte_lanes}"),
                 dtype=f"int32x{lanes}",
             )
@@ -159,8 +165,9 @@ def _widening_implementation(data: str, lanes: int, intrinsic: str) -> tirx.Prim
             # per load (the packed weight stays 8-bit in memory). One expression, as in _implementation.
             C[T.ramp(T.int32(0), 1, lanes)] = C.vload([0], dtype=f"int32x{lanes}") + T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id(intrinsic),
-                T.reinterpret(T.broadcast(T.reinterpret(T.Cast("int16x2", A.vload([0], f"{data}x2")), dtype="int32"),
-                                          lanes), dtype=f"int16x{pairs}"),
+                T.reinterpret(
+                    T.broadcast(T.reinterpret(T.Cast("int16x2", A.vload([0], f"{data}x2")), dtype="int32"), lanes), dtype=f"int16x{pairs}"
+                ),
                 T.Cast(f"int16x{pairs}", B.vload([0, 0], dtype=f"int8x{pairs}")),
                 dtype=f"int32x{lanes}",
             )

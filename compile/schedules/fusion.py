@@ -76,9 +76,12 @@ def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
     main = mod["main"]
     uses = _use_counts(main)
     # Only kernels with one tensor output chain: a Split's call returns a tuple (MixNet's channel groups).
-    calls = [b for block in main.body.blocks for b in block.bindings
-             if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR and b.value.args[1].fields
-             and isinstance(b.var.ty, relax.TensorType)]
+    calls = [
+        b
+        for block in main.body.blocks
+        for b in block.bindings
+        if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR and b.value.args[1].fields and isinstance(b.var.ty, relax.TensorType)
+    ]
     reader = {}  # var -> the call reading it as its first argument
     for binding in calls:
         reader.setdefault(binding.value.args[1].fields[0], binding)
@@ -95,8 +98,7 @@ def _chains(mod: tvm.IRModule, min_bytes: int) -> list[list[relax.VarBinding]]:
     chains, taken = [], set()
     for binding in calls:
         first = kernel(binding) if binding.var not in taken else None
-        if first is None or _nbytes(binding.var.ty) < min_bytes or not is_pointwise(first) \
-                or not _accumulates_in_float(first):
+        if first is None or _nbytes(binding.var.ty) < min_bytes or not is_pointwise(first) or not _accumulates_in_float(first):
             continue
         depthwise = feeds(binding, is_depthwise)
         if depthwise is None:
@@ -168,11 +170,7 @@ def _merge(mod: tvm.IRModule, chains: list[list[relax.VarBinding]]) -> tuple[tvm
     main = mod["main"]
     blocks = []
     for block in main.body.blocks:
-        bindings = [
-            relax.VarBinding(b.var, replaced[b.var]) if b.var in replaced else b
-            for b in block.bindings
-            if b.var not in dropped
-        ]
+        bindings = [relax.VarBinding(b.var, replaced[b.var]) if b.var in replaced else b for b in block.bindings if b.var not in dropped]
         blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock) else relax.BindingBlock(bindings))
     result["main"] = relax.Function(main.params, relax.SeqExpr(blocks, main.body.body), main.ret_ty, main.is_pure, main.attrs)
     log.debug("merged %d expansion+depthwise block(s) into %d kernel(s)", len(chains), len(functions))
@@ -187,8 +185,12 @@ def _merge(mod: tvm.IRModule, chains: list[list[relax.VarBinding]]) -> tuple[tvm
 
 def _kernel_calls(mod: tvm.IRModule) -> dict:
     """Each var of `main` bound to a `call_tir` -> the name of the TIR kernel it calls."""
-    return {b.var: b.value.args[0].name_hint for block in mod["main"].body.blocks for b in block.bindings
-            if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR}
+    return {
+        b.var: b.value.args[0].name_hint
+        for block in mod["main"].body.blocks
+        for b in block.bindings
+        if isinstance(b.value, relax.Call) and b.value.op == _CALL_TIR
+    }
 
 
 def called_kernels(mod: tvm.IRModule) -> set[str]:

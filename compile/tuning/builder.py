@@ -74,9 +74,7 @@ def measure_config(quick: bool = False) -> Any:
 
     # min_repeat_ms keeps microsecond kernels from being timed by a single noisy call; no cache flush
     # because in the real network each kernel's input was just written by the previous one.
-    return ms.runner.EvaluatorConfig(
-        number=3 if quick else 5, repeat=1, min_repeat_ms=20 if quick else 50, enable_cpu_cache_flush=False
-    )
+    return ms.runner.EvaluatorConfig(number=3 if quick else 5, repeat=1, min_repeat_ms=20 if quick else 50, enable_cpu_cache_flush=False)
 
 
 def make_local_runner(threads: int, quick: bool = False, timeout_sec: float = 30.0) -> Any:
@@ -132,14 +130,13 @@ def make_rpc_runner(tracker: str, key: str, max_workers: int | None = None, quic
     endpoint = RpcEndpoint.tracker(tracker, key)
     boards = servers_for_key(wait_for_tracker(endpoint), key)
     if not boards:
-        raise TvmDeployError(f"no board with key '{key}' is registered at tracker {endpoint.address}; "
-                             "start one with `tvmdeploy board up` or `tvmdeploy rpc server`")
+        raise TvmDeployError(
+            f"no board with key '{key}' is registered at tracker {endpoint.address}; "
+            "start one with `tvmdeploy board up` or `tvmdeploy rpc server`"
+        )
     workers = max_workers or len(boards)
-    log.warning("measuring on %d board(s) with key '%s' at %s (%d runner worker(s))", len(boards), key,
-                endpoint.address, workers)
-    rpc_config = ms.runner.RPCConfig(
-        tracker_host=endpoint.host, tracker_port=endpoint.port, tracker_key=key, session_timeout_sec=600
-    )
+    log.warning("measuring on %d board(s) with key '%s' at %s (%d runner worker(s))", len(boards), key, endpoint.address, workers)
+    rpc_config = ms.runner.RPCConfig(tracker_host=endpoint.host, tracker_port=endpoint.port, tracker_key=key, session_timeout_sec=600)
     return ms.runner.RPCRunner(rpc_config=rpc_config, evaluator_config=measure_config(quick), max_workers=workers)
 
 

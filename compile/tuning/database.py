@@ -92,8 +92,7 @@ def scan(folder: Path) -> ScanResult:
             continue
         try:
             value = json.loads(line)
-            if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
-                    and isinstance(value[1], list)):
+            if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], list)):
                 raise ValueError("expected [workload index, record]")
             if value[0] not in remap:
                 raise ValueError(f"refers to missing workload #{value[0]}")
@@ -197,8 +196,10 @@ def _set_aside_unreplayable(scanned: ScanResult) -> bool:
                 workloads[index] = ms.database.Workload.from_json(scanned.workloads[index])
             ms.database.TuningRecord.from_json(record, workloads[index])
         except Exception:  # noqa: BLE001 - whatever TVM raises (its message is often "(not rendered)")
-            problems.append(f"{RECORD_FILE}: valid record #{number} skipped: its schedule does not replay on its "
-                            "workload (it names a block or loop the kernel lacks)")
+            problems.append(
+                f"{RECORD_FILE}: valid record #{number} skipped: its schedule does not replay on its "
+                "workload (it names a block or loop the kernel lacks)"
+            )
             rejected.append(f"{RECORD_FILE}: {json.dumps([index, record], separators=(',', ':'))}")
             continue
         kept.append((index, record))

@@ -120,9 +120,7 @@ def _write_meta(folder: Path, profile: TargetProfile, infos: list[TaskInfo], mod
             "key_note": "model_key hashes the tasks' TIR (shapes, layouts, fused ops), never weights",
             "tuned_on": cpu_record(),  # the CPU of the latest run on this log (compile/tuning/log_choice.choose_log)
             "tasks": [
-                {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops,
-                 "shash": i.shash}
-                for i in infos
+                {"name": i.name, "class": i.op_class, "kind": i.kind, "calls": i.weight, "flops": i.flops, "shash": i.shash} for i in infos
             ],
         }
     )
@@ -167,8 +165,7 @@ def measure_untuned(infos: list[TaskInfo], profile: TargetProfile, builder, runn
 
     if not infos:
         return {}
-    items = [(i.task.dispatched[0], ms.arg_info.ArgInfo.from_prim_func(next(iter(i.task.dispatched[0].functions.values()))))
-             for i in infos]
+    items = [(i.task.dispatched[0], ms.arg_info.ArgInfo.from_prim_func(next(iter(i.task.dispatched[0].functions.values())))) for i in infos]
     measured = build_and_run(builder, runner, items, infos[0].task.target, "cpu" if profile.device == "cpu" else "cuda")
     return {info.index: mean_seconds(secs) for info, secs in zip(infos, measured) if secs}
 
@@ -226,7 +223,8 @@ def tune(
     tuning_logs/ that holds some of these workloads are re-measured here first, then the default
     schedule of every task still without a record; the cost model is trained on all of it before the
     search. Kernels the default build merges into blocks (TaskInfo.merged) never use a record, so they are
-    left out unless `include_merged` (their records serve only builds without the default schedules). `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
+    left out unless `include_merged` (their records serve only builds without the default schedules).
+    `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
     `on_task_table` receives `format_task_table` of the run before the search (default: logged at INFO).
     """
     started = time.monotonic()
@@ -248,8 +246,7 @@ def tune(
             held.enter_context(lock_database(folder, what=" ".join(sys.argv)))
         held.enter_context(ms_search.graceful_stop())
         database = _open_for_writing(folder, resume, profile, infos, model_name, key)
-        selected = [i for i in infos if i.op_class in classes and (include_merged or not i.merged)
-                    and (only is None or only(i))]
+        selected = [i for i in infos if i.op_class in classes and (include_merged or not i.merged) and (only is None or only(i))]
         builder, runner = _measurers(profile, rpc_tracker, rpc_key, quick_measure)
         if profile.device == "cpu" and not ms_search.STOP.is_set():
             _seed(database, folder, selected, builder, runner, Path(seed_from) if seed_from else None, auto_seed, seed_top_k)
@@ -261,8 +258,14 @@ def tune(
         to_tune = [i for i in selected if already[i.index] < per_task_cap] if remaining else []
 
         # Merged kernels (not tuned) are not timed either: in the build their time is their block's.
-        before = _times_before(database, [i for i in infos if i in selected or not i.merged], profile, builder,
-                               runner, measure=measure_baseline and not rpc_tracker)
+        before = _times_before(
+            database,
+            [i for i in infos if i in selected or not i.merged],
+            profile,
+            builder,
+            runner,
+            measure=measure_baseline and not rpc_tracker,
+        )
         result = TuneResult(folder=folder, key=key)
         progress = _progress_from(database, infos)
         trials_at_start = progress.trials
@@ -270,10 +273,23 @@ def tune(
         strategies = []
         history = _HistoryWriter(folder, resume)
         if to_tune and remaining > 0:
-            search = _Search(database, folder, to_tune, {i.index: already[i.index] for i in to_tune}, builder, runner,
-                             progress, history, remaining=remaining, trials_at_start=trials_at_start,
-                             trials_per_iter=trials_per_iter, per_task_cap=per_task_cap, seed=seed, deadline=deadline,
-                             progress_bar=progress_bar)
+            search = _Search(
+                database,
+                folder,
+                to_tune,
+                {i.index: already[i.index] for i in to_tune},
+                builder,
+                runner,
+                progress,
+                history,
+                remaining=remaining,
+                trials_at_start=trials_at_start,
+                trials_per_iter=trials_per_iter,
+                per_task_cap=per_task_cap,
+                seed=seed,
+                deadline=deadline,
+                progress_bar=progress_bar,
+            )
             strategies = search.strategies
             search.run(result)
         _record_outcomes(result, database, infos, selected, before, already, progress, trials_at_start, strategies)
@@ -290,8 +306,10 @@ def _check_where(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str |
         # TODO(tuning): CUDA tuning needs a GPU runner; only CPU profiles are tuned here.
         raise TvmDeployError(f"profile '{profile.name}' is a {profile.device} target; tuning supports CPU profiles")
     if profile.needs_cross_compiler and not rpc_tracker:
-        raise TvmDeployError(f"profile '{profile.name}' is for {profile.arch}; tune it on a board with "
-                             f"{arg('rpc_tracker')}/{arg('rpc_key')}", param="rpc_tracker")
+        raise TvmDeployError(
+            f"profile '{profile.name}' is for {profile.arch}; tune it on a board with " f"{arg('rpc_tracker')}/{arg('rpc_key')}",
+            param="rpc_tracker",
+        )
 
 
 def _prepare_tasks(onnx_path: Path, profile: TargetProfile, log_dir: Path | None) -> tuple[list[TaskInfo], str, Path, str]:
@@ -302,8 +320,7 @@ def _prepare_tasks(onnx_path: Path, profile: TargetProfile, log_dir: Path | None
     return infos, onnx_info.model_name, folder, key
 
 
-def _open_for_writing(folder: Path, resume: bool, profile: TargetProfile, infos: list[TaskInfo], model_name: str,
-                      key: str):
+def _open_for_writing(folder: Path, resume: bool, profile: TargetProfile, infos: list[TaskInfo], model_name: str, key: str):
     """The (locked) database folder opened for appending, after its meta file is written; refuses to add to a
     database that holds records unless `resume`."""
     from tvmdeploy.compile.tuning.database import RECORD_FILE, open_database, unpack_history
@@ -311,8 +328,10 @@ def _open_for_writing(folder: Path, resume: bool, profile: TargetProfile, infos:
     unpack_history(folder)  # a history kept packed in the repository resumes like an unpacked one
     has_records = (folder / RECORD_FILE).exists() and (folder / RECORD_FILE).stat().st_size > 0
     if has_records and not resume:
-        raise TvmDeployError(f"{folder} already holds tuning records; pass {arg('resume')} to continue them or "
-                             f"{arg('log_dir')} for a new database", param="resume")
+        raise TvmDeployError(
+            f"{folder} already holds tuning records; pass {arg('resume')} to continue them or " f"{arg('log_dir')} for a new database",
+            param="resume",
+        )
     _write_meta(folder, profile, infos, model_name, key)
     return open_database(folder)
 
@@ -329,8 +348,7 @@ def _measurers(profile: TargetProfile, rpc_tracker: str | None, rpc_key: str | N
     return builder, runner
 
 
-def _times_before(database, infos: list[TaskInfo], profile: TargetProfile, builder, runner, *,
-                  measure: bool) -> dict[int, float | None]:
+def _times_before(database, infos: list[TaskInfo], profile: TargetProfile, builder, runner, *, measure: bool) -> dict[int, float | None]:
     """Per-call seconds of each task before this run: the database's best, else (with `measure`) untuned."""
     before = {i.index: _best_seconds(database, i) for i in infos}
     if measure:
@@ -354,9 +372,25 @@ def _progress_from(database, infos: list[TaskInfo]):
 class _Search:
     """The search over `to_tune`: one MetaSchedule context per task, a shared cost model, run task by task."""
 
-    def __init__(self, database, folder: Path, to_tune: list[TaskInfo], done: dict[int, int], builder, runner, progress,
-                 history: _HistoryWriter, *, remaining: int, trials_at_start: int, trials_per_iter: int,
-                 per_task_cap: int, seed: int, deadline: float | None, progress_bar: bool) -> None:
+    def __init__(
+        self,
+        database,
+        folder: Path,
+        to_tune: list[TaskInfo],
+        done: dict[int, int],
+        builder,
+        runner,
+        progress,
+        history: _HistoryWriter,
+        *,
+        remaining: int,
+        trials_at_start: int,
+        trials_per_iter: int,
+        per_task_cap: int,
+        seed: int,
+        deadline: float | None,
+        progress_bar: bool,
+    ) -> None:
         from tvm.s_tir import meta_schedule as ms
 
         self.database, self.builder, self.runner, self.progress = database, builder, runner, progress
@@ -371,8 +405,7 @@ class _Search:
             bar.n = min(done, remaining)
             est = p.estimated_ms()
             bar.set_postfix_str(
-                (f"est {est:.2f} ms" if est is not None else "est ?")
-                + f", build fails {p.build_failures}, run fails {p.run_failures}",
+                (f"est {est:.2f} ms" if est is not None else "est ?") + f", build fails {p.build_failures}, run fails {p.run_failures}",
                 refresh=True,
             )
 
@@ -434,19 +467,16 @@ class _Search:
         # Pass 1: one search batch for every task that has not had one. A few seed records
         # (--seed-from) are not a search: when they counted, the share-based rounds never got
         # to 14 of the 34 seeded tasks in a 1763-trial x86-avx512 run.
-        first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in self.to_tune
-                 if done[i.index] < trials_per_iter}
+        first = {i.index: min(trials_per_iter, per_task_cap - done[i.index]) for i in self.to_tune if done[i.index] < trials_per_iter}
         first = _trim(first, remaining)
         self._run_tasks(first)
         # Then rounds in proportion to each task's share of network time, re-planned every round.
         last_best = {i: progress.tasks.get(i, ms_search.TaskProgress()).best_s for i in done}
         stalled: set[int] = set()
         while (left := remaining - (progress.trials - trials_at_start)) > 0 and not self.out_of_time():
-            shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * self.info_of[i].weight
-                      for i in done}
+            shares = {i: (progress.tasks.get(i, ms_search.TaskProgress()).best_s or 0.0) * self.info_of[i].weight for i in done}
             room = {i: per_task_cap - done[i] for i in done}
-            plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter),
-                                     trials_per_iter, room, stalled)
+            plan = tuning_plan.allot(shares, tuning_plan.round_budget(left, len(done), trials_per_iter), trials_per_iter, room, stalled)
             if not plan:
                 break
             before_round = progress.trials
@@ -487,9 +517,17 @@ class _Search:
             self.done[index] = self.database.measured(self.info_of[index].task.dispatched[0])
 
 
-def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], selected: list[TaskInfo],
-                     before: dict[int, float | None], already: dict[int, int], progress, trials_at_start: int,
-                     strategies: list) -> None:
+def _record_outcomes(
+    result: TuneResult,
+    database,
+    infos: list[TaskInfo],
+    selected: list[TaskInfo],
+    before: dict[int, float | None],
+    already: dict[int, int],
+    progress,
+    trials_at_start: int,
+    strategies: list,
+) -> None:
     """Fill `result` from the database after the run: per task before -> after, trials, failures."""
     result.trials_run = progress.trials - trials_at_start
     result.skipped_duplicates = sum(getattr(s, "skipped", 0) for s in strategies)
@@ -510,8 +548,7 @@ def _record_outcomes(result: TuneResult, database, infos: list[TaskInfo], select
         )
 
 
-def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None,
-          auto_seed: bool, top_k: int) -> None:
+def _seed(database, folder: Path, selected: list[TaskInfo], builder, runner, seed_from: Path | None, auto_seed: bool, top_k: int) -> None:
     """Records to start from: `seed_from`, the other logs holding these workloads, for workloads none holds
     the schedules of similar ones, then default schedules."""
     from tvmdeploy.compile.tuning.seeding import all_logs, nearest_logs, seed_database, seed_defaults, seed_similar
@@ -541,8 +578,7 @@ def _trim(plan: dict[int, int], budget: int) -> dict[int, int]:
 def _make_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="trial", desc="tuning", disable=not enabled, dynamic_ncols=True,
-                smoothing=0.05, file=sys.stderr)
+    return tqdm(total=total, unit="trial", desc="tuning", disable=not enabled, dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
 
 
 class _HistoryWriter:
@@ -569,7 +605,7 @@ class _HistoryWriter:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
-            for elapsed, trials, est in rows[self.written:]:
+            for elapsed, trials, est in rows[self.written :]:
                 handle.write(f"{self.offset + elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")
         self.written = len(rows)
 
@@ -597,8 +633,10 @@ def format_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], s
 
 def format_report(result: TuneResult) -> str:
     """Final table: per task before -> after (per call and x calls), trials, failures; then totals and the database."""
-    lines = [f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
-             f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}"]
+    lines = [
+        f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
+        f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}"
+    ]
     total_before = total_after = 0.0
     for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
         before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
@@ -606,8 +644,10 @@ def format_report(result: TuneResult) -> str:
         speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
         total_before += (o.before_ms or 0.0) * o.info.weight
         total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight
-        lines.append(f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} "
-                     f"{after:>9} {speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}")
+        lines.append(
+            f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} "
+            f"{after:>9} {speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}"
+        )
     builds = sum(o.build_failures for o in result.outcomes)
     runs = sum(o.run_failures for o in result.outcomes)
     lines.append(
@@ -615,7 +655,10 @@ def format_report(result: TuneResult) -> str:
         f"{result.trials_run} trials in {result.wall_s / 60:.1f} min; build failures {builds}, run failures {runs}; "
         f"{result.skipped_duplicates} already-measured candidates skipped"
     )
-    stopped = f" (interrupted; {arg('resume')} continues)" if result.interrupted else (
-        f" (time budget reached; {arg('resume')} continues)" if result.out_of_time else "")
+    stopped = (
+        f" (interrupted; {arg('resume')} continues)"
+        if result.interrupted
+        else (f" (time budget reached; {arg('resume')} continues)" if result.out_of_time else "")
+    )
     lines.append(f"database: {result.folder}{stopped}")
     return "\n".join(lines)

@@ -121,12 +121,13 @@ def closeness(tuned_on: dict | None, host: dict) -> tuple[tuple[int, float], str
         return (0, caches), f"tuned on the same CPU kind (mcpu {tuned_on['mcpu']}, {cpu})"
     same_vendor = tuned_on.get("vendor") and tuned_on.get("vendor") == host.get("vendor")
     if same_vendor and tuned_on.get("family") and tuned_on.get("family") == host.get("family"):
-        return (1, caches), (f"tuned on the same vendor and family ({tuned_on['vendor']} family "
-                             f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})")
+        return (1, caches), (
+            f"tuned on the same vendor and family ({tuned_on['vendor']} family "
+            f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})"
+        )
     sizes = "/".join(_mib(tuned_on.get(n)) for n in _CACHES)
     known = any(tuned_on.get(n) for n in _CACHES)
-    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'})" + (
-        f", closest caches L1d/L2/L3 {sizes}" if known else "")
+    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'})" + (f", closest caches L1d/L2/L3 {sizes}" if known else "")
 
 
 def tuned_elsewhere(tuned_on: dict | None, host: dict) -> str | None:
@@ -154,8 +155,10 @@ def choose_log(candidates: list[Path], host: dict) -> tuple[Path, str]:
     Ties keep the candidates' order. Raises ValueError on an empty list."""
     if not candidates:
         raise ValueError("choose_log needs at least one candidate")
-    ranked = sorted(((closeness(read_meta(c).get(TUNED_ON), host), n, Path(c)) for n, c in enumerate(candidates)),
-                    key=lambda item: (item[0][0], item[1]))
+    ranked = sorted(
+        ((closeness(read_meta(c).get(TUNED_ON), host), n, Path(c)) for n, c in enumerate(candidates)),
+        key=lambda item: (item[0][0], item[1]),
+    )
     (_, why), _, best = ranked[0]
     if len(candidates) == 1:
         return best, f"the only log that fits; {why}"
@@ -257,6 +260,8 @@ class LogChoice:
         database = find_database_for_tasks(tasks, profile, root)
         elsewhere = left_out_by_auto(database) if self.word is LogWord.AUTO else None
         if elsewhere:
-            return None, (f"shipped log {database.name} left out: {elsewhere}, another CPU kind than this one; "
-                          f"default schedules instead (`--tuning-log {LogWord.SHIPPED.value}` applies it)")
+            return None, (
+                f"shipped log {database.name} left out: {elsewhere}, another CPU kind than this one; "
+                f"default schedules instead (`--tuning-log {LogWord.SHIPPED.value}` applies it)"
+            )
         return database, ""

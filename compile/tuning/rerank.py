@@ -41,18 +41,24 @@ class RerankResult:
     def summary(self) -> str:
         """One line: how many tasks were reranked and how many changed schedule."""
         defaults = sum(c.chose_default for c in self.changed)
-        return (f"reranked {len(self.choices)} tasks in the network: {len(self.changed)} now use a schedule other than "
-                f"the tuner's best ({defaults} the default schedule)")
+        return (
+            f"reranked {len(self.choices)} tasks in the network: {len(self.changed)} now use a schedule other than "
+            f"the tuner's best ({defaults} the default schedule)"
+        )
 
     def table(self) -> str:
         """Markdown, biggest in-network gain first; tasks the hook did not see (folded into VM builtins) last."""
-        lines = ["| task | tried | chosen rank | in-network us: tuner's best -> chosen | tuner us/call: best -> chosen |",
-                 "|---|--:|--:|--:|--:|"]
+        lines = [
+            "| task | tried | chosen rank | in-network us: tuner's best -> chosen | tuner us/call: best -> chosen |",
+            "|---|--:|--:|--:|--:|",
+        ]
         seen = [c for c in self.choices if np.isfinite(c.in_network_us[0])]
         for c in sorted(seen, key=lambda c: c.in_network_us[0] - c.in_network_us[c.chosen], reverse=True):
             chosen = f"{c.chosen} (default)" if c.chose_default else str(c.chosen)
-            lines.append(f"| {c.task} | {c.ranks} | {chosen} | {c.in_network_us[0]:.1f} -> {c.in_network_us[c.chosen]:.1f} "
-                         f"| {c.tuner_us[0]:.1f} -> {c.tuner_us[c.chosen]:.1f} |")
+            lines.append(
+                f"| {c.task} | {c.ranks} | {chosen} | {c.in_network_us[0]:.1f} -> {c.in_network_us[c.chosen]:.1f} "
+                f"| {c.tuner_us[0]:.1f} -> {c.tuner_us[c.chosen]:.1f} |"
+            )
         for c in self.choices:
             if c not in seen:
                 lines.append(f"| {c.task} | {c.ranks} | 0 | not timed in the network | {c.tuner_us[0]:.1f} |")
@@ -76,8 +82,9 @@ class _VmModule:
         return self.vm["main"](self._tensor(x))
 
 
-def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, output: Path, *, top_k: int = 4,
-                      repeats: int = 30, progress=None) -> RerankResult:
+def rerank_in_network(
+    onnx_path: Path, profile: TargetProfile, history: Path, output: Path, *, top_k: int = 4, repeats: int = 30, progress=None
+) -> RerankResult:
     """Write to `output` one record per workload: of the `top_k` best in `history`, the fastest in the network.
 
     The tuner times a kernel alone, hundreds of times over the same warm buffers. In the network its
@@ -133,8 +140,7 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
     try:
         for rank in range(ranks):
             folder = scratch / f"rank{rank}"
-            _write_database(folder, {name: records[min(rank, len(records) - 1)] for name, records in candidates.items()},
-                            workloads)
+            _write_database(folder, {name: records[min(rank, len(records) - 1)] for name, records in candidates.items()}, workloads)
             compiled = compile_relax(mod, profile, database_dir=folder)
             breakdown = kernel_breakdown(_VmModule(compiled.executable), x, repeats=repeats)
             times = {k.name.removesuffix(LAYOUT_SUFFIX): k.median_us for k in breakdown.kernels}
@@ -152,8 +158,11 @@ def rerank_in_network(onnx_path: Path, profile: TargetProfile, history: Path, ou
         times = in_network[name]
         best = int(np.argmin(times)) if np.isfinite(min(times)) else 0
         chosen_records[name] = records[best]
-        result.choices.append(RerankChoice(name, len(records), best, times[: len(records)],
-                                           [mean_seconds(r.run_secs) * 1e6 for r in records], default_ranks.get(name)))
+        result.choices.append(
+            RerankChoice(
+                name, len(records), best, times[: len(records)], [mean_seconds(r.run_secs) * 1e6 for r in records], default_ranks.get(name)
+            )
+        )
     result.records = _write_database(output, chosen_records, workloads)
     return result
 
@@ -176,11 +185,13 @@ def _write_database(folder: Path, records: dict, workloads: dict) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     database = ms.database.JSONDatabase(work_dir=str(folder), allow_missing=True)
     for name, record in records.items():
-        database.commit_tuning_record(ms.database.TuningRecord(
-            trace=record.trace,
-            workload=database.commit_workload(workloads[name]),
-            run_secs=record.run_secs,
-            target=record.target,
-            args_info=record.args_info,
-        ))
+        database.commit_tuning_record(
+            ms.database.TuningRecord(
+                trace=record.trace,
+                workload=database.commit_workload(workloads[name]),
+                run_secs=record.run_secs,
+                target=record.target,
+                args_info=record.args_info,
+            )
+        )
     return len(records)

@@ -41,8 +41,7 @@ def graceful_stop() -> Iterator[None]:
         if STOP.is_set():
             raise KeyboardInterrupt
         STOP.set()
-        log.warning("\n%s: finishing the batch in flight, then stopping (again to stop at once)",
-                    signal.Signals(signum).name)
+        log.warning("\n%s: finishing the batch in flight, then stopping (again to stop at once)", signal.Signals(signum).name)
 
     STOP.clear()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -21,8 +21,7 @@ class SeedResult:
     tasks: int = 0  # tasks the seed database had records for
 
 
-def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, runner, device: str,
-                  top_k: int = 4) -> SeedResult:
+def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, runner, device: str, top_k: int = 4) -> SeedResult:
     """Measure the `top_k` best schedules of each task in `seed_folder` and commit them to `database`.
 
     Workloads do not depend on the target, so a schedule tuned for one ISA (e.g. AVX2) replays on
@@ -55,16 +54,23 @@ def seed_database(database, seed_folder: Path, infos: list[TaskInfo], builder, r
     _measure_and_commit(database, candidates, builder, runner, device, result)
     if not candidates:
         return result
-    log.warning("seeded %d records for %d tasks from %s%s", result.measured, result.tasks, seed_folder,
-                f" ({result.failed} seed schedules failed here)" if result.failed else "")
+    log.warning(
+        "seeded %d records for %d tasks from %s%s",
+        result.measured,
+        result.tasks,
+        seed_folder,
+        f" ({result.failed} seed schedules failed here)" if result.failed else "",
+    )
     return result
 
 
 def all_logs(logs_root: Path, exclude: Path | None = None) -> list[Path]:
     """Every database under `logs_root/<any profile>/` that has records and a meta file describing its tasks."""
-    return [meta.parent for meta in sorted(logs_root.glob(f"*/*/{META_FILE}"))
-            if (meta.parent / RECORD_FILE).is_file()
-            and (exclude is None or meta.parent.resolve() != Path(exclude).resolve())]
+    return [
+        meta.parent
+        for meta in sorted(logs_root.glob(f"*/*/{META_FILE}"))
+        if (meta.parent / RECORD_FILE).is_file() and (exclude is None or meta.parent.resolve() != Path(exclude).resolve())
+    ]
 
 
 def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = None) -> list[Path]:
@@ -86,8 +92,9 @@ def nearest_logs(logs_root: Path, infos: list[TaskInfo], exclude: Path | None = 
     return [folder for _, folder in sorted(found, key=lambda item: (-item[0], str(item[1])))]
 
 
-def seed_similar(database, logs: list[Path], infos: list[TaskInfo], builder, runner, device: str,
-                 per_task: int = 2, tries: int = 6) -> SeedResult:
+def seed_similar(
+    database, logs: list[Path], infos: list[TaskInfo], builder, runner, device: str, per_task: int = 2, tries: int = 6
+) -> SeedResult:
     """For each task without a record yet (a workload never tuned), replay the best schedules of the most
     similar workloads in `logs` onto it, re-measured here.
 
@@ -123,8 +130,12 @@ def seed_similar(database, logs: list[Path], infos: list[TaskInfo], builder, run
         result.tasks += found > 0
     _measure_and_commit(database, candidates, builder, runner, device, result)
     if candidates:
-        log.warning("seeded %d records for %d never-tuned tasks from the schedules of similar kernels%s",
-                    result.measured, result.tasks, f" ({result.failed} failed to build or run)" if result.failed else "")
+        log.warning(
+            "seeded %d records for %d never-tuned tasks from the schedules of similar kernels%s",
+            result.measured,
+            result.tasks,
+            f" ({result.failed} failed to build or run)" if result.failed else "",
+        )
     return result
 
 
@@ -167,9 +178,16 @@ def _best_schedules(logs: list[Path]) -> list[_Schedule]:
             seconds = mean_seconds(record.run_secs)
             if shash not in best or seconds < best[shash][0]:
                 best[shash] = (seconds, record.trace)
-        schedules += [_Schedule(described[h]["class"], str(described[h]["kind"]).split()[0],
-                                _pattern(str(described[h]["name"])), float(described[h].get("flops") or 0.0), trace)
-                      for h, (_, trace) in best.items()]
+        schedules += [
+            _Schedule(
+                described[h]["class"],
+                str(described[h]["kind"]).split()[0],
+                _pattern(str(described[h]["name"])),
+                float(described[h].get("flops") or 0.0),
+                trace,
+            )
+            for h, (_, trace) in best.items()
+        ]
     return schedules
 
 
@@ -222,8 +240,9 @@ def seed_defaults(database, infos: list[TaskInfo], builder, runner, device: str)
     _measure_and_commit(database, candidates, builder, runner, device, result)
     if not candidates:
         return result
-    log.warning("seeded the default schedules of %d tasks%s", result.measured,
-                f" ({result.failed} failed to build or run)" if result.failed else "")
+    log.warning(
+        "seeded the default schedules of %d tasks%s", result.measured, f" ({result.failed} failed to build or run)" if result.failed else ""
+    )
     return result
 
 
@@ -245,17 +264,18 @@ def _measure_and_commit(database, candidates: list, builder, runner, device: str
 
     from tvmdeploy.compile.tuning.builder import build_and_run
 
-    measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates],
-                             candidates[0][0].task.target, device)
+    measured = build_and_run(builder, runner, [(sch.mod, args) for _, sch, args in candidates], candidates[0][0].task.target, device)
     for (info, sch, args_info), run_secs in zip(candidates, measured):
         if run_secs is None:
             result.failed += 1
             continue
-        database.commit_tuning_record(ms.database.TuningRecord(
-            trace=sch.trace,
-            workload=database.commit_workload(info.task.dispatched[0]),
-            run_secs=run_secs,
-            target=info.task.target,
-            args_info=args_info,
-        ))
+        database.commit_tuning_record(
+            ms.database.TuningRecord(
+                trace=sch.trace,
+                workload=database.commit_workload(info.task.dispatched[0]),
+                run_secs=run_secs,
+                target=info.task.target,
+                args_info=args_info,
+            )
+        )
         result.measured += 1

@@ -19,8 +19,15 @@ class ShippedLog:
     reranked: Any = None  # the RerankResult when the records were chosen in the network (`rerank`), else None
 
 
-def ship_log(model: Path, profile: TargetProfile, history: Path, destination: Path, *, rerank: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> ShippedLog:
+def ship_log(
+    model: Path,
+    profile: TargetProfile,
+    history: Path,
+    destination: Path,
+    *,
+    rerank: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShippedLog:
     """Write to `destination` the best record of every task of the `history` database, or, with `rerank` K, the
     fastest of each task's K best timed inside the built network (compile/tuning/rerank.py), and the history's
     tuning_meta.json (its model key and `tuned_on`, which the log choice reads)."""

@@ -106,8 +106,7 @@ def parse_ops(text: str | None) -> tuple[str, ...]:
         return OP_CLASSES
     unknown = [part for part in chosen if part not in OP_CLASSES]
     if unknown:
-        raise TvmDeployError(f"{arg('ops')}: unknown class(es) {', '.join(unknown)}; choose from {', '.join(OP_CLASSES)}, all",
-                             param="ops")
+        raise TvmDeployError(f"{arg('ops')}: unknown class(es) {', '.join(unknown)}; choose from {', '.join(OP_CLASSES)}, all", param="ops")
     return tuple(chosen)
 
 

@@ -146,8 +146,12 @@ def test_shipped_tuning_log_covers_every_kernel_and_keeps_parity(exported_onnx, 
 def _width_logs() -> list[Path]:
     """The shipped x86 logs of the card's other widths (x1.0's have the test above)."""
     root = Path(__file__).resolve().parents[2] / "tuning_logs"
-    return sorted(p for profile in ("x86-avx512", "x86-avx2") for p in (root / profile).glob("tasks-*")
-                  if "torchvision_mobilenet_v2" not in json.loads((p / "tuning_meta.json").read_text()).get("models", []))
+    return sorted(
+        p
+        for profile in ("x86-avx512", "x86-avx2")
+        for p in (root / profile).glob("tasks-*")
+        if "torchvision_mobilenet_v2" not in json.loads((p / "tuning_meta.json").read_text()).get("models", [])
+    )
 
 
 @pytest.mark.slow

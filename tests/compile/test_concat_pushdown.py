@@ -14,10 +14,14 @@ def _mixed_conv_onnx(path, *, sections=(16, 16), next_sections=(16, 16)):
     rng = np.random.default_rng(0)
     channels = sum(sections)
     inits = {
-        "wa": rng.standard_normal((sections[0], 8, 3, 3)), "wb": rng.standard_normal((sections[1], 8, 5, 5)),
-        "scale": rng.uniform(0.5, 1.5, channels), "bias": rng.uniform(-0.5, 0.5, channels),
-        "mean": rng.uniform(-0.5, 0.5, channels), "var": rng.uniform(0.5, 2.0, channels),
-        "wc": rng.standard_normal((next_sections[0], 1, 3, 3)), "wd": rng.standard_normal((next_sections[1], 1, 3, 3)),
+        "wa": rng.standard_normal((sections[0], 8, 3, 3)),
+        "wb": rng.standard_normal((sections[1], 8, 5, 5)),
+        "scale": rng.uniform(0.5, 1.5, channels),
+        "bias": rng.uniform(-0.5, 0.5, channels),
+        "mean": rng.uniform(-0.5, 0.5, channels),
+        "var": rng.uniform(0.5, 2.0, channels),
+        "wc": rng.standard_normal((next_sections[0], 1, 3, 3)),
+        "wd": rng.standard_normal((next_sections[1], 1, 3, 3)),
         "fc": rng.standard_normal((10, channels)),
     }
     initializers = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()]
@@ -74,6 +78,7 @@ def test_values_are_unchanged(tmp_path, next_sections):
     host = next((p for p in map(load_profile, ("x86-avx512", "x86-avx2")) if p.runs_on_this_machine), None)
     if host is None:
         pytest.skip("needs an x86-64 host with AVX2")
-    result = build_artifact(_mixed_conv_onnx(tmp_path / "m.onnx", next_sections=next_sections), host,
-                            tmp_path / "art", tuning_log="defaults")
+    result = build_artifact(
+        _mixed_conv_onnx(tmp_path / "m.onnx", next_sections=next_sections), host, tmp_path / "art", tuning_log="defaults"
+    )
     assert result.parity.passed and result.parity.top5_identical and result.manifest.tuning["raw_kernels"] == {}

@@ -21,8 +21,9 @@ def _compiled(op: str):
 
 def _inputs() -> np.ndarray:
     rng = np.random.default_rng(0)
-    x = np.concatenate([np.linspace(-120, 120, 2048), rng.standard_normal(2040) * 8,
-                        [0.0, -0.0, 1e-30, -1e-30, 88.0, -87.0, 89.0, -104.0]]).astype(np.float32)
+    x = np.concatenate(
+        [np.linspace(-120, 120, 2048), rng.standard_normal(2040) * 8, [0.0, -0.0, 1e-30, -1e-30, 88.0, -87.0, 89.0, -104.0]]
+    ).astype(np.float32)
     return x
 
 

@@ -76,7 +76,8 @@ def test_more_than_one_input(tiny_onnx):
 
 def test_non_4d_input(tmp_path):
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["input"], ["out"])], "g",
+        [helper.make_node("Relu", ["input"], ["out"])],
+        "g",
         [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 10])],
         [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 10])],
     )
@@ -128,8 +129,11 @@ def test_onnx_with_batch_runs_in_ort(tiny_onnx, tmp_path):
 
 def _single_node_model(path, node, *, opset=13, domains=(), initializers=(), out_shape=(1, 3, 8, 8)):
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, list(out_shape))], initializer=list(initializers),
+        [node],
+        "g",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, list(out_shape))],
+        initializer=list(initializers),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains])
     model.ir_version = 8
@@ -140,20 +144,28 @@ def _single_node_model(path, node, *, opset=13, domains=(), initializers=(), out
 def test_custom_domain_is_one_line(tmp_path):
     node = helper.make_node("FusedThing", ["input"], ["out"], name="vendor_op", domain="com.example")
     path = _single_node_model(tmp_path / "custom.onnx", node, domains=["com.example"])
-    with pytest.raises(TvmDeployError, match=r"cannot import .*custom.onnx: node 'vendor_op' \(FusedThing\): custom operator domain 'com.example'"):
+    with pytest.raises(
+        TvmDeployError, match=r"cannot import .*custom.onnx: node 'vendor_op' \(FusedThing\): custom operator domain 'com.example'"
+    ):
         import_onnx(path)
 
 
 def test_opset_newer_than_known_is_one_line(tmp_path):
-    path = _single_node_model(tmp_path / "future.onnx", helper.make_node("Relu", ["input"], ["out"], name="r"), opset=onnx.defs.onnx_opset_version() + 5)
+    path = _single_node_model(
+        tmp_path / "future.onnx", helper.make_node("Relu", ["input"], ["out"], name="r"), opset=onnx.defs.onnx_opset_version() + 5
+    )
     with pytest.raises(TvmDeployError, match=r"node 'r' \(Relu\): ONNX opset \d+ is newer than this installation knows"):
         import_onnx(path)
 
 
 def test_old_opset_is_upgraded_and_matches_the_original(tmp_path):
     # Opset 7 Upsample (scales as an attribute) only exists before opset 10; the version converter rewrites it.
-    path = _single_node_model(tmp_path / "old.onnx", helper.make_node("Upsample", ["input"], ["out"], name="up", scales=[1.0, 1.0, 2.0, 2.0]),
-                              opset=7, out_shape=(1, 3, 16, 16))
+    path = _single_node_model(
+        tmp_path / "old.onnx",
+        helper.make_node("Upsample", ["input"], ["out"], name="up", scales=[1.0, 1.0, 2.0, 2.0]),
+        opset=7,
+        out_shape=(1, 3, 16, 16),
+    )
     mod, info = import_onnx(path)
     assert info.input_shape == [1, 3, 8, 8]
     assert _run_relax(mod, np.arange(192, dtype=np.float32).reshape(1, 3, 8, 8)).shape == (1, 3, 16, 16)
@@ -239,14 +251,20 @@ def test_data_dependent_shape_names_node_and_input(tmp_path):
         helper.make_node("Reshape", ["input", "target"], ["out"], name="dyn_reshape"),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
         [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [None, None])],
         initializer=[numpy_helper.from_array(np.array([1], np.int64), "one"), numpy_helper.from_array(np.array([-1], np.int64), "minus1")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "dd.onnx"))
-    with pytest.raises(TvmDeployError, match=r"node 'dyn_reshape' \(Reshape\): its shape \('target'\) is computed at run time even with input 'input' bound to \[1, 3, 4, 4\]"):
+    with pytest.raises(
+        TvmDeployError,
+        match=r"node 'dyn_reshape' \(Reshape\): its shape \('target'\) is computed at run time "
+        r"even with input 'input' bound to \[1, 3, 4, 4\]",
+    ):
         import_onnx(tmp_path / "dd.onnx")
 
 

@@ -87,19 +87,30 @@ class Classifier(nn.Module):
 
 def efficientnet_like(nhwc=False, classes=CLASSES):
     """TF "same" padding at run time, hard-swish, squeeze-and-excitation, SiLU (EfficientNet / MobileNetV3 style)."""
-    return Classifier(nn.Hardswish, [
-        InvertedResidual(8, 8, 1, nn.Hardswish, same=True, se=True),
-        InvertedResidual(8, 16, 2, nn.SiLU, same=True, se=True),
-    ], 16, same=True, nhwc=nhwc, classes=classes)
+    return Classifier(
+        nn.Hardswish,
+        [
+            InvertedResidual(8, 8, 1, nn.Hardswish, same=True, se=True),
+            InvertedResidual(8, 16, 2, nn.SiLU, same=True, se=True),
+        ],
+        16,
+        same=True,
+        nhwc=nhwc,
+        classes=classes,
+    )
 
 
 def mobilenet_like():
     """ReLU6, grouped pointwise convolution, residual add (MobileNetV2 / ShuffleNet style), symmetric padding."""
-    return Classifier(nn.ReLU6, [
-        InvertedResidual(8, 8, 1, nn.ReLU6, groups_pw=2),
-        InvertedResidual(8, 16, 2, nn.ReLU6, groups_pw=2),
-        InvertedResidual(16, 16, 1, nn.SiLU),
-    ], 16)
+    return Classifier(
+        nn.ReLU6,
+        [
+            InvertedResidual(8, 8, 1, nn.ReLU6, groups_pw=2),
+            InvertedResidual(8, 16, 2, nn.ReLU6, groups_pw=2),
+            InvertedResidual(16, 16, 1, nn.SiLU),
+        ],
+        16,
+    )
 
 
 NETS = {"efficientnet_like": efficientnet_like, "mobilenet_like": mobilenet_like}
@@ -122,24 +133,38 @@ def export(net: nn.Module, path: Path, exporter: str, opset: int, shape, *, dyna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic: the point of the corpus
         if exporter == "torchscript":
-            torch.onnx.export(net, (x,), str(path), opset_version=opset, dynamo=False,
-                              input_names=["input"], output_names=["logits"])
+            torch.onnx.export(net, (x,), str(path), opset_version=opset, dynamo=False, input_names=["input"], output_names=["logits"])
         else:
             dims = {0: torch.export.Dim("batch")}
             if dynamic_hw:
                 dims |= {2: torch.export.Dim("height", min=16, max=512), 3: torch.export.Dim("width", min=16, max=512)}
             # The default external_data=True: the weights go to a side file M.onnx.data, as users get them.
-            torch.onnx.export(net, (x,), str(path), opset_version=opset, dynamo=True,
-                              input_names=["input"], output_names=["logits"], dynamic_shapes=(dims,),
-                              verbose=False)
+            torch.onnx.export(
+                net,
+                (x,),
+                str(path),
+                opset_version=opset,
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=(dims,),
+                verbose=False,
+            )
     return path
 
 
 # TorchScript at opset 17 (what the issue's real model was) stays in the fast suite; the sweep is `slow`.
 CASES = [
-    pytest.param(net, exporter, opset, id=f"{net}-{exporter}-opset{opset}",
-                 marks=() if (exporter, opset) == ("torchscript", 17) else pytest.mark.slow)
-    for net in NETS for exporter in ("torchscript", "dynamo") for opset in (13, 17, 18)
+    pytest.param(
+        net,
+        exporter,
+        opset,
+        id=f"{net}-{exporter}-opset{opset}",
+        marks=() if (exporter, opset) == ("torchscript", 17) else pytest.mark.slow,
+    )
+    for net in NETS
+    for exporter in ("torchscript", "dynamo")
+    for opset in (13, 17, 18)
 ]
 
 
@@ -249,7 +274,27 @@ def test_own_model_runs_benches_and_compares(own_artifact, capsys):
     assert bench["parity"]["max_abs_diff"] <= 1e-4 and len(bench["results"]) == 2
 
     out = own_artifact / "compare"
-    assert main(["compare", str(art), "--baselines", "onnxruntime", "--runs", "3", "--warmup", "1",
-                 "--min-seconds", "0", "--no-chart", "--format", "json", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(art),
+                "--baselines",
+                "onnxruntime",
+                "--runs",
+                "3",
+                "--warmup",
+                "1",
+                "--min-seconds",
+                "0",
+                "--no-chart",
+                "--format",
+                "json",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert len(rows) >= 2 and all(r["status"] == "ok" for r in rows), rows

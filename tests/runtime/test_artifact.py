@@ -24,10 +24,21 @@ def make_artifact(folder, library=b"\x7fELF fake library", onnx=b"onnx bytes"):
     (folder / LIBRARY_FILE).write_bytes(library)
     (folder / ONNX_FILE).write_bytes(onnx)
     manifest = Manifest(
-        model_name="m", model_sha256=sha256_file(folder / ONNX_FILE), weights="random:seed=0", labels="imagenet1k",
-        profile="x86-avx2", device="cpu", arch="x86_64", cpu_flags=[], threads=2, target={"kind": "llvm"},
-        tvm_version="0.27", input=TensorSpec("input", [1, 3, 224, 224]), output=TensorSpec("logits", [1, 1000]),
-        preprocess={}, library_sha256=sha256_file(folder / LIBRARY_FILE),
+        model_name="m",
+        model_sha256=sha256_file(folder / ONNX_FILE),
+        weights="random:seed=0",
+        labels="imagenet1k",
+        profile="x86-avx2",
+        device="cpu",
+        arch="x86_64",
+        cpu_flags=[],
+        threads=2,
+        target={"kind": "llvm"},
+        tvm_version="0.27",
+        input=TensorSpec("input", [1, 3, 224, 224]),
+        output=TensorSpec("logits", [1, 1000]),
+        preprocess={},
+        library_sha256=sha256_file(folder / LIBRARY_FILE),
     )
     write_manifest(folder, manifest)
     return manifest
@@ -99,7 +110,6 @@ def test_tuned_tasks_text_is_shared_by_the_schedule_text(tmp_path):
     manifest = make_artifact(tmp_path / "a")
     assert tuned_tasks({"tasks_from_database": 33, "tasks_total": 34}) == "33/34 tasks"
     assert tuned_tasks(None) == "?/? tasks"
-    assert tuned_tasks({"tasks_from_database": 24, "tasks_total": 24, "tasks_merged": 10}) == (
-        "24/24 tasks (10 merged into blocks)")
+    assert tuned_tasks({"tasks_from_database": 24, "tasks_total": 24, "tasks_merged": 10}) == ("24/24 tasks (10 merged into blocks)")
     manifest.tuning = {"database": "tuning_logs/x", "tasks_from_database": 34, "tasks_total": 34, "trials": 900}
     assert manifest.schedule_text() == "tuned 34/34 tasks, 900 trials"

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tvmdeploy.runtime.classify import classify_files, describe_failure, expand_image_paths, prediction_lines, to_record, unreadable_summary, weights_caveat
+from tvmdeploy.runtime.classify import (
+    classify_files,
+    describe_failure,
+    expand_image_paths,
+    prediction_lines,
+    to_record,
+    unreadable_summary,
+    weights_caveat,
+)
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.preprocess import PreprocessConfig
 

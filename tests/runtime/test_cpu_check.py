@@ -96,13 +96,25 @@ def _cache_dir(root: Path, entries: list[tuple[str, str, str]]) -> Path:
 
 def test_host_cpu_info_x86(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
-                       "model name\t: AMD EPYC\nflags\t\t: avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n")
-    caches = _cache_dir(tmp_path / "cache", [("1", "Data", "48K"), ("1", "Instruction", "32K"),
-                                             ("2", "Unified", "1024K"), ("3", "Unified", "32M")])
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+        "model name\t: AMD EPYC\nflags\t\t: avx2\n\nprocessor\t: 1\nvendor_id\t: Other\n"
+    )
+    caches = _cache_dir(
+        tmp_path / "cache", [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "1024K"), ("3", "Unified", "32M")]
+    )
     info = cpu_check.host_cpu_info("znver5", cpuinfo=cpuinfo, cache_dir=caches)
-    assert info == {"vendor": "AuthenticAMD", "model_name": "AMD EPYC", "family": "26", "model": "2", "mcpu": "znver5",
-                    "cores": info["cores"], "l1d_bytes": 48 * 1024, "l2_bytes": 1024**2, "l3_bytes": 32 * 1024**2}
+    assert info == {
+        "vendor": "AuthenticAMD",
+        "model_name": "AMD EPYC",
+        "family": "26",
+        "model": "2",
+        "mcpu": "znver5",
+        "cores": info["cores"],
+        "l1d_bytes": 48 * 1024,
+        "l2_bytes": 1024**2,
+        "l3_bytes": 32 * 1024**2,
+    }
     assert isinstance(info["cores"], int) and info["cores"] >= 1
 
 

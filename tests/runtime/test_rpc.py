@@ -92,7 +92,6 @@ def test_endpoint_parsing_and_validation():
         RpcEndpoint.tracker("127.0.0.1:9190", "bad key:1")
 
 
-
 def test_one_rule_turns_server_tracker_and_key_options_into_an_endpoint():
     """What `tvmdeploy.load`, every verb's --rpc* flags and compare's targets share (RpcEndpoint.from_options)."""
     from tvmdeploy.runtime.errors import spelling
@@ -111,6 +110,7 @@ def test_one_rule_turns_server_tracker_and_key_options_into_an_endpoint():
     with spelling(lambda name: {"rpc_server": "--rpc"}.get(name, "--" + name.replace("_", "-"))):
         with pytest.raises(TvmDeployError, match=r"^--rpc-key needs --rpc-tracker HOST:PORT or --rpc HOST:PORT$"):
             RpcEndpoint.from_options(key="k")
+
 
 # ------------------------------------------------------------------ bounded failures
 

@@ -8,7 +8,14 @@ from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.targets import load_profile, profile_from_dict, profile_names
 
 REQUIRED = {
-    "x86-avx2", "x86-avx512", "cuda-sm80", "cuda-sm90", "arm-cortex-a72", "arm-cortex-a53", "arm-cortex-a76", "host",
+    "x86-avx2",
+    "x86-avx512",
+    "cuda-sm80",
+    "cuda-sm90",
+    "arm-cortex-a72",
+    "arm-cortex-a53",
+    "arm-cortex-a76",
+    "host",
 }
 
 

@@ -13,7 +13,9 @@ from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, open_module, rp
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
-    parser.add_argument("--threads", type=thread_count, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)")
+    parser.add_argument(
+        "--threads", type=thread_count, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)"
+    )
     parser.add_argument("--runs", type=int, default=100, help="timed runs per competitor (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="keep timing until each competitor has this much (default 2)")
@@ -33,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise TvmDeployError("--runs must be >= 1 and --warmup >= 0")
     endpoint = rpc_endpoint(args)
     remote = endpoint is not None
-    module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout,
-                         call_timeout_s=args.rpc_call_timeout)
+    module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout, call_timeout_s=args.rpc_call_timeout)
     manifest = module.manifest
     # A remote device runs its own thread pool; the host baseline gets the host's cores, not the board's.
     threads = args.threads or (None if remote else manifest.threads) or os.cpu_count() or 1
@@ -53,8 +54,15 @@ def run(args: argparse.Namespace) -> int:
         competitors[f"ONNX Runtime {ort.version} (host)"] = lambda: ort.run(x)
         # The same input both sides: a cross-compiled library gets its parity check here, on the device.
         bounds = model_bounds(reference_onnx)
-        parity = compare_logits(module.run(x), ort.run(x), (manifest.parity or {}).get("atol", DEFAULT_ATOL),
-                                f"onnxruntime {ort.version}", rtol=bounds.rtol, step=bounds.step, steps=bounds.steps)
+        parity = compare_logits(
+            module.run(x),
+            ort.run(x),
+            (manifest.parity or {}).get("atol", DEFAULT_ATOL),
+            f"onnxruntime {ort.version}",
+            rtol=bounds.rtol,
+            step=bounds.step,
+            steps=bounds.steps,
+        )
     if competitors:
         # Whole blocks per runtime, alternated over rounds: each runtime's worker threads keep spinning
         # after a call, so call-by-call alternation on 2 cores makes each pay for the other's spinners.
@@ -64,19 +72,26 @@ def run(args: argparse.Namespace) -> int:
     tuned = manifest.schedule_text()
     quantized = bool((manifest.tuning or {}).get("integer_kernels"))
     if args.json:
-        print(json.dumps({
-            "artifact": str(args.artifact),
-            "model": manifest.model_name,
-            "profile": manifest.profile,
-            "batch": manifest.batch,
-            "threads": threads,
-            "tuning": tuned,
-            "emulated": emulated,
-            "parity": parity.to_dict() if parity else None,
-            "int8_agreement": agreement_summary(manifest.extra) if quantized else None,
-            "results": {name: {**s.to_dict(), "ratio_to_ort": (s.median_ms / baseline.median_ms) if baseline else None}
-                        for name, s in rows.items()},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "artifact": str(args.artifact),
+                    "model": manifest.model_name,
+                    "profile": manifest.profile,
+                    "batch": manifest.batch,
+                    "threads": threads,
+                    "tuning": tuned,
+                    "emulated": emulated,
+                    "parity": parity.to_dict() if parity else None,
+                    "int8_agreement": agreement_summary(manifest.extra) if quantized else None,
+                    "results": {
+                        name: {**s.to_dict(), "ratio_to_ort": (s.median_ms / baseline.median_ms) if baseline else None}
+                        for name, s in rows.items()
+                    },
+                },
+                indent=2,
+            )
+        )
         return 0
     where = "TVM on the device's own thread pool, ONNX Runtime on the host with" if remote else "TVM and ONNX Runtime on"
     print(f"{manifest.model_name}, batch {manifest.batch}, {tuned}; {where} {threads} thread(s)")

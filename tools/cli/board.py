@@ -21,8 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--arch", choices=arches, default="aarch64", help="board architecture (default aarch64)")
     up.add_argument("--key", default=board.DEFAULT_KEY, help=f"device key to register under (default {board.DEFAULT_KEY})")
     up.add_argument("--tracker", metavar="HOST:PORT", help="tracker to register with (default: none, connect with --rpc)")
-    up.add_argument("--tracker-wait", type=float, default=TRACKER_START_WAIT_S, metavar="S",
-                    help=f"seconds to wait for a tracker that is still starting (default {TRACKER_START_WAIT_S:g})")
+    up.add_argument(
+        "--tracker-wait",
+        type=float,
+        default=TRACKER_START_WAIT_S,
+        metavar="S",
+        help=f"seconds to wait for a tracker that is still starting (default {TRACKER_START_WAIT_S:g})",
+    )
     up.add_argument("--count", type=int, default=1, help="servers to start with this key: a device farm (default 1)")
     up.add_argument("--host", default="127.0.0.1", help="address the server binds (default 127.0.0.1; others need --listen-any)")
     up.add_argument("--port", type=int, default=9090, help="first port to try (default 9090)")
@@ -72,14 +77,23 @@ def _up(args: argparse.Namespace) -> int:
         wait_for_tracker(tracker, args.tracker_wait, on_wait=lambda message: print(message, flush=True))
     started = time.monotonic()
     print(f"starting {args.count} {args.arch} board server(s) under qemu-user (first start builds the board root) ...", flush=True)
-    servers = board.start(arch=args.arch, key=args.key, tracker=tracker, host=host, port=args.port,
-                          count=args.count, timeout_s=args.timeout, tracker_wait_s=args.tracker_wait)
+    servers = board.start(
+        arch=args.arch,
+        key=args.key,
+        tracker=tracker,
+        host=host,
+        port=args.port,
+        count=args.count,
+        timeout_s=args.timeout,
+        tracker_wait_s=args.tracker_wait,
+    )
     for server in servers:
         print(f"board server pid {server.pid} listening on {server.host}:{server.port}, key '{server.key}'")
     took = time.monotonic() - started
     if tracker:
-        print(f"registered with tracker {tracker.address} in {took:.0f} s; "
-              f"run with: --rpc-tracker {tracker.address} --rpc-key {args.key}")
+        print(
+            f"registered with tracker {tracker.address} in {took:.0f} s; " f"run with: --rpc-tracker {tracker.address} --rpc-key {args.key}"
+        )
     else:
         print(f"ready in {took:.0f} s; run with: --rpc {servers[0].host}:{servers[0].port} --rpc-key {args.key}")
     print("note: this board is " + EMULATION_CAVEAT.format(emulator=servers[0].emulator))

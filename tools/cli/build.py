@@ -21,15 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="ONNX file")
     parser.add_argument("--profile", required=True, help="target profile name (see `tvmdeploy targets`) or a TOML file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="artifact folder to write")
-    parser.add_argument("--tuning-log", metavar="DIR|auto|shipped|defaults|none", default="auto",
-                        help="MetaSchedule database folder to apply; 'auto' (default): the one under tuning_logs/ "
-                             "matching this model, if it was tuned on this CPU kind; 'shipped': that one whatever "
-                             "CPU it was tuned on; 'defaults': no log; 'none': no log and no default schedules "
-                             "(TVM's raw lowering, for comparison). Kernels no log covers get the default schedules")
+    parser.add_argument(
+        "--tuning-log",
+        metavar="DIR|auto|shipped|defaults|none",
+        default="auto",
+        help="MetaSchedule database folder to apply; 'auto' (default): the one under tuning_logs/ "
+        "matching this model, if it was tuned on this CPU kind; 'shipped': that one whatever "
+        "CPU it was tuned on; 'defaults': no log; 'none': no log and no default schedules "
+        "(TVM's raw lowering, for comparison). Kernels no log covers get the default schedules",
+    )
     parser.add_argument("--input-shape", type=parse_shape, help="N,C,H,W for models with dynamic dims")
     parser.add_argument("--batch", type=int, help="batch size to specialise for (default: the model's, or 1)")
-    parser.add_argument("--atol", type=float, default=None, help="absolute part of the parity tolerance on logits (default 1e-4); the bound adds "
-                        "float32 rounding of the model's deepest reduction scaled by the largest logit")
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=None,
+        help="absolute part of the parity tolerance on logits (default 1e-4); the bound adds "
+        "float32 rounding of the model's deepest reduction scaled by the largest logit",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity check")
 
 
@@ -49,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         atol=args.atol,
     )
     manifest = result.manifest
-    print(f"built {manifest.model_name} for {manifest.profile} ({manifest.target['kind']}) in {time.perf_counter() - start:.1f} s -> {result.artifact_dir}")
+    took = time.perf_counter() - start
+    print(f"built {manifest.model_name} for {manifest.profile} ({manifest.target['kind']}) in {took:.1f} s -> {result.artifact_dir}")
     if manifest.tuning and manifest.tuning.get("database"):
         print(f"tuning log: {tuned_tasks(manifest.tuning)} from {manifest.tuning['database']}")
     else:

@@ -11,12 +11,20 @@ from tvmdeploy.tools.devices.bundle import PLATFORMS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", required=True, choices=sorted(PLATFORMS), help="the device's OS and CPU")
     parser.add_argument("-o", "--output", type=Path, help="archive to write (default ./tvmdeploy-runtime-PLATFORM.tar.gz)")
-    parser.add_argument("--artifact", type=Path, action="append", default=[], metavar="DIR",
-                        help="artifact folder to include (repeatable)")
-    parser.add_argument("--python", action="append", default=[], metavar="X.Y",
-                        help="Python version(s) the device runs (repeatable; default: this one for x86-64, 3.11 for aarch64)")
-    parser.add_argument("--cudart", choices=("auto", "yes", "no"), default="auto",
-                        help="include the CUDA toolkit's libcudart for CUDA artifacts (x86-64; default auto)")
+    parser.add_argument("--artifact", type=Path, action="append", default=[], metavar="DIR", help="artifact folder to include (repeatable)")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="X.Y",
+        help="Python version(s) the device runs (repeatable; default: this one for x86-64, 3.11 for aarch64)",
+    )
+    parser.add_argument(
+        "--cudart",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="include the CUDA toolkit's libcudart for CUDA artifacts (x86-64; default auto)",
+    )
     parser.add_argument("--offline", action="store_true", help="use only wheels already in the cache")
 
 
@@ -31,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
         cudart=args.cudart,
         download=not args.offline,
     )
-    print(f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB ({result.unpacked_bytes / 1e6:.1f} MB unpacked, "
-          f"{result.files} files) for {result.platform}, Python {', '.join(result.python_versions)}"
-          + (f", with {result.cudart}" if result.cudart else ""))
+    print(
+        f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB ({result.unpacked_bytes / 1e6:.1f} MB unpacked, "
+        f"{result.files} files) for {result.platform}, Python {', '.join(result.python_versions)}"
+        + (f", with {result.cudart}" if result.cudart else "")
+    )
     for name in result.artifacts:
         print(f"  artifact: artifacts/{name}")
     print("run it: tar xzf the archive, then python3 tvmdeploy-runtime-*/classify.py ARTIFACT IMAGE")

@@ -29,31 +29,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _TARGET_HELP
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="artifact folder or profile, optionally @WHERE (see below)")
     parser.add_argument("--model", type=Path, metavar="M.onnx", help="ONNX model: profiles are built from it, baselines run it")
-    parser.add_argument("-o", "--output", type=Path, default=Path("compare-out"),
-                        help="folder for built artifacts, re-batched ONNX and the chart (default compare-out)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("compare-out"),
+        help="folder for built artifacts, re-batched ONNX and the chart (default compare-out)",
+    )
     parser.add_argument("--batch", type=int, help="also measure this larger batch (profiles are built at 1 and N)")
-    parser.add_argument("--threads", type=thread_count, help="threads for every host competitor (default: the first local artifact's profile)")
+    parser.add_argument(
+        "--threads", type=thread_count, help="threads for every host competitor (default: the first local artifact's profile)"
+    )
     parser.add_argument("--runs", type=int, default=50, help="timed runs per competitor, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="keep timing until each has this much (default 1)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="time budget per remote competitor; fewer runs when a run is slow (default 60)")
-    parser.add_argument("--baselines", default="onnxruntime,pytorch",
-                        help="host baselines, comma-separated from onnxruntime,pytorch, or 'none' (default both)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0, help="time budget per remote competitor; fewer runs when a run is slow (default 60)"
+    )
+    parser.add_argument(
+        "--baselines",
+        default="onnxruntime,pytorch",
+        help="host baselines, comma-separated from onnxruntime,pytorch, or 'none' (default both)",
+    )
     parser.add_argument("--torch-weights", type=Path, metavar="FILE", help="checkpoint the ONNX was exported from (for the PyTorch row)")
-    parser.add_argument("--tuning-log", action="append", default=[], metavar="PROFILE=DIR",
-                        help="MetaSchedule database to build PROFILE with (repeatable)")
+    parser.add_argument(
+        "--tuning-log", action="append", default=[], metavar="PROFILE=DIR", help="MetaSchedule database to build PROFILE with (repeatable)"
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild profile targets even if OUT holds a matching artifact")
     parser.add_argument("--format", choices=("md", "csv", "json"), default="md", help="table format (default md)")
     parser.add_argument("--chart", type=Path, help="PNG chart path (default OUT/compare.png)")
     parser.add_argument("--no-chart", action="store_true", help="write no chart")
-    parser.add_argument("--breakdown", metavar="TARGET",
-                        help="also time each fused kernel of this local artifact or profile target (batch 1)")
+    parser.add_argument(
+        "--breakdown", metavar="TARGET", help="also time each fused kernel of this local artifact or profile target (batch 1)"
+    )
     parser.add_argument("--rpc-tracker", metavar="HOST:PORT", help="tracker for NAME@KEY targets")
-    parser.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
-                        help=f"seconds to wait for a device (default {DEFAULT_RPC_TIMEOUT_S:g})")
-    parser.add_argument("--rpc-call-timeout", type=float, default=DEFAULT_RPC_CALL_TIMEOUT_S, metavar="S",
-                        help=f"seconds one call on a device may take (default {DEFAULT_RPC_CALL_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--rpc-timeout",
+        type=float,
+        default=DEFAULT_RPC_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for a device (default {DEFAULT_RPC_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--rpc-call-timeout",
+        type=float,
+        default=DEFAULT_RPC_CALL_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds one call on a device may take (default {DEFAULT_RPC_CALL_TIMEOUT_S:g})",
+    )
 
 
 def _tuning_logs(items: list[str]) -> dict[str, Path]:
@@ -84,8 +107,13 @@ def make_opener(args: argparse.Namespace):
             if not (remote.server or tracker):
                 raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
             endpoint = RpcEndpoint.from_options(remote.server, tracker, remote.key)
-        return open_module(artifact, endpoint, threads=threads if remote is None else None, timeout_s=args.rpc_timeout,
-                           call_timeout_s=args.rpc_call_timeout)
+        return open_module(
+            artifact,
+            endpoint,
+            threads=threads if remote is None else None,
+            timeout_s=args.rpc_timeout,
+            call_timeout_s=args.rpc_call_timeout,
+        )
 
     return opener
 
@@ -100,8 +128,11 @@ def _start_emulated_board(targets: list[str]) -> tuple[list[str], str | None]:
 
     key = f"compare-{os.getpid()}"
     server = board.start(key=key)[0]
-    print(f"[compare] started an emulated aarch64 board (key {key}, port {server.port}); it stops when the comparison ends",
-          file=sys.stderr, flush=True)
+    print(
+        f"[compare] started an emulated aarch64 board (key {key}, port {server.port}); it stops when the comparison ends",
+        file=sys.stderr,
+        flush=True,
+    )
     where = f"@rpc=127.0.0.1:{server.port},key={key}"
     return [t[: -len(EMULATED) - 1] + where if t.endswith("@" + EMULATED) else t for t in targets], key
 
@@ -149,11 +180,15 @@ def _run(args: argparse.Namespace, targets: list[str]) -> int:
 
         chart = latency_chart(records, args.chart or args.output / "compare.png", title=_title(args, rows))
         if breakdown is not None:
-            breakdown_chart(breakdown.by_class(), chart.with_name(chart.stem + "-breakdown.png"),
-                            title=f"kernel time by class: {args.breakdown}")
+            breakdown_chart(
+                breakdown.by_class(), chart.with_name(chart.stem + "-breakdown.png"), title=f"kernel time by class: {args.breakdown}"
+            )
     if args.format == "json":
-        print(json.dumps({"rows": records, "chart": str(chart) if chart else None,
-                          "breakdown": breakdown.to_dict() if breakdown else None}, indent=2))
+        print(
+            json.dumps(
+                {"rows": records, "chart": str(chart) if chart else None, "breakdown": breakdown.to_dict() if breakdown else None}, indent=2
+            )
+        )
     elif args.format == "csv":
         print(format_csv(records), end="")
     else:
@@ -207,14 +242,41 @@ def format_markdown(records: list[dict]) -> str:
         else:
             ratio = f"{r['ratio_to_ort']:.2f}x" if r["ratio_to_ort"] is not None else "n/a"
             ips = f"{r['images_per_second']:.1f}" if r["images_per_second"] else ""
-            cells = [label, str(r["batch"]), r["device"], r["tuning"], _ms(r["median_ms"]), _ms(r["p10_ms"]),
-                     _ms(r["p90_ms"]), ips, ratio, r["parity"]]
+            cells = [
+                label,
+                str(r["batch"]),
+                r["device"],
+                r["tuning"],
+                _ms(r["median_ms"]),
+                _ms(r["p10_ms"]),
+                _ms(r["p90_ms"]),
+                ips,
+                ratio,
+                r["parity"],
+            ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("label", "kind", "batch", "device", "emulated", "tuning", "status", "median_ms", "p10_ms", "p90_ms",
-              "n", "images_per_second", "ratio_to_ort", "parity", "error", "artifact", "threads")
+CSV_FIELDS = (
+    "label",
+    "kind",
+    "batch",
+    "device",
+    "emulated",
+    "tuning",
+    "status",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "n",
+    "images_per_second",
+    "ratio_to_ort",
+    "parity",
+    "error",
+    "artifact",
+    "threads",
+)
 
 
 def format_csv(records: list[dict]) -> str:

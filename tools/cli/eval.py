@@ -16,10 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, nargs="?", help="artifact folder written by `tvmdeploy build`")
     parser.add_argument("images", type=Path, help="image folder: synset sub-folders (n01440764/...), or flat with --ground-truth")
     parser.add_argument("--onnx", type=Path, metavar="M.onnx", help="evaluate this ONNX model with ONNX Runtime instead of an artifact")
-    parser.add_argument("--reference", action="store_true",
-                        help="also run ONNX Runtime on the artifact's model.onnx and report agreement")
-    parser.add_argument("--ground-truth", type=Path, metavar="FILE",
-                        help="labels for a flat folder: one 0-based class index per line in sorted filename order, or 'FILE LABEL' lines (index or wnid)")
+    parser.add_argument("--reference", action="store_true", help="also run ONNX Runtime on the artifact's model.onnx and report agreement")
+    parser.add_argument(
+        "--ground-truth",
+        type=Path,
+        metavar="FILE",
+        help="labels for a flat folder: one 0-based class index per line in sorted filename order, or 'FILE LABEL' lines (index or wnid)",
+    )
     parser.add_argument("--batch-size", type=int, help="images per step (default: the artifact's batch, 8 for --onnx)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--threads", type=thread_count, help="CPU threads for TVM and ONNX Runtime (default: the profile's)")
@@ -54,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         batch = args.batch_size or 8
     else:
         endpoint = rpc_endpoint(args)
-        module = open_module(args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout,
-                             call_timeout_s=args.rpc_call_timeout)
+        module = open_module(
+            args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout, call_timeout_s=args.rpc_call_timeout
+        )
         manifest = module.manifest
         classify = module.run_images
         where = module.description if endpoint is not None else f"TVM {manifest.profile} (local {manifest.device})"
@@ -80,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(dataset), unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
     start = time.perf_counter()
     try:
-        metrics = evaluate(dataset, classify, lambda p: load_image(p, config), batch_size=batch,
-                           reference=reference, progress=bar.update if bar else None)
+        metrics = evaluate(
+            dataset, classify, lambda p: load_image(p, config), batch_size=batch, reference=reference, progress=bar.update if bar else None
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -106,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
         reason = bad["reason"] if bad["path"] in bad["reason"] else f"{bad['path']}: {bad['reason']}"
         print(f"unreadable: {reason}", file=sys.stderr)
     if report["unreadable"]:
-        print(f"error: {len(report['unreadable'])} of {len(dataset)} image(s) could not be read (listed above); "
-              f"the others were evaluated", file=sys.stderr)
+        print(
+            f"error: {len(report['unreadable'])} of {len(dataset)} image(s) could not be read (listed above); "
+            f"the others were evaluated",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

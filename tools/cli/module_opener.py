@@ -16,7 +16,15 @@ from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIM
 if TYPE_CHECKING:
     from tvmdeploy.runtime.rpc import RpcEndpoint
 
-__all__ = ["DEFAULT_RPC_CALL_TIMEOUT_S", "DEFAULT_RPC_TIMEOUT_S", "ArtifactModule", "add_rpc_arguments", "open_module", "rpc_endpoint", "thread_count"]
+__all__ = [
+    "DEFAULT_RPC_CALL_TIMEOUT_S",
+    "DEFAULT_RPC_TIMEOUT_S",
+    "ArtifactModule",
+    "add_rpc_arguments",
+    "open_module",
+    "rpc_endpoint",
+    "thread_count",
+]
 
 
 def thread_count(text: str) -> int:
@@ -33,14 +41,27 @@ def thread_count(text: str) -> int:
 def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("remote device (TVM RPC)")
     group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="request a device from this RPC tracker")
-    group.add_argument("--rpc-key", metavar="KEY",
-                       help="device key (e.g. cortex-a72): the one registered with the tracker, or the key a direct server expects")
+    group.add_argument(
+        "--rpc-key",
+        metavar="KEY",
+        help="device key (e.g. cortex-a72): the one registered with the tracker, or the key a direct server expects",
+    )
     group.add_argument("--rpc", metavar="HOST:PORT", help="connect directly to an RPC server")
-    group.add_argument("--rpc-timeout", type=float, default=DEFAULT_RPC_TIMEOUT_S, metavar="S",
-                       help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})")
-    group.add_argument("--rpc-call-timeout", type=float, default=DEFAULT_RPC_CALL_TIMEOUT_S, metavar="S",
-                       help="seconds one call on the device may take before it counts as hung "
-                            f"(default {DEFAULT_RPC_CALL_TIMEOUT_S:g}: an emulated board needs seconds per image)")
+    group.add_argument(
+        "--rpc-timeout",
+        type=float,
+        default=DEFAULT_RPC_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for a device before giving up (default {DEFAULT_RPC_TIMEOUT_S:g})",
+    )
+    group.add_argument(
+        "--rpc-call-timeout",
+        type=float,
+        default=DEFAULT_RPC_CALL_TIMEOUT_S,
+        metavar="S",
+        help="seconds one call on the device may take before it counts as hung "
+        f"(default {DEFAULT_RPC_CALL_TIMEOUT_S:g}: an emulated board needs seconds per image)",
+    )
 
 
 def rpc_endpoint(args: argparse.Namespace) -> RpcEndpoint | None:

@@ -14,14 +14,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="rpc_command", metavar="COMMAND")
     sub.required = True
 
-    tracker = sub.add_parser("tracker", help="run an RPC tracker until Ctrl-C",
-                             description="Run TVM's RPC tracker until Ctrl-C. Servers register with it; clients ask it for a free device.")
+    tracker = sub.add_parser(
+        "tracker",
+        help="run an RPC tracker until Ctrl-C",
+        description="Run TVM's RPC tracker until Ctrl-C. Servers register with it; clients ask it for a free device.",
+    )
     tracker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --listen-any)")
     tracker.add_argument("--port", type=int, default=9190, help="port to bind (default 9190)")
     tracker.add_argument("--listen-any", action="store_true", help="allow binding beyond loopback (0.0.0.0 if --host is not given)")
 
-    server = sub.add_parser("server", help="run an RPC server on this machine until Ctrl-C",
-                            description="Run TVM's RPC server until Ctrl-C. It runs any code a client sends: loopback only by default.")
+    server = sub.add_parser(
+        "server",
+        help="run an RPC server on this machine until Ctrl-C",
+        description="Run TVM's RPC server until Ctrl-C. It runs any code a client sends: loopback only by default.",
+    )
     server.add_argument("--key", default="", help="device key to register under (required with --tracker)")
     server.add_argument("--tracker", metavar="HOST:PORT", help="tracker to register with (default: none, connect with --rpc)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --listen-any)")
@@ -64,8 +70,15 @@ def run(args: argparse.Namespace) -> int:
             where = f"registering as '{args.key}' with tracker {tracker.address}" if tracker else f"connect with --rpc {host}:{port}"
             print(f"RPC server listening on {host}:{port}, {where} (Ctrl-C to stop)", flush=True)
 
-        rpc_services.serve_server(host, args.port, key=args.key, tracker=tracker, load_library=args.load_library, on_ready=ready,
-                                  on_wait=lambda message: print(message, flush=True))
+        rpc_services.serve_server(
+            host,
+            args.port,
+            key=args.key,
+            tracker=tracker,
+            load_library=args.load_library,
+            on_ready=ready,
+            on_wait=lambda message: print(message, flush=True),
+        )
         return 0
 
     endpoint = RpcEndpoint.parse(args.tracker, "", via_tracker=False, param="tracker")

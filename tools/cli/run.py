@@ -27,14 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import tvmdeploy
-    from tvmdeploy.runtime.classify import describe_failure, expand_image_paths, prediction_lines, to_record, unreadable_summary, weights_caveat
+    from tvmdeploy.runtime.classify import (
+        describe_failure,
+        expand_image_paths,
+        prediction_lines,
+        to_record,
+        unreadable_summary,
+        weights_caveat,
+    )
 
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
     paths = expand_image_paths(args.images)
     rpc_endpoint(args)  # the flags' combination, checked with errors that name them
-    model = tvmdeploy.load(args.artifact, args.rpc_tracker, args.rpc_key, args.threads, rpc_server=args.rpc,
-                           timeout_s=args.rpc_timeout, call_timeout_s=args.rpc_call_timeout)
+    model = tvmdeploy.load(
+        args.artifact,
+        args.rpc_tracker,
+        args.rpc_key,
+        args.threads,
+        rpc_server=args.rpc,
+        timeout_s=args.rpc_timeout,
+        call_timeout_s=args.rpc_call_timeout,
+    )
     manifest = model.manifest
     where = model.description
     caveat = weights_caveat(manifest.weights)
@@ -53,16 +67,21 @@ def run(args: argparse.Namespace) -> int:
         elif not args.json:
             print("\n".join(prediction_lines(item)), flush=True)
     if args.json:
-        print(json.dumps({
-            "artifact": str(args.artifact),
-            "model": manifest.model_name,
-            "profile": manifest.profile,
-            "device": where,
-            "weights": manifest.weights,
-            "warning": caveat or None,
-            "results": records,
-            "unreadable": failed,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "artifact": str(args.artifact),
+                    "model": manifest.model_name,
+                    "profile": manifest.profile,
+                    "device": where,
+                    "weights": manifest.weights,
+                    "warning": caveat or None,
+                    "results": records,
+                    "unreadable": failed,
+                },
+                indent=2,
+            )
+        )
     if failed:
         print(f"error: {unreadable_summary(failed, len(paths))}", file=sys.stderr)
         return 1

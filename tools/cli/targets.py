@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     for p in profiles:
         target = p.target
         cpu = target.get("mcpu") or target.get("arch", "")
-        print(f"{p.name:<{width}}  {p.device:<6} {p.arch:<8} {'yes' if p.runs_on_this_machine else 'no':<9} "
-              f"{target['kind']} {cpu}: {p.description}")
+        print(
+            f"{p.name:<{width}}  {p.device:<6} {p.arch:<8} {'yes' if p.runs_on_this_machine else 'no':<9} "
+            f"{target['kind']} {cpu}: {p.description}"
+        )
     return 0

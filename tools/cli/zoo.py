@@ -11,8 +11,12 @@ from tvmdeploy.compile.tuning import log_choice
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    parser.add_argument("--profile", help="show shipped-log coverage for this profile (default: the first of "
-                        + ", ".join(log_choice.X86_PROFILES) + " that runs on this machine)")
+    parser.add_argument(
+        "--profile",
+        help="show shipped-log coverage for this profile (default: the first of "
+        + ", ".join(log_choice.X86_PROFILES)
+        + " that runs on this machine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,14 +34,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     column = f"log ({profile})" if profile else ""
-    header = (f"{'name':<26} {'source':<12} {'width':>5} {'params(M)':>9} {'FLOPs(M)':>9} {'top1':>7} {'top5':>7}"
-              + (f"  {column:<17}" if profile else ""))
+    header = f"{'name':<26} {'source':<12} {'width':>5} {'params(M)':>9} {'FLOPs(M)':>9} {'top1':>7} {'top5':>7}" + (
+        f"  {column:<17}" if profile else ""
+    )
     print(header.rstrip())
     print("-" * len(header.rstrip()))
     for r in rows:
         log = r["shipped_log"]
-        cell = ("?" if log is None else "-" if log["log"] is None
-                else f"{log['covered']}/{log['total']}" + ("" if log["applied"] else "*"))
+        cell = "?" if log is None else "-" if log["log"] is None else f"{log['covered']}/{log['total']}" + ("" if log["applied"] else "*")
         print(
             f"{r['name']:<26} {r['source']:<12} {r['width']:>5.2f} {r['params_m']:>9.3f} "
             f"{r['flops_m']:>9.2f} {r['top1']:>7.3f} {r['top5']:>7.3f}" + (f"  {cell}" if profile else "")
@@ -47,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if profile is None:
         print(f"no shipped-log column: none of {', '.join(log_choice.X86_PROFILES)} runs on this machine (try --profile)")
         return 0
-    print(f"{column}: of the kernels the build keeps (not merged into blocks), those with a record in the shipped log "
-          f"`build --profile {profile}` picks;")
+    print(
+        f"{column}: of the kernels the build keeps (not merged into blocks), those with a record in the shipped log "
+        f"`build --profile {profile}` picks;"
+    )
     print("'*': that log was tuned on another CPU kind; `build` uses the default schedules unless `--tuning-log shipped`;")
-    print(f"'-': no log fits (default schedules only), '?': model not in compile/models/{zoo_kernels.INDEX_FILE.name} "
-          "(tools/dev/tune_card.py --index-only refreshes it).")
+    print(
+        f"'-': no log fits (default schedules only), '?': model not in compile/models/{zoo_kernels.INDEX_FILE.name} "
+        "(tools/dev/tune_card.py --index-only refreshes it)."
+    )
     for key, names in sorted(zoo_kernels.shared_keys(profile).items()):
         if len(names) > 1:
             print(f"same kernels, one log ({key}): {', '.join(names)}")

@@ -26,8 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate on")
     parser.add_argument("--samples", type=int, default=16, help="calibration images to use (default 16)")
-    parser.add_argument("--models", help="comma list of zoo names, corpus architectures or float .onnx files "
-                        "(default: the card's widths)")
+    parser.add_argument(
+        "--models", help="comma list of zoo names, corpus architectures or float .onnx files " "(default: the card's widths)"
+    )
     parser.add_argument("--profile", default="host", help="profile to build both for (default: host, this CPU)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
@@ -55,11 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         row = _measure_model(model, workdir, profile, args)
         rows.append(row)
-        print(f"{model}: int8 {row['tvm_int8']['median_ms']:.2f} ms, ORT int8 {row['ort_int8']['median_ms']:.2f} ms, "
-              f"fp32 {row['tvm_fp32']['median_ms']:.2f} ms", file=sys.stderr, flush=True)
+        print(
+            f"{model}: int8 {row['tvm_int8']['median_ms']:.2f} ms, ORT int8 {row['ort_int8']['median_ms']:.2f} ms, "
+            f"fp32 {row['tvm_fp32']['median_ms']:.2f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
     what = cpu_description()
-    print(int8_table(rows, f"{what}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-                           f"median of {rows[0]['tvm_int8']['n'] if rows else 0} interleaved runs"))
+    print(
+        int8_table(
+            rows,
+            f"{what}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
+            f"median of {rows[0]['tvm_int8']['n'] if rows else 0} interleaved runs",
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:
@@ -79,8 +89,7 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
     from tvmdeploy.runtime.timing import interleaved
 
     fp32 = model_onnx(model, workdir, "--models")
-    int8 = quantize_model(fp32, args.calibration, workdir / f"{fp32.stem}.int8.onnx", samples=args.samples,
-                          progress=False).output
+    int8 = quantize_model(fp32, args.calibration, workdir / f"{fp32.stem}.int8.onnx", samples=args.samples, progress=False).output
     calls, checks, compile_s, integer, x = {}, {}, {}, "", None
     for kind, path in (("int8", int8), ("fp32", fp32)):
         mod, info = import_onnx(path)
@@ -96,13 +105,18 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
         checks[kind] = float(np.abs(vm["main"](x_tvm).numpy() - session.run(None, feed)[0]).max())
         calls[f"tvm_{kind}"] = lambda vm=vm, x_tvm=x_tvm: vm["main"](x_tvm)
         calls[f"ort_{kind}"] = lambda session=session, feed=feed: session.run(None, feed)
-    stats = interleaved({name: calls[name] for name in RUNTIMES}, warmup=args.warmup, min_runs=args.runs,
-                        min_seconds=0.0)
+    stats = interleaved({name: calls[name] for name in RUNTIMES}, warmup=args.warmup, min_runs=args.runs, min_seconds=0.0)
     step = output_step(int8)
     return {
-        "model": Path(model).stem if model.endswith(".onnx") else model, "profile": profile.name, "threads": args.threads, "threading": args.threading,
-        "compile_s": compile_s, "integer_kernels": integer,
-        "max_abs_diff_int8": checks["int8"], "output_step": step, "max_abs_diff_fp32": checks["fp32"],
+        "model": Path(model).stem if model.endswith(".onnx") else model,
+        "profile": profile.name,
+        "threads": args.threads,
+        "threading": args.threading,
+        "compile_s": compile_s,
+        "integer_kernels": integer,
+        "max_abs_diff_int8": checks["int8"],
+        "output_step": step,
+        "max_abs_diff_fp32": checks["fp32"],
         **{name: stats[name].to_dict() for name in RUNTIMES},
         "int8_over_ort_int8": stats["tvm_int8"].median_ms / stats["ort_int8"].median_ms,
         "int8_over_fp32": stats["tvm_int8"].median_ms / stats["tvm_fp32"].median_ms,
@@ -110,15 +124,19 @@ def _measure_model(model: str, workdir: Path, profile, args: argparse.Namespace)
 
 
 def int8_table(rows: list[dict], caption: str) -> str:
-    lines = [f"{caption}:", "",
-             "| model | TVM int8 ms | ORT int8 ms | TVM fp32 ms | ORT fp32 ms | int8 / ORT int8 | int8 / our fp32 "
-             "| int8 parity (steps) |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = [
+        f"{caption}:",
+        "",
+        "| model | TVM int8 ms | ORT int8 ms | TVM fp32 ms | ORT fp32 ms | int8 / ORT int8 | int8 / our fp32 " "| int8 parity (steps) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
         steps = r["max_abs_diff_int8"] / r["output_step"] if r["output_step"] else float("nan")
-        lines.append(f"| {r['model']} | {r['tvm_int8']['median_ms']:.2f} | {r['ort_int8']['median_ms']:.2f} | "
-                     f"{r['tvm_fp32']['median_ms']:.2f} | {r['ort_fp32']['median_ms']:.2f} | "
-                     f"**{r['int8_over_ort_int8']:.2f}x** | **{r['int8_over_fp32']:.2f}x** | {steps:.0f} |")
+        lines.append(
+            f"| {r['model']} | {r['tvm_int8']['median_ms']:.2f} | {r['ort_int8']['median_ms']:.2f} | "
+            f"{r['tvm_fp32']['median_ms']:.2f} | {r['ort_fp32']['median_ms']:.2f} | "
+            f"**{r['int8_over_ort_int8']:.2f}x** | **{r['int8_over_fp32']:.2f}x** | {steps:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -134,8 +152,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for n, name in enumerate(RUNTIMES):
         left.bar([i + n * width for i in range(len(rows))], [r[name]["median_ms"] for r in rows], width, label=labels[name])
-    for n, (key, label) in enumerate((("int8_over_ort_int8", "TVM int8 / ORT int8"),
-                                      ("int8_over_fp32", "TVM int8 / TVM fp32"))):
+    for n, (key, label) in enumerate((("int8_over_ort_int8", "TVM int8 / ORT int8"), ("int8_over_fp32", "TVM int8 / TVM fp32"))):
         right.bar([i + n * 0.4 for i in range(len(rows))], [r[key] for r in rows], 0.4, label=label)
     right.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     for ax, label, shift in ((left, "latency per image, ms", width * 1.5), (right, "ratio", 0.2)):

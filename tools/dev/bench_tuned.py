@@ -31,8 +31,7 @@ from pathlib import Path
 #                sched_yield calls, well under a millisecond; its default is 300000).
 THREADING = {
     "sleep": {"tvm_spin_count": 0, "ort": {"session.intra_op.allow_spinning": "0"}},
-    "spin-in-run": {"tvm_spin_count": 1000,
-                    "ort": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}},
+    "spin-in-run": {"tvm_spin_count": 1000, "ort": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}},
 }
 # fastest first (compile/tuning/log_choice.X86_PROFILES, spelt out: this script imports nothing of ours at load time)
 AUTO_PROFILES = ("x86-avx512", "x86-avx2")
@@ -42,32 +41,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", type=Path, help="ONNX model (default: export the zoo's --model, random weights)")
     parser.add_argument("--model", default="torchvision_mobilenet_v2", help="zoo model to export when --onnx is not given")
-    parser.add_argument("--profile", help="default: the first of " + ", ".join(AUTO_PROFILES)
-                        + " that runs on this CPU and has a shipped log for the model")
-    parser.add_argument("--tuning-log", metavar="DIR|auto|shipped|defaults|none", default="auto",
-                        help="database folder; 'auto' (default): what `build` applies, the shipped log matching the "
-                             "model if it was tuned on this CPU kind; 'shipped': that log whatever CPU it was tuned "
-                             "on; 'defaults': no log, the default schedules only; 'none': TVM's raw lowering")
+    parser.add_argument(
+        "--profile", help="default: the first of " + ", ".join(AUTO_PROFILES) + " that runs on this CPU and has a shipped log for the model"
+    )
+    parser.add_argument(
+        "--tuning-log",
+        metavar="DIR|auto|shipped|defaults|none",
+        default="auto",
+        help="database folder; 'auto' (default): what `build` applies, the shipped log matching the "
+        "model if it was tuned on this CPU kind; 'shipped': that log whatever CPU it was tuned "
+        "on; 'defaults': no log, the default schedules only; 'none': TVM's raw lowering",
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for both runtimes (default 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each runtime, at least (default 50)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--bind-threads", action="store_true", help="let TVM pin its threads to cores (default: unpinned)")
-    parser.add_argument("--threading", choices=tuple(THREADING), default="sleep",
-                        help="idle worker threads of both runtimes: 'sleep' at once (default), or 'spin-in-run': "
-                        "spin between the kernels of one inference, sleep after it (ORT force_spinning_stop)")
+    parser.add_argument(
+        "--threading",
+        choices=tuple(THREADING),
+        default="sleep",
+        help="idle worker threads of both runtimes: 'sleep' at once (default), or 'spin-in-run': "
+        "spin between the kernels of one inference, sleep after it (ORT force_spinning_stop)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
-    parser.add_argument("--curve", help="comma list of record counts, 'all', or minutes of search like '5m' "
-                        "(from the database's logs/progress.csv) to measure latency vs trials or minutes")
+    parser.add_argument(
+        "--curve",
+        help="comma list of record counts, 'all', or minutes of search like '5m' "
+        "(from the database's logs/progress.csv) to measure latency vs trials or minutes",
+    )
     parser.add_argument("--plot", type=Path, help="PNG for --curve or --card (needs matplotlib)")
-    parser.add_argument("--card", action="store_true",
-                        help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
-                        "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the log `build` applies")
-    parser.add_argument("--card-models", metavar="NAMES",
-                        help="comma list of zoo names, corpus architectures (compile/models/architectures.py: "
-                        "efficientnet_b0, mixnet_s, ...) or .onnx files for --card (default: the card's widths, "
-                        "tools/dev/tune_card.CARD)")
-    parser.add_argument("--ab", metavar="LOGS", help="comma list of --tuning-log values (DIR, auto, shipped, defaults, "
-                        "none): one build each, all timed with ONNX Runtime in one interleaved run (is a log worth it here?)")
+    parser.add_argument(
+        "--card",
+        action="store_true",
+        help="every card model x every profile of " + ", ".join(AUTO_PROFILES) + " this CPU runs: "
+        "a markdown table (stdout) of TVM ms, ORT ms, ratio and tasks from the log `build` applies",
+    )
+    parser.add_argument(
+        "--card-models",
+        metavar="NAMES",
+        help="comma list of zoo names, corpus architectures (compile/models/architectures.py: "
+        "efficientnet_b0, mixnet_s, ...) or .onnx files for --card (default: the card's widths, "
+        "tools/dev/tune_card.CARD)",
+    )
+    parser.add_argument(
+        "--ab",
+        metavar="LOGS",
+        help="comma list of --tuning-log values (DIR, auto, shipped, defaults, "
+        "none): one build each, all timed with ONNX Runtime in one interleaved run (is a log worth it here?)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -96,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         return _ab(args, onnx_path, mod, info)
     profile, database = _pick_profile(args, mod)
     if args.curve and database is None:
-        raise TvmDeployError(f"--curve needs a tuning log: --tuning-log {args.tuning_log} gave none for {profile.name} "
-                             "here (pass a database folder, or 'shipped')")
+        raise TvmDeployError(
+            f"--curve needs a tuning log: --tuning-log {args.tuning_log} gave none for {profile.name} "
+            "here (pass a database folder, or 'shipped')"
+        )
     if args.curve:
         database = _unpacked(Path(database))
         rows = []
@@ -109,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             if minutes is not None:
                 result["minutes"] = minutes
             rows.append(result)
-            print(f"{trials:>6} trials: TVM {result['tvm']['median_ms']:.2f} ms, ORT {result['ort']['median_ms']:.2f} ms, "
-                  f"ratio {result['ratio_tvm_over_ort']:.2f}x", flush=True)
+            print(
+                f"{trials:>6} trials: TVM {result['tvm']['median_ms']:.2f} ms, ORT {result['ort']['median_ms']:.2f} ms, "
+                f"ratio {result['ratio_tvm_over_ort']:.2f}x",
+                flush=True,
+            )
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1) + "\n")
         if args.plot:
@@ -118,11 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = _measure(onnx_path, mod, info, profile, database, args)
     result["log_left_out"] = database is None and args.tuning_log == "auto"  # _pick_profile found a log, auto left it
-    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-          + (f"tuned {tuned_tasks(result)} from {database}" if database
-             else f"no tuning log (--tuning-log {args.tuning_log}: {_no_log_reason(args.tuning_log)})"))
-    print(f"TVM  median {result['tvm']['median_ms']:.3f} ms (p10 {result['tvm']['p10_ms']:.3f}, p90 {result['tvm']['p90_ms']:.3f}), n={result['tvm']['n']}")
-    print(f"ORT  median {result['ort']['median_ms']:.3f} ms (p10 {result['ort']['p10_ms']:.3f}, p90 {result['ort']['p90_ms']:.3f}), n={result['ort']['n']}")
+    print(
+        f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
+        + (
+            f"tuned {tuned_tasks(result)} from {database}"
+            if database
+            else f"no tuning log (--tuning-log {args.tuning_log}: {_no_log_reason(args.tuning_log)})"
+        )
+    )
+    for name, key in (("TVM ", "tvm"), ("ORT ", "ort")):
+        s = result[key]
+        print(f"{name} median {s['median_ms']:.3f} ms (p10 {s['p10_ms']:.3f}, p90 {s['p90_ms']:.3f}), n={s['n']}")
     print(f"ratio TVM/ORT (medians): {result['ratio_tvm_over_ort']:.2f}x   max |diff| {result['max_abs_diff']:.2e}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
@@ -190,11 +222,20 @@ def _card(args: argparse.Namespace) -> int:
             result = _measure(onnx_path, mod, info, profile, database, args)
             result["model"] = Path(model).stem if model.endswith(".onnx") else model
             rows.append(result)
-            print(f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
-                  f"{result['ort']['median_ms']:.2f} ms, {result['ratio_tvm_over_ort']:.2f}x", file=sys.stderr, flush=True)
+            print(
+                f"{result['model']} on {profile.name}: TVM {result['tvm']['median_ms']:.2f} ms, ORT "
+                f"{result['ort']['median_ms']:.2f} ms, {result['ratio_tvm_over_ort']:.2f}x",
+                file=sys.stderr,
+                flush=True,
+            )
     what = cpu_description()
-    print(card_table(rows, f"{what}, {args.threads} threads, threading {args.threading}, median of "
-                           f"{rows[0]['tvm']['n'] if rows else 0} interleaved runs"))
+    print(
+        card_table(
+            rows,
+            f"{what}, {args.threads} threads, threading {args.threading}, median of "
+            f"{rows[0]['tvm']['n'] if rows else 0} interleaved runs",
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:
@@ -251,8 +292,10 @@ def card_table(rows: list[dict], caption: str) -> str:
     """Markdown table of --card rows (one per model x profile)."""
     lines = [f"{caption}:", "", "| model | profile | TVM ms | ORT ms | TVM/ORT | tasks from log |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['profile']} | {r['tvm']['median_ms']:.2f} | {r['ort']['median_ms']:.2f} | "
-                     f"**{r['ratio_tvm_over_ort']:.2f}x** | {_tasks_cell(r)} |")
+        lines.append(
+            f"| {r['model']} | {r['profile']} | {r['tvm']['median_ms']:.2f} | {r['ort']['median_ms']:.2f} | "
+            f"**{r['ratio_tvm_over_ort']:.2f}x** | {_tasks_cell(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -286,7 +329,8 @@ def _prefix_copy(database: Path, count: int | None) -> tuple[Path, int]:
 
 
 def _measure(onnx_path: Path, mod, info, profile, database, args: argparse.Namespace) -> dict:
-    """Compile with the database (and the default schedules unless --tuning-log none), then time TVM and ONNX Runtime in alternation (same input, threads)."""
+    """Compile with the database (and the default schedules unless --tuning-log none), then time TVM and ONNX
+    Runtime in alternation (same input, threads)."""
     import numpy as np
     import onnxruntime as ort
     import tvm
@@ -298,8 +342,7 @@ def _measure(onnx_path: Path, mod, info, profile, database, args: argparse.Names
 
     started = time.perf_counter()
     # `database`: a folder found for --tuning-log, None, or (--card) the choice itself, resolved by compile_relax
-    compiled = compile_relax(mod, profile, database_dir=database,
-                             default_schedules=LogChoice.of(args.tuning_log).default_schedules)
+    compiled = compile_relax(mod, profile, database_dir=database, default_schedules=LogChoice.of(args.tuning_log).default_schedules)
     compile_s = time.perf_counter() - started
     vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
     session = _ort_session(onnx_path, args)
@@ -310,7 +353,9 @@ def _measure(onnx_path: Path, mod, info, profile, database, args: argparse.Names
     diff = float(np.abs(vm["main"](x_tvm).numpy() - session.run(None, feed)[0]).max())
     stats = interleaved(
         {"tvm": lambda: vm["main"](x_tvm), "ort": lambda: session.run(None, feed)},
-        warmup=args.warmup, min_runs=args.runs, min_seconds=0.0,
+        warmup=args.warmup,
+        min_runs=args.runs,
+        min_seconds=0.0,
     )
     return {
         "model": onnx_path.name,
@@ -372,15 +417,20 @@ def _ab(args: argparse.Namespace, onnx_path: Path, mod, info) -> int:
         compiled = compile_relax(mod, profile, database_dir=LogChoice.of(word))
         vm = relax.VirtualMachine(compiled.executable, tvm.cpu())
         diff = float(np.abs(vm["main"](x_tvm).numpy() - want).max())
-        counts = {"tasks_from_database": compiled.tasks_from_database, "tasks_total": compiled.tasks_total,
-                  "tasks_merged": compiled.tasks_merged}
+        counts = {
+            "tasks_from_database": compiled.tasks_from_database,
+            "tasks_total": compiled.tasks_total,
+            "tasks_merged": compiled.tasks_merged,
+        }
         what = f"{tuned_tasks(counts)} from {compiled.database_dir.name}" if compiled.database_dir else "no log"
         notes[word] = f"{what}, max |diff| {diff:.1e}"
-        runs[word] = (lambda vm=vm: vm["main"](x_tvm))
+        runs[word] = lambda vm=vm: vm["main"](x_tvm)
     stats = interleaved({**runs, "ort": lambda: session.run(None, feed)}, warmup=args.warmup, min_runs=args.runs, min_seconds=0.0)
     ort_ms = stats["ort"].median_ms
-    print(f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
-          f"median of {stats['ort'].n} interleaved runs; ONNX Runtime {ort_ms:.3f} ms")
+    print(
+        f"model {onnx_path.name}, profile {profile.name}, {args.threads} threads, threading {args.threading}, "
+        f"median of {stats['ort'].n} interleaved runs; ONNX Runtime {ort_ms:.3f} ms"
+    )
     print("| --tuning-log | TVM ms | TVM/ORT | build |\n|---|--:|--:|---|")
     for word in runs:
         print(f"| {word} | {stats[word].median_ms:.3f} | {stats[word].median_ms / ort_ms:.3f}x | {notes[word]} |")
@@ -454,13 +504,17 @@ def _plot_card(rows: list[dict], path: Path, title: str) -> None:
         left.bar(xs, [r["tvm"]["median_ms"] for r in got], width, label=f"TVM {profile}")
         right.bar(xs, [r["ratio_tvm_over_ort"] for r in got], width, label=profile)
     ort = [sorted(r["ort"]["median_ms"] for r in rows if r["model"] == m) for m in models]
-    left.bar([i + len(profiles) * width for i in range(len(models))], [v[len(v) // 2] for v in ort], width,
-             color="#7f7f7f", label="ONNX Runtime (median of its runs)")
+    left.bar(
+        [i + len(profiles) * width for i in range(len(models))],
+        [v[len(v) // 2] for v in ort],
+        width,
+        color="#7f7f7f",
+        label="ONNX Runtime (median of its runs)",
+    )
     right.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     for ax, label in ((left, "latency per image, ms"), (right, "TVM / ONNX Runtime")):
         ax.set_xticks([i + width * (len(profiles) - 1) / 2 for i in range(len(models))])
-        ax.set_xticklabels([m.replace("mobilenetv2_", "").replace("_mobilenet_v2", "") for m in models], rotation=30,
-                           ha="right")
+        ax.set_xticklabels([m.replace("mobilenetv2_", "").replace("_mobilenet_v2", "") for m in models], rotation=30, ha="right")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)

@@ -52,8 +52,11 @@ def step(name: str, needs_s: float = 0.0):
                 except Skip as why:
                     RESULTS["steps"][name] = {"status": "skipped", "reason": str(why)}
                 except Exception as exc:  # noqa: BLE001  (a device check reports, it does not stop)
-                    RESULTS["steps"][name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                                              "traceback": traceback.format_exc(limit=6)}
+                    RESULTS["steps"][name] = {
+                        "status": "failed",
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exc(limit=6),
+                    }
                 RESULTS["steps"][name]["seconds"] = round(time.monotonic() - started, 1)
             save()
             print(f"[{name}] {RESULTS['steps'][name]['status']}", flush=True)
@@ -76,8 +79,7 @@ def cpu_flags() -> set[str]:
 
 def summary_ms(stats) -> dict:
     """The report's view of a runtime `LatencyStats`: median, p10, p90 (ms, rounded) and the sample count."""
-    return {"median_ms": round(stats.median_ms, 4), "p10_ms": round(stats.p10_ms, 4),
-            "p90_ms": round(stats.p90_ms, 4), "n": stats.n}
+    return {"median_ms": round(stats.median_ms, 4), "p10_ms": round(stats.p10_ms, 4), "p90_ms": round(stats.p90_ms, 4), "n": stats.n}
 
 
 def stats_ms(samples_s: list[float]) -> dict:
@@ -90,13 +92,17 @@ def compare(actual: np.ndarray, expected: np.ndarray) -> dict:
     from tvmdeploy.runtime.postprocess import topk_indices
 
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "top1_equal": bool((actual.argmax(-1) == expected.argmax(-1)).all()),
-            "top5_equal": bool((topk_indices(actual, 5) == topk_indices(expected, 5)).all()),
-            "passed": bool(diff.max() <= PARITY_ATOL)}
+    return {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "top1_equal": bool((actual.argmax(-1) == expected.argmax(-1)).all()),
+        "top5_equal": bool((topk_indices(actual, 5) == topk_indices(expected, 5)).all()),
+        "passed": bool(diff.max() <= PARITY_ATOL),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- setup
+
 
 def setup_paths(kit: Path, bundle_root: Path) -> None:
     # Before `import tvm`: the bundle's runtime-only TVM, never a compiler library.
@@ -109,12 +115,20 @@ def setup_paths(kit: Path, bundle_root: Path) -> None:
 
 @step("environment")
 def environment(kit: Path) -> dict:
-    info = {"python": sys.version.split()[0], "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "avx512f": "avx512f" in cpu_flags(), "kit": json.loads((kit / "KIT.json").read_text())}
+    info = {
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "avx512f": "avx512f" in cpu_flags(),
+        "kit": json.loads((kit / "KIT.json").read_text()),
+    }
     try:
         info["nvidia_smi"] = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30).stdout.strip()
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         info["nvidia_smi"] = f"unavailable: {exc}"
     import torch
@@ -158,11 +172,20 @@ def onnx_file(kit: Path, module, work: Path) -> Path:
     if not path.is_file():
         example = torch.zeros(1, 3, 224, 224)
         try:
-            torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["logits"],
-                              opset_version=17, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=17,
+                do_constant_folding=True,
+                dynamo=False,
+            )
         except TypeError:  # PyTorch < 2.5 has no `dynamo` argument
-            torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["logits"],
-                              opset_version=17, do_constant_folding=True)
+            torch.onnx.export(
+                module, (example,), str(path), input_names=["input"], output_names=["logits"], opset_version=17, do_constant_folding=True
+            )
     return path
 
 
@@ -194,6 +217,7 @@ def fixed_input(batch: int, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ GPU
+
 
 def _require_gpu() -> None:
     import torch
@@ -248,8 +272,9 @@ def cuda_parity(kit: Path, module, onnx_path_fn, name: str) -> dict:
         tvm_module = load_tvm(kit, name)
     except Exception as exc:
         # PyTorch sees the GPU, so a TVM "no device" means its CUDA 13 runtime found no usable driver.
-        raise RuntimeError(f"{exc} (TVM 0.27's CUDA runtime is CUDA 13: it needs NVIDIA driver R580 or newer; "
-                           f"see nvidia_smi in the environment step)") from exc
+        raise RuntimeError(
+            f"{exc} (TVM 0.27's CUDA runtime is CUDA 13: it needs NVIDIA driver R580 or newer; " f"see nvidia_smi in the environment step)"
+        ) from exc
     x = fixed_input(tvm_module.manifest.batch)
     tvm_logits = tvm_module.run(x)
     with torch.inference_mode():
@@ -271,8 +296,12 @@ def cuda_timing(kit: Path, module, name: str, iters: int) -> dict:
     tvm_module.run(x)  # warm-up: module load, first launch
     # time_evaluator synchronises the device around each sample: GPU time of one whole forward.
     tvm_samples = tvm_module.time(x, number=10, repeat=max(iters // 10, 5))
-    result = {"artifact": name, "batch": batch, "tvm": stats_ms(tvm_samples),
-              "torch_eager": torch_gpu_times(module, x, iters, graphs=False)}
+    result = {
+        "artifact": name,
+        "batch": batch,
+        "tvm": stats_ms(tvm_samples),
+        "torch_eager": torch_gpu_times(module, x, iters, graphs=False),
+    }
     try:
         result["torch_cuda_graph"] = torch_gpu_times(module, x, iters, graphs=True)
     except Exception as exc:  # noqa: BLE001  (capture can fail on old drivers; the rest still counts)
@@ -282,6 +311,7 @@ def cuda_timing(kit: Path, module, name: str, iters: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ CPU
+
 
 @step("avx512_vs_onnxruntime", needs_s=60)
 def avx512(kit: Path, onnx_path_fn, name: str, threads: int, iters: int) -> dict:
@@ -296,21 +326,32 @@ def avx512(kit: Path, onnx_path_fn, name: str, threads: int, iters: int) -> dict
     tvm_samples = tvm_module.time(x, number=1, repeat=iters)
     ort_stats = measure(lambda: session.run(None, {"input": x}), warmup=5, min_runs=iters, min_seconds=0.0, max_runs=iters)
     tvm_ms, ort_ms = stats_ms(tvm_samples), summary_ms(ort_stats)
-    return {"artifact": name, "threads": threads, "parity_vs_onnxruntime": parity, "tvm": tvm_ms,
-            "onnxruntime": ort_ms, "tvm_over_ort": round(tvm_ms["median_ms"] / ort_ms["median_ms"], 2),
-            "tuned": tvm_module.manifest.is_tuned, "schedules": tvm_module.manifest.schedule_text()}
+    return {
+        "artifact": name,
+        "threads": threads,
+        "parity_vs_onnxruntime": parity,
+        "tvm": tvm_ms,
+        "onnxruntime": ort_ms,
+        "tvm_over_ort": round(tvm_ms["median_ms"] / ort_ms["median_ms"], 2),
+        "tuned": tvm_module.manifest.is_tuned,
+        "schedules": tvm_module.manifest.schedule_text(),
+    }
 
 
 # --------------------------------------------------------------------------------------------- report
+
 
 def markdown(results: dict) -> str:
     lines = ["# tvmdeploy device check", "", f"started {results['started']}", ""]
     env = results["steps"].get("environment", {})
     if env.get("status") == "ok":
-        lines += [f"- GPU: {env.get('gpu', 'none')} ({env.get('nvidia_smi', '')})",
-                  f"- Python {env['python']}, PyTorch {env['torch']} (CUDA {env['torch_cuda']}), "
-                  f"onnxruntime {env['onnxruntime']}, TVM {env['tvm']} runtime-only={env['tvm_runtime_only']}",
-                  f"- CPU: {env['cpu_count']} logical cores, avx512f={env['avx512f']}", ""]
+        lines += [
+            f"- GPU: {env.get('gpu', 'none')} ({env.get('nvidia_smi', '')})",
+            f"- Python {env['python']}, PyTorch {env['torch']} (CUDA {env['torch_cuda']}), "
+            f"onnxruntime {env['onnxruntime']}, TVM {env['tvm']} runtime-only={env['tvm_runtime_only']}",
+            f"- CPU: {env['cpu_count']} logical cores, avx512f={env['avx512f']}",
+            "",
+        ]
     lines += ["| step | status | result |", "|---|---|---|"]
     for name, data in results["steps"].items():
         if name == "environment":

@@ -38,9 +38,7 @@ def read_synsets(path: Path) -> list[str]:
 def read_torchvision_names(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "_IMAGENET_CATEGORIES" for t in node.targets
-        ):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_IMAGENET_CATEGORIES" for t in node.targets):
             return [str(v) for v in ast.literal_eval(node.value)]
     raise SystemExit(f"{path}: no _IMAGENET_CATEGORIES assignment")
 

@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             table[kernel.op_class][variant] = (done_flops + work, seconds + kernel.median_us * 1e-6)
     shown = [v for v in VARIANTS if v in end_to_end]
     names = {"none": "raw lowering", "defaults": "default schedules", "shipped": "tuning log"}
-    print(f"{args.onnx.name}, {profile.name} ({isa}), {args.threads} threads; peak {peak_gmacs:.1f} GMAC/s/core "
-          f"= {peak_gflops:.0f} GFLOP/s on {args.threads} cores")
+    print(
+        f"{args.onnx.name}, {profile.name} ({isa}), {args.threads} threads; peak {peak_gmacs:.1f} GMAC/s/core "
+        f"= {peak_gflops:.0f} GFLOP/s on {args.threads} cores"
+    )
     print("| class | " + " | ".join(f"{names[v]} GFLOP/s (% peak)" for v in shown) + " |")
     print("|---|" + "--:|" * len(shown))
     for op_class, cells in table.items():

@@ -19,8 +19,12 @@ from tvmdeploy.runtime.errors import TvmDeployError
 # What one device-check run may carry (the device tool's limit on carried paths).
 CARRY_LIMIT_BYTES = 64 * 2**20
 _TOOLS = Path(__file__).resolve().parent
-_MODEL_SOURCES = ("compile/__init__.py", "compile/models/__init__.py", "compile/models/mobilenetv2_spec.py",
-                  "compile/models/torch_models.py")
+_MODEL_SOURCES = (
+    "compile/__init__.py",
+    "compile/models/__init__.py",
+    "compile/models/mobilenetv2_spec.py",
+    "compile/models/torch_models.py",
+)
 
 
 def fp16_exact_model(name: str, seed: int):
@@ -45,8 +49,9 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def prepare(kit: Path, *, model: str, cuda_profile: str, cpu_profile: str, batches: list[int],
-            pythons: list[str], with_onnx: bool, seed: int) -> dict:
+def prepare(
+    kit: Path, *, model: str, cuda_profile: str, cpu_profile: str, batches: list[int], pythons: list[str], with_onnx: bool, seed: int
+) -> dict:
     import torch
 
     from tvmdeploy.compile.build import build_artifact
@@ -77,12 +82,24 @@ def prepare(kit: Path, *, model: str, cuda_profile: str, cpu_profile: str, batch
         name = f"{profile_name}-b{batch}"
         started = time.perf_counter()
         # The CPU build applies the shipped MetaSchedule log (tuned on the 2-core dev host); CUDA has none.
-        result = build_artifact(onnx_path, load_profile(profile_name), kit / "artifacts" / name, batch=batch,
-                                tuning_log="shipped" if profile_name == cpu_profile else None)
+        result = build_artifact(
+            onnx_path,
+            load_profile(profile_name),
+            kit / "artifacts" / name,
+            batch=batch,
+            tuning_log="shipped" if profile_name == cpu_profile else None,
+        )
         timings[f"build {name} s"] = round(time.perf_counter() - started, 1)
         (kit / "artifacts" / name / "model.onnx").unlink(missing_ok=True)  # one copy (kit/model.onnx) is enough
-        artifacts.append({"name": name, "profile": profile_name, "batch": batch,
-                          "parity_here": result.manifest.parity, "bytes": _size(kit / "artifacts" / name)})
+        artifacts.append(
+            {
+                "name": name,
+                "profile": profile_name,
+                "batch": batch,
+                "parity_here": result.manifest.parity,
+                "bytes": _size(kit / "artifacts" / name),
+            }
+        )
         print(f"built {name} in {timings[f'build {name} s']} s", flush=True)
 
     bundle = make_bundle("linux-x86_64", kit / "runtime.tar.gz", python_versions=pythons, cudart="yes")
@@ -115,22 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-profile", default="x86-avx512")
     parser.add_argument("--batch", type=int, action="append", help="CUDA batch sizes (default 1 and 32)")
     parser.add_argument("--python", action="append", help="Python versions of the GPU machine (default 3.10-3.13)")
-    parser.add_argument("--with-onnx", action="store_true",
-                        help="carry model.onnx too (+14 MB; by default the device re-exports it with its PyTorch)")
+    parser.add_argument(
+        "--with-onnx", action="store_true", help="carry model.onnx too (+14 MB; by default the device re-exports it with its PyTorch)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        info = prepare(args.kit, model=args.model, cuda_profile=args.cuda_profile, cpu_profile=args.cpu_profile,
-                       batches=args.batch or [1, 32], pythons=args.python or ["3.10", "3.11", "3.12", "3.13"],
-                       with_onnx=args.with_onnx, seed=args.seed)
+        info = prepare(
+            args.kit,
+            model=args.model,
+            cuda_profile=args.cuda_profile,
+            cpu_profile=args.cpu_profile,
+            batches=args.batch or [1, 32],
+            pythons=args.python or ["3.10", "3.11", "3.12", "3.13"],
+            with_onnx=args.with_onnx,
+            seed=args.seed,
+        )
     except TvmDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     total = info["total_bytes"]
     print(f"kit {args.kit}: {total / 2**20:.1f} MiB ({', '.join(f'{k} {v}' for k, v in info['timings'].items())})")
     if total > CARRY_LIMIT_BYTES:
-        print(f"warning: over the {CARRY_LIMIT_BYTES / 2**20:.0f} MiB carry limit; drop --with-onnx or a batch size",
-              file=sys.stderr)
+        print(f"warning: over the {CARRY_LIMIT_BYTES / 2**20:.0f} MiB carry limit; drop --with-onnx or a batch size", file=sys.stderr)
     print(f"run on the GPU machine: bash {args.kit}/device_check.sh   (writes device_check.json/.md under $OUT)")
     return 0
 

@@ -40,12 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--models", help="comma list of zoo names (default: the card)")
     parser.add_argument("--minutes", type=float, default=6.0, help="tuning time per model (default 6)")
-    parser.add_argument("--ops", default="all", help="kernel classes to tune, as `tune --ops` (default: all, so the "
-                        "shipped log covers every kernel the build keeps)")
-    parser.add_argument("--rerank", type=int, metavar="K", help="ship, per task, the fastest inside the whole network "
-                        "of its K best records and its default schedule (`tune --export-best --rerank`), not the fastest alone")
-    parser.add_argument("--index-only", action="store_true",
-                        help="only record the models' keys in compile/models/zoo_kernels.json (default models: the whole zoo)")
+    parser.add_argument(
+        "--ops",
+        default="all",
+        help="kernel classes to tune, as `tune --ops` (default: all, so the " "shipped log covers every kernel the build keeps)",
+    )
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        metavar="K",
+        help="ship, per task, the fastest inside the whole network "
+        "of its K best records and its default schedule (`tune --export-best --rerank`), not the fastest alone",
+    )
+    parser.add_argument(
+        "--index-only",
+        action="store_true",
+        help="only record the models' keys in compile/models/zoo_kernels.json (default models: the whole zoo)",
+    )
     args = parser.parse_args(argv)
 
     from tvmdeploy.compile.models import zoo, zoo_kernels
@@ -80,8 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         history = root / "history" / profile.name / folder
         resume = (history / RECORD_FILE).is_file() or (history / HISTORY_ARCHIVE).is_file()
         print(f"{name}: tuning {key} for {args.minutes:g} min ({'resumed' if resume else 'new'})", flush=True)
-        result = tune(onnx_path, profile, resume=resume, log_dir=history, time_budget_min=args.minutes, ops=args.ops,
-                      trials=100000, progress_bar=False, on_task_table=lambda table: print(table, file=sys.stderr))
+        result = tune(
+            onnx_path,
+            profile,
+            resume=resume,
+            log_dir=history,
+            time_budget_min=args.minutes,
+            ops=args.ops,
+            trials=100000,
+            progress_bar=False,
+            on_task_table=lambda table: print(table, file=sys.stderr),
+        )
         print(format_report(result))
         shipped = root / profile.name / folder
         shutil.rmtree(shipped, ignore_errors=True)

@@ -30,7 +30,14 @@ ROOT_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6", "li
 SKIP_PACKAGES = frozenset({"dpkg", "install-info", "tar", "debconf", "perl-base", "perl", "base-files"})
 # Board Python packages, pinned to the host's versions where the host has them.
 WHEELS = (
-    "apache-tvm", "apache-tvm-ffi", "numpy", "ml_dtypes", "psutil", "tornado", "cloudpickle", "pillow",
+    "apache-tvm",
+    "apache-tvm-ffi",
+    "numpy",
+    "ml_dtypes",
+    "psutil",
+    "tornado",
+    "cloudpickle",
+    "pillow",
     "typing_extensions",
 )
 # The compiler library (260 MB) is never loaded on the board (TVM_USE_RUNTIME_LIB=1): skip unpacking it.
@@ -183,8 +190,17 @@ def resolve_packages(arch: Arch, roots: tuple[str, ...] = ROOT_PACKAGES) -> list
             break
         seen.update(batch)
         text = _run(
-            ["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
-             "--no-replaces", "--no-enhances", *[f"{p}:{arch.debian}" for p in batch]]
+            [
+                "apt-cache",
+                "depends",
+                "--no-recommends",
+                "--no-suggests",
+                "--no-conflicts",
+                "--no-breaks",
+                "--no-replaces",
+                "--no-enhances",
+                *[f"{p}:{arch.debian}" for p in batch],
+            ]
         ).stdout
         for deps in _parse_apt_depends(text, arch.debian).values():
             todo.extend(d for d in deps if d not in seen)
@@ -225,9 +241,21 @@ def _download_wheels(arch: Arch, folder: Path, show: bool) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     for pin in _progress(_wheel_pins(), "board: pip download", show=show):
         name = pin.split("==")[0]
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--platform", arch.wheel_platform, "--python-version", PYTHON.removeprefix("python"),
-               "--dest", str(folder)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            arch.wheel_platform,
+            "--python-version",
+            PYTHON.removeprefix("python"),
+            "--dest",
+            str(folder),
+        ]
         result = subprocess.run([*cmd, pin], capture_output=True, text=True)
         if result.returncode != 0 and "==" in pin:
             # The host's exact version may have no aarch64 wheel; the newest one that has is next best.
@@ -454,19 +482,37 @@ def start(
         server_port = _first_free_port(host, next_port)
         next_port = server_port + 1
         argv = board.command(
-            str(board.server_script), "--host", host, "--port", str(server_port), "--port-end", str(server_port + 1),
-            "--key", key,
-            "--load-library", str(library), "--emulated-by", board.arch.qemu,
+            str(board.server_script),
+            "--host",
+            host,
+            "--port",
+            str(server_port),
+            "--port-end",
+            str(server_port + 1),
+            "--key",
+            key,
+            "--load-library",
+            str(library),
+            "--emulated-by",
+            board.arch.qemu,
         )
         if tracker is not None:
             argv += ["--tracker", f"{tracker.host}:{tracker.port}"]
         with open(log, "wb") as out:
             # Own session: `stop` ends the server and the session processes it forked, as one group.
-            proc = subprocess.Popen(argv, env=board.env(), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, env=board.env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         server = BoardServer(
-            pid=proc.pid, key=key, arch=arch, emulator=board.arch.qemu, host=host, port=0,
-            tracker=f"{tracker.host}:{tracker.port}" if tracker else "", log=str(log), started=time.time(),
+            pid=proc.pid,
+            key=key,
+            arch=arch,
+            emulator=board.arch.qemu,
+            host=host,
+            port=0,
+            tracker=f"{tracker.host}:{tracker.port}" if tracker else "",
+            log=str(log),
+            started=time.time(),
         )
         _write_state(board, server)
         started.append((proc, log, server))
@@ -523,9 +569,7 @@ def _wait_ready(
             return
         if time.monotonic() > deadline:
             where = f"register with the tracker {tracker.host}:{tracker.port}" if tracker and server.port else "listen"
-            raise TvmDeployError(
-                f"the board server did not {where} within {timeout_s:.0f} s (log: {log}): {_log_tail(log, 2)}"
-            )
+            raise TvmDeployError(f"the board server did not {where} within {timeout_s:.0f} s (log: {log}): {_log_tail(log, 2)}")
         time.sleep(1.0)
 
 

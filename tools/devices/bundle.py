@@ -39,17 +39,40 @@ SITE = "site"  # folder inside the bundle that goes on sys.path
 # an artifact): the compiler's Python (relax, s_tir, topi), C++ sources and headers, web, tests.
 # backend/*/ holds compiler-side codegen helpers; only backend/*.py is imported at `import tvm`.
 _EXCLUDED = (
-    "tvm/relax/*", "tvm/s_tir/*", "tvm/topi/*", "tvm/testing/*", "tvm/web/*", "tvm/3rdparty/*",
-    "tvm/src/*", "tvm/include/*", "tvm/cmake/*", "tvm/lib64/*", "tvm/backend/*/*",
-    "tvm_ffi/3rdparty/*", "tvm_ffi/src/*", "tvm_ffi/include/*", "tvm_ffi/cython/*", "tvm_ffi/share/*",
-    "tvm_ffi/cmake/*", "tvm_ffi/stub/*",
-    "*/__pycache__/*", "*.pyc", "*.a", "*.h", "*.cc", "*.pyx", "*.pxi",
+    "tvm/relax/*",
+    "tvm/s_tir/*",
+    "tvm/topi/*",
+    "tvm/testing/*",
+    "tvm/web/*",
+    "tvm/3rdparty/*",
+    "tvm/src/*",
+    "tvm/include/*",
+    "tvm/cmake/*",
+    "tvm/lib64/*",
+    "tvm/backend/*/*",
+    "tvm_ffi/3rdparty/*",
+    "tvm_ffi/src/*",
+    "tvm_ffi/include/*",
+    "tvm_ffi/cython/*",
+    "tvm_ffi/share/*",
+    "tvm_ffi/cmake/*",
+    "tvm_ffi/stub/*",
+    "*/__pycache__/*",
+    "*.pyc",
+    "*.a",
+    "*.h",
+    "*.cc",
+    "*.pyx",
+    "*.pxi",
 )
 # Of the shared libraries only these: the 260 MB libtvm_compiler.so is what the bundle exists to avoid.
 # core.*.so is tvm_ffi's Cython extension, one per Python version; libtvm_ffi_testing.so is a NEEDED of it.
 _KEPT_LIBRARIES = (
-    "tvm/lib/libtvm_runtime.so", "tvm/lib/libtvm_runtime_*.so", "tvm_ffi/lib/libtvm_ffi.so",
-    "tvm_ffi/lib/libtvm_ffi_testing.so", "tvm_ffi/core.*.so",
+    "tvm/lib/libtvm_runtime.so",
+    "tvm/lib/libtvm_runtime_*.so",
+    "tvm_ffi/lib/libtvm_ffi.so",
+    "tvm_ffi/lib/libtvm_ffi_testing.so",
+    "tvm_ffi/core.*.so",
 )
 
 _LAUNCHER = '''"""Run from the unpacked bundle: python3 classify.py ARTIFACT IMAGE [...]; needs only numpy and Pillow."""
@@ -64,12 +87,12 @@ from tvmdeploy.runtime.bundle_main import main  # noqa: E402
 sys.exit(main())
 '''
 
-_ENV_SH = '''# source me: puts the bundle's Python packages on PYTHONPATH and selects TVM's runtime-only mode
+_ENV_SH = """# source me: puts the bundle's Python packages on PYTHONPATH and selects TVM's runtime-only mode
 _here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 export PYTHONPATH="$_here/site${PYTHONPATH:+:$PYTHONPATH}"
 export TVM_USE_RUNTIME_LIB=1
 export TVM_FFI_DISABLE_TORCH_C_DLPACK=1  # else tvm_ffi JIT-builds a torch extension at import when torch is present
-'''
+"""
 
 
 @dataclass
@@ -140,8 +163,20 @@ def find_wheel(dist: str, platform: str, python_version: str, cache: Path = WHEE
     if not found and download:
         cache.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-            "--platform", pip_platform, "--python-version", python_version, "--dest", str(cache), f"{dist}=={version}",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            pip_platform,
+            "--python-version",
+            python_version,
+            "--dest",
+            str(cache),
+            f"{dist}=={version}",
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -274,9 +309,7 @@ def make_bundle(
         raise TvmDeployError(f"bundling libcudart is only supported for linux-x86_64, not {platform}")
 
     members: list[Member] = [
-        (f"{SITE}/{name}", read)
-        for name, read in _tvm_members(platform, python_versions, Path(wheel_cache), download)
-        if keep_member(name)
+        (f"{SITE}/{name}", read) for name, read in _tvm_members(platform, python_versions, Path(wheel_cache), download) if keep_member(name)
     ]
     dep_name, dep_read = _pure_python_dependency("typing_extensions")
     members.append((f"{SITE}/{dep_name}", dep_read))

@@ -43,7 +43,8 @@ def check_bind(host: str, listen_any: bool, what: str) -> str:
     if not listen_any:
         raise TvmDeployError(
             f"refusing to bind the {what} to {host}: a TVM RPC server runs any code it is sent; "
-            f"pass {arg('listen_any')} to accept connections from other machines", param="listen_any"
+            f"pass {arg('listen_any')} to accept connections from other machines",
+            param="listen_any",
         )
     print(exposure_warning(host), file=sys.stderr, flush=True)
     return host
@@ -52,6 +53,7 @@ def check_bind(host: str, listen_any: bool, what: str) -> str:
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C, so the `finally` that stops TVM's worker process always runs."""
+
     def _raise(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -107,9 +109,13 @@ def start_server(
 
     try:
         return rpc.Server(
-            host, port=port, port_end=max(port_end, port + 1), key=key,
+            host,
+            port=port,
+            port_end=max(port_end, port + 1),
+            key=key,
             tracker_addr=(tracker.host, tracker.port) if tracker else None,
-            load_library=load_library, silent=True,
+            load_library=load_library,
+            silent=True,
         )
     except (ValueError, OSError, RuntimeError) as exc:
         raise TvmDeployError(f"cannot start the RPC server on {host}:{port}: {_reason(exc)}") from None

@@ -40,8 +40,7 @@ def zmm_lines(library: Path) -> int:
     objdump = shutil.which("objdump")
     if objdump is None:
         pytest.skip("objdump (binutils) is not installed")
-    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True).stdout
     return sum("%zmm" in line for line in text.splitlines())
 
 
@@ -65,9 +64,7 @@ def test_manifest_carries_the_cpu_flags(avx512_artifact: Path) -> None:
     assert BASE_FLAGS <= set(read_manifest(avx512_artifact).cpu_flags)
 
 
-def test_cpu_without_avx512_gets_a_clear_error_not_sigill(
-    avx512_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cpu_without_avx512_gets_a_clear_error_not_sigill(avx512_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tvmdeploy.runtime.loader import load_artifact
 
     fake = tmp_path / "cpuinfo"

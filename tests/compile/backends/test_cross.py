@@ -35,11 +35,15 @@ def test_host_library_is_a_host_elf(tiny_onnx, tmp_path):
 
 
 def _arm_profile_with_compiler(command: str):
-    return profile_from_dict({
-        "name": "arm-missing-cc", "device": "cpu", "arch": "aarch64",
-        "target": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"]},
-        "cross_compiler": {"command": command, "package": "g++-aarch64-linux-gnu"},
-    })
+    return profile_from_dict(
+        {
+            "name": "arm-missing-cc",
+            "device": "cpu",
+            "arch": "aarch64",
+            "target": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"]},
+            "cross_compiler": {"command": command, "package": "g++-aarch64-linux-gnu"},
+        }
+    )
 
 
 @pytest.mark.skipif(platform.machine() == "aarch64", reason="an aarch64 host needs no cross compiler")

@@ -79,12 +79,27 @@ def _fake_artifact(folder, onnx_path, batch=1):
 
     folder.mkdir(parents=True)
     shutil.copyfile(onnx_path, folder / "model.onnx")
-    write_manifest(folder, Manifest(
-        model_name="tiny", model_sha256=sha256_file(onnx_path), weights="unknown", labels="imagenet1k",
-        profile="fake-profile", device="cpu", arch="x86_64", cpu_flags=[], threads=1, target={"kind": "llvm"},
-        tvm_version="0", input=TensorSpec("input", [batch, 3, 16, 16]), output=TensorSpec("logits", [batch, 10]),
-        preprocess={}, library_sha256="0" * 64, tuning={"database": "logs", "tasks_total": 9, "tasks_from_database": 7},
-    ))
+    write_manifest(
+        folder,
+        Manifest(
+            model_name="tiny",
+            model_sha256=sha256_file(onnx_path),
+            weights="unknown",
+            labels="imagenet1k",
+            profile="fake-profile",
+            device="cpu",
+            arch="x86_64",
+            cpu_flags=[],
+            threads=1,
+            target={"kind": "llvm"},
+            tvm_version="0",
+            input=TensorSpec("input", [batch, 3, 16, 16]),
+            output=TensorSpec("logits", [batch, 10]),
+            preprocess={},
+            library_sha256="0" * 64,
+            tuning={"database": "logs", "tasks_total": 9, "tasks_from_database": 7},
+        ),
+    )
     return folder
 
 
@@ -103,8 +118,14 @@ def test_failures_become_rows_and_the_rest_completes(tiny_onnx, tmp_path):
 
     config = CompareConfig(
         targets=[str(good), f"{board}@qemu-aarch64", f"{good}@nobody", str(wrong), "no-such-thing", "x86-avx2"],
-        model=onnx_path, out_dir=tmp_path / "out", warmup=1, runs=3, min_seconds=0, threads=1,
-        baselines=("onnxruntime", "pytorch"), rpc_tracker="127.0.0.1:9190",
+        model=onnx_path,
+        out_dir=tmp_path / "out",
+        warmup=1,
+        runs=3,
+        min_seconds=0,
+        threads=1,
+        baselines=("onnxruntime", "pytorch"),
+        rpc_tracker="127.0.0.1:9190",
     )
     config_without_model = CompareConfig(targets=["x86-avx2"], out_dir=tmp_path / "out", baselines=())
     rows = compare(config, opener)
@@ -129,14 +150,27 @@ def test_failures_become_rows_and_the_rest_completes(tiny_onnx, tmp_path):
 
 def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_path):
     onnx_path = tiny_onnx()
-    config = CompareConfig(targets=["x86-avx2"], model=onnx_path, out_dir=tmp_path / "out", batch=2, warmup=0,
-                           runs=2, min_seconds=0, threads=1, baselines=("onnxruntime",))
+    config = CompareConfig(
+        targets=["x86-avx2"],
+        model=onnx_path,
+        out_dir=tmp_path / "out",
+        batch=2,
+        warmup=0,
+        runs=2,
+        min_seconds=0,
+        threads=1,
+        baselines=("onnxruntime",),
+    )
     from tvmdeploy.tools.cli.compare import make_opener
 
     opener = make_opener(SimpleNamespace(rpc_timeout=5, rpc_call_timeout=60, rpc_tracker=None))
     rows = compare(config, opener)
     assert [(r.kind, r.batch, r.status) for r in rows] == [
-        ("onnxruntime", 1, "ok"), ("tvm", 1, "ok"), ("onnxruntime", 2, "ok"), ("tvm", 2, "ok")]
+        ("onnxruntime", 1, "ok"),
+        ("tvm", 1, "ok"),
+        ("onnxruntime", 2, "ok"),
+        ("tvm", 2, "ok"),
+    ]
     assert all(r.parity.startswith("pass") for r in rows if r.kind == "tvm")
     assert rows[3].images_per_second == pytest.approx(2 / (rows[3].stats.median_ms / 1e3))
     assert (tmp_path / "out" / "x86-avx2-b2" / "manifest.json").is_file()
@@ -148,21 +182,61 @@ def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_pat
 @pytest.mark.parametrize(
     "name, shapes, first, expected",
     [
-        ("fused_conv2d_add_clip", [(1, 224, 224, 3), (8, 3, 3, 3), (1, 1, 1, 8), (1, 112, 112, 8)], True, ("stem", "stem 3x3 s2 3->8 @112x112")),
-        ("fused_conv2d1_add", [(1, 112, 112, 8), (8, 1, 1, 8), (1, 1, 1, 8), (1, 112, 112, 8)], False, ("pointwise", "pointwise-project 8->8 @112x112")),
-        ("fused_conv2d2_add", [(1, 112, 112, 8), (8, 3, 3, 1), (1, 1, 1, 8), (1, 56, 56, 8)], False, ("depthwise", "depthwise 3x3 s2 c8 @56x56")),
-        ("fused_conv2d4_add", [(1, 56, 56, 4), (24, 1, 1, 4), (1, 1, 1, 24), (1, 56, 56, 24)], False, ("pointwise", "pointwise-expand 4->24 @56x56")),
+        (
+            "fused_conv2d_add_clip",
+            [(1, 224, 224, 3), (8, 3, 3, 3), (1, 1, 1, 8), (1, 112, 112, 8)],
+            True,
+            ("stem", "stem 3x3 s2 3->8 @112x112"),
+        ),
+        (
+            "fused_conv2d1_add",
+            [(1, 112, 112, 8), (8, 1, 1, 8), (1, 1, 1, 8), (1, 112, 112, 8)],
+            False,
+            ("pointwise", "pointwise-project 8->8 @112x112"),
+        ),
+        (
+            "fused_conv2d2_add",
+            [(1, 112, 112, 8), (8, 3, 3, 1), (1, 1, 1, 8), (1, 56, 56, 8)],
+            False,
+            ("depthwise", "depthwise 3x3 s2 c8 @56x56"),
+        ),
+        (
+            "fused_conv2d4_add",
+            [(1, 56, 56, 4), (24, 1, 1, 4), (1, 1, 1, 24), (1, 56, 56, 24)],
+            False,
+            ("pointwise", "pointwise-expand 4->24 @56x56"),
+        ),
         # a tuned build's repacked weight: another shape, the same element count
-        ("fused_conv2d9_add", [(1, 7, 7, 240), (5, 3, 16, 4, 20), (1, 1, 1, 80), (1, 7, 7, 80)], False, ("pointwise", "pointwise-project 240->80 @7x7")),
+        (
+            "fused_conv2d9_add",
+            [(1, 7, 7, 240), (5, 3, 16, 4, 20), (1, 1, 1, 80), (1, 7, 7, 80)],
+            False,
+            ("pointwise", "pointwise-project 240->80 @7x7"),
+        ),
         ("fused_conv2d5", [(1, 8, 56, 56), (8, 1, 3, 3), (1, 8, 56, 56)], False, ("depthwise", "depthwise 3x3 c8 @56x56")),
         # merged blocks (schedules/fusion.py): data, each stage's weight and bias, [residual], output
-        ("fused_block01_prepacked", [(1, 112, 112, 16), (2, 1, 1, 16, 48), (1, 1, 1, 96), (2, 3, 3, 1, 48),
-                                     (1, 1, 1, 96), (1, 56, 56, 96)], False,
-         ("block", "expand 16->96, depthwise s2 @56x56")),
-        ("fused_block11_prepacked", [(1, 56, 56, 24), (3, 1, 1, 24, 48), (1, 1, 1, 144), (3, 3, 3, 1, 48),
-                                     (1, 1, 1, 144), (1, 1, 1, 144, 24), (1, 1, 1, 24), (1, 56, 56, 24),
-                                     (1, 56, 56, 24)], False,
-         ("block", "expand 24->144, depthwise, project ->24 @56x56")),
+        (
+            "fused_block01_prepacked",
+            [(1, 112, 112, 16), (2, 1, 1, 16, 48), (1, 1, 1, 96), (2, 3, 3, 1, 48), (1, 1, 1, 96), (1, 56, 56, 96)],
+            False,
+            ("block", "expand 16->96, depthwise s2 @56x56"),
+        ),
+        (
+            "fused_block11_prepacked",
+            [
+                (1, 56, 56, 24),
+                (3, 1, 1, 24, 48),
+                (1, 1, 1, 144),
+                (3, 3, 3, 1, 48),
+                (1, 1, 1, 144),
+                (1, 1, 1, 144, 24),
+                (1, 1, 1, 24),
+                (1, 56, 56, 24),
+                (1, 56, 56, 24),
+            ],
+            False,
+            ("block", "expand 24->144, depthwise, project ->24 @56x56"),
+        ),
         ("fused_matmul_add", [(1, 1280), (1280, 1000), (1000,), (1, 1000)], False, ("head", "classifier")),
         ("mean1", [(1, 7, 7, 1280), (1, 1, 1, 1280)], False, ("head", "global pool")),
         ("transpose1", [(1, 3, 224, 224), (1, 224, 224, 3)], False, ("other", "transpose")),
@@ -205,7 +279,9 @@ def test_kernel_breakdown_with_a_fake_vm():
     assert vm.instrument is None  # the hook is removed afterwards
     classes = {k.name: (k.op_class, k.calls) for k in b.kernels}
     assert classes == {
-        "fused_conv2d_add": ("stem", 1), "fused_conv2d1_add": ("depthwise", 2), "fused_matmul": ("head", 1),
+        "fused_conv2d_add": ("stem", 1),
+        "fused_conv2d1_add": ("depthwise", 2),
+        "fused_matmul": ("head", 1),
         "vm builtins": ("vm", 1),
     }
     assert list(b.by_class()) == ["stem", "depthwise", "head", "vm"]

@@ -123,8 +123,15 @@ def test_paddle_names_cover_every_tensor():
     mapping = checkpoints.paddle_key_map(spec)
     by_param_name = {target for name, (target, _) in mapping.items() if "." not in name}
     assert by_param_name == own
-    assert {"conv1_1_weights", "conv1_1_bn_scale", "conv2_1_expand_bn_offset", "conv8_1_linear_bn_mean",
-            "conv9_bn_variance", "fc10_weights", "fc10_offset"} <= set(mapping)
+    assert {
+        "conv1_1_weights",
+        "conv1_1_bn_scale",
+        "conv2_1_expand_bn_offset",
+        "conv8_1_linear_bn_mean",
+        "conv9_bn_variance",
+        "fc10_weights",
+        "fc10_offset",
+    } <= set(mapping)
 
 
 class _RunsShell:

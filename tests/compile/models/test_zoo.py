@@ -61,7 +61,11 @@ def test_registry_copies_the_card_table():
         card_name, source, top1, top5, flops, params, size = row
         assert card_name == entry.card.card_name and entry.source in source and size == "224"
         assert (float(top1), float(top5), float(flops), float(params)) == (
-            entry.card.top1, entry.card.top5, entry.card.flops_m, entry.card.params_m)
+            entry.card.top1,
+            entry.card.top5,
+            entry.card.flops_m,
+            entry.card.params_m,
+        )
 
 
 def test_unknown_name_lists_valid_names():
@@ -159,7 +163,9 @@ def test_torch_state_dict_uses_source_key_names(name, key, shape):
     assert list(state[key].shape) == shape
 
 
-@pytest.mark.parametrize("name, tensors", [("torchvision_mobilenet_v2", 262), ("timm_mobilenetv2_100", 262), ("ppcls_mobilenetv2_x1_0", 267)])
+@pytest.mark.parametrize(
+    "name, tensors", [("torchvision_mobilenet_v2", 262), ("timm_mobilenetv2_100", 262), ("ppcls_mobilenetv2_x1_0", 267)]
+)
 def test_state_dict_size(name, tensors):
     # 52 conv+BN pairs (53 in Paddle, whose t=1 block still expands), 4 BN tensors each, plus the linear.
     pytest.importorskip("torch")

@@ -63,7 +63,13 @@ def test_coverage_counts_the_models_tasks_in_the_chosen_log(tmp_path):
     cousin = zoo_kernels.coverage("cousin", "x86-avx2", index, logs)  # 2 of 3 conv/dense kernels: fits
     assert (cousin["log"], cousin["covered"], cousin["total"]) == ("tasks-own", 3, 4)
     assert zoo_kernels.coverage("stranger", "x86-avx2", index, logs) == {
-        "key": "tasks-x", "log": None, "covered": 0, "total": 4, "why": "no shipped log fits", "applied": False}
+        "key": "tasks-x",
+        "log": None,
+        "covered": 0,
+        "total": 4,
+        "why": "no shipped log fits",
+        "applied": False,
+    }
     assert zoo_kernels.coverage("absent", "x86-avx2", index, logs) is None
 
 

@@ -63,22 +63,26 @@ def test_calibration_sees_exactly_what_deployment_sees(tmp_path):
 def test_the_python_api_per_tensor_and_entropy(tiny_onnx, tmp_path):
     import tvmdeploy
 
-    result = tvmdeploy.quantize(tiny_onnx(), _photos(tmp_path / "cal", 3), tmp_path / "q.onnx", per_channel=False,
-                                method="entropy", samples=2, progress=False)
+    result = tvmdeploy.quantize(
+        tiny_onnx(), _photos(tmp_path / "cal", 3), tmp_path / "q.onnx", per_channel=False, method="entropy", samples=2, progress=False
+    )
     assert isinstance(result, tvmdeploy.QuantizeResult)
     assert result.images_used == 2 and not result.per_channel and result.method == "entropy"
     assert "QuantizeLinear" in _op_types(result.output)
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ("missing", "calibration folder not found"),
-    ("file", "--calibration must be a folder of images"),
-    ("empty", "holds no images"),
-    ("all-bad", "none of its 2 image file(s) could be read"),
-    ("quantized", "is already quantized (it has DequantizeLinear, QuantizeLinear)"),
-    ("method", "--method: unknown calibration method 'kl'"),
-    ("samples", "--samples must be >= 1"),
-])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "calibration folder not found"),
+        ("file", "--calibration must be a folder of images"),
+        ("empty", "holds no images"),
+        ("all-bad", "none of its 2 image file(s) could be read"),
+        ("quantized", "is already quantized (it has DequantizeLinear, QuantizeLinear)"),
+        ("method", "--method: unknown calibration method 'kl'"),
+        ("samples", "--samples must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tiny_onnx, tmp_path, capsys, case, message):
     from tvmdeploy.compile.quantization.calibrate import quantize_model
     from tvmdeploy.tools.cli.main import main
@@ -114,8 +118,7 @@ def test_bad_input_is_one_line_and_exit_2(tiny_onnx, tmp_path, capsys, case, mes
 def test_quantize_reports_how_closely_int8_follows_fp32(tiny_onnx, tmp_path, capsys):
     from tvmdeploy.tools.cli.main import main
 
-    code = main(["quantize", str(tiny_onnx()), "--calibration", str(_photos(tmp_path / "cal", 3)), "-o",
-                 str(tmp_path / "q.onnx")])
+    code = main(["quantize", str(tiny_onnx()), "--calibration", str(_photos(tmp_path / "cal", 3)), "-o", str(tmp_path / "q.onnx")])
     printed = capsys.readouterr().out
     assert code == 0 and "int8 vs fp32 on 3 image(s): top-1 agreement" in printed and "dB" in printed
 

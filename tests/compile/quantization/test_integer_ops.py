@@ -46,9 +46,20 @@ def _block_net(path: Path, width: int = 16) -> Path:
         helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
     ]
     hidden = 5 * width
-    initializers = [weight("w0", (c, 3, 3, 3)), bias("b0", c), weight("w1", (c, 1, 3, 3)), bias("b1", c),
-                    weight("w2", (hidden, c, 1, 1)), bias("b2", hidden), weight("w3", (c, hidden, 1, 1)), bias("b3", c),
-                    weight("fc", (16, c)), bias("fcb", 16), six, zero]
+    initializers = [
+        weight("w0", (c, 3, 3, 3)),
+        bias("b0", c),
+        weight("w1", (c, 1, 3, 3)),
+        bias("b1", c),
+        weight("w2", (hidden, c, 1, 1)),
+        bias("b2", hidden),
+        weight("w3", (c, hidden, 1, 1)),
+        bias("b3", c),
+        weight("fc", (16, c)),
+        bias("fcb", 16),
+        six,
+        zero,
+    ]
     return save_graph(path, nodes, {"input": [1, 3, 32, 32]}, {"logits": [1, 16]}, initializers, name="block")
 
 
@@ -69,8 +80,7 @@ def vnni_build(quantized_block, tmp_path_factory):
     from tvmdeploy.targets import load_profile
 
     profile = load_profile(VNNI_PROFILE)
-    result = build_artifact(quantized_block, profile, tmp_path_factory.mktemp("vnni") / "art",
-                            verify=profile.runs_on_this_machine)
+    result = build_artifact(quantized_block, profile, tmp_path_factory.mktemp("vnni") / "art", verify=profile.runs_on_this_machine)
     return profile, result
 
 
@@ -110,9 +120,10 @@ def test_int8_build_matches_onnx_runtime_on_the_same_qdq_file(vnni_build):
 # x86 without VNNI: vpmaddwd on weights widened to 16 bits per load (vpmovsxbw). LLVM also emits vpmaddwd for a
 # plain int32 multiply of small values, on weights widened to 32 bits (vpmovsxbd): the pair tells them apart.
 # ARM without the dot product (a72, a53): the int32 loop over 8-bit operands, which LLVM turns into widening smlal.
-@pytest.mark.parametrize(("profile_name", "instructions"), [(VNNI_PROFILE, ["vpdpbusd"]), ("arm-cortex-a76", ["sdot"]),
-                                                            ("x86-avx2", ["vpmaddwd", "vpmovsxbw"]),
-                                                            ("arm-cortex-a72", ["smlal"])])
+@pytest.mark.parametrize(
+    ("profile_name", "instructions"),
+    [(VNNI_PROFILE, ["vpdpbusd"]), ("arm-cortex-a76", ["sdot"]), ("x86-avx2", ["vpmaddwd", "vpmovsxbw"]), ("arm-cortex-a72", ["smlal"])],
+)
 def test_pointwise_and_dense_kernels_run_on_the_targets_8_bit_multiply_add(quantized_block, profile_name, instructions):
     from tvmdeploy.compile.frontend import import_onnx
     from tvmdeploy.compile.pipeline import compile_relax
@@ -155,8 +166,7 @@ def _functions(compiled) -> dict[str, str]:
     return dict(zip(parts[1::2], parts[2::2]))
 
 
-def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_block, tmp_path, capsys,
-                                                                     calibration_photos):
+def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_block, tmp_path, capsys, calibration_photos):
     """x86-avx2 (no VNNI): build, run, bench and compare take the int8 artifact as they take a float one."""
     from tvmdeploy.runtime.artifact import read_manifest
     from tvmdeploy.targets import load_profile
@@ -164,8 +174,7 @@ def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_b
 
     art = tmp_path / "avx2"
     runs = load_profile("x86-avx2").runs_on_this_machine
-    assert main(["build", str(quantized_block), "--profile", "x86-avx2", "-o", str(art)]
-                + ([] if runs else ["--no-verify"])) == 0
+    assert main(["build", str(quantized_block), "--profile", "x86-avx2", "-o", str(art)] + ([] if runs else ["--no-verify"])) == 0
     printed = capsys.readouterr().out
     assert "float emulation: none" in printed and "int8 vs fp32 on" in printed
     assert read_manifest(art).tuning["float_emulated"] == []
@@ -180,8 +189,28 @@ def test_without_vnni_the_cli_builds_runs_and_benches_the_int8_model(quantized_b
     printed = capsys.readouterr().out
     assert "PASS" in printed and "int8 vs fp32 on" in printed and "| TVM x86-avx2" in printed
     # compare: the artifact beside ONNX Runtime on the same QDQ file, its parity judged in output steps
-    assert main(["compare", str(art), "--model", str(quantized_block), "--runs", "3", "--warmup", "1",
-                 "--min-seconds", "0", "--no-chart", "--baselines", "onnxruntime", "-o", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(art),
+                "--model",
+                str(quantized_block),
+                "--runs",
+                "3",
+                "--warmup",
+                "1",
+                "--min-seconds",
+                "0",
+                "--no-chart",
+                "--baselines",
+                "onnxruntime",
+                "-o",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| TVM x86-avx2"))
     assert "| pass (" in row
 
@@ -196,10 +225,8 @@ def test_unsupported_quantization_forms_are_refused_in_one_line():
     x = relax.Var("x", relax.TensorType((1, 8), "float32"))
     with builder.function("main", [x]):
         with builder.dataflow():
-            q = builder.emit(relax.op.quantize(x, relax.const(0.5, "float32"), relax.const(0, "int16"), axis=1,
-                                               out_dtype="int16"))
-            out = builder.emit_output(relax.op.dequantize(q, relax.const(0.5, "float32"), relax.const(0, "int16"),
-                                                          axis=1))
+            q = builder.emit(relax.op.quantize(x, relax.const(0.5, "float32"), relax.const(0, "int16"), axis=1, out_dtype="int16"))
+            out = builder.emit_output(relax.op.dequantize(q, relax.const(0.5, "float32"), relax.const(0, "int16"), axis=1))
         builder.emit_func_output(out)
     with pytest.raises(TvmDeployError, match="unsupported quantization: int16 tensors") as caught:
         check_quantization_forms(builder.get())
@@ -237,12 +264,17 @@ def test_a_signed_activation_model_runs_as_unsigned_on_x86_and_still_agrees(tmp_
     from tvmdeploy.runtime.preprocess import PreprocessConfig
     from tvmdeploy.targets import load_profile
 
-    images, _ = _calibration_images(calibration_photos, PreprocessConfig.for_input([1, 3, 32, 32]), samples=4,
-                                    progress=False)
+    images, _ = _calibration_images(calibration_photos, PreprocessConfig.for_input([1, 3, 32, 32]), samples=4, progress=False)
     signed = tmp_path / "block.s8s8.onnx"
-    quantize_static(str(_block_net(tmp_path / "block.onnx")), str(signed), _Reader("input", images, 1),
-                    quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(_block_net(tmp_path / "block.onnx")),
+        str(signed),
+        _Reader("input", images, 1),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     profile = load_profile(VNNI_PROFILE)
     result = build_artifact(signed, profile, tmp_path / "art", verify=profile.runs_on_this_machine)
     assert result.manifest.tuning["float_emulated"] == []
@@ -262,14 +294,27 @@ def _int4_or_blocked(path: Path, *, blocked: bool) -> Path:
         scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_s")
         dequantize = helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["wd"])
         channels = 3
-    nodes = [helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["xq"]),
-             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]), dequantize,
-             helper.make_node("Conv", ["xd", "wd"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["logits"])]
-    constants = [weight, scale, numpy_helper.from_array(np.array(0.02, np.float32), "x_s"),
-                 numpy_helper.from_array(np.array(128, np.uint8), "x_z")]
-    graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, 8, 8])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], initializer=constants)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+        dequantize,
+        helper.make_node("Conv", ["xd", "wd"], ["c"]),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["logits"]),
+    ]
+    constants = [
+        weight,
+        scale,
+        numpy_helper.from_array(np.array(0.02, np.float32), "x_s"),
+        numpy_helper.from_array(np.array(128, np.uint8), "x_z"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "q",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])],
+        initializer=constants,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
     onnx.save(model, str(path))
@@ -297,11 +342,16 @@ def _qdq_with_activations(path: Path, *, quantized_output: bool) -> Path:
         return numpy_helper.from_array(np.asarray(value, dtype), name)
 
     constants = [
-        const("s_in", 0.02, np.float32), const("z_in", 128, np.uint8),
-        const("w1", rng.integers(-100, 100, (8, 3, 3, 3)), np.int8), const("s_w1", 0.01, np.float32),
-        const("s_1", 0.03, np.float32), const("z_1", 10, np.uint8),
-        const("w2", rng.integers(-100, 100, (16, 8, 1, 1)), np.int8), const("s_w2", 0.01, np.float32),
-        const("s_2", 0.01, np.float32), const("z_2", 5, np.uint8),
+        const("s_in", 0.02, np.float32),
+        const("z_in", 128, np.uint8),
+        const("w1", rng.integers(-100, 100, (8, 3, 3, 3)), np.int8),
+        const("s_w1", 0.01, np.float32),
+        const("s_1", 0.03, np.float32),
+        const("z_1", 10, np.uint8),
+        const("w2", rng.integers(-100, 100, (16, 8, 1, 1)), np.int8),
+        const("s_w2", 0.01, np.float32),
+        const("s_2", 0.01, np.float32),
+        const("z_2", 5, np.uint8),
         const("s_g", 0.005, np.float32),
     ]
     pooled = ["g"]
@@ -320,8 +370,7 @@ def _qdq_with_activations(path: Path, *, quantized_output: bool) -> Path:
         helper.make_node("GlobalAveragePool", ["d2"], ["g"]),
     ]
     if quantized_output:
-        nodes += [helper.make_node("QuantizeLinear", ["g", "s_g"], ["qg"]),
-                  helper.make_node("DequantizeLinear", ["qg", "s_g"], ["dg"])]
+        nodes += [helper.make_node("QuantizeLinear", ["g", "s_g"], ["qg"]), helper.make_node("DequantizeLinear", ["qg", "s_g"], ["dg"])]
         pooled = ["dg"]
     nodes.append(helper.make_node("Flatten", pooled, ["logits"]))
     return save_graph(path, nodes, {"input": [1, 3, 8, 8]}, {"logits": [1, 16]}, constants, name="acts")
@@ -334,8 +383,9 @@ def test_a_relu_before_a_quantize_folds_into_its_bounds(tmp_path):
     from tvmdeploy.targets import load_profile
 
     profile = load_profile("x86-avx2")
-    result = build_artifact(_qdq_with_activations(tmp_path / "acts.onnx", quantized_output=True), profile,
-                            tmp_path / "art", verify=profile.runs_on_this_machine)
+    result = build_artifact(
+        _qdq_with_activations(tmp_path / "acts.onnx", quantized_output=True), profile, tmp_path / "art", verify=profile.runs_on_this_machine
+    )
     assert result.manifest.tuning["float_emulated"] == []
     if result.parity is not None:  # the output step found through the Flatten after the last dequantize
         assert result.parity.passed and result.parity.step == pytest.approx(0.005), result.parity.summary()

@@ -30,8 +30,9 @@ def _pointwise(epilogue: str, rows: int = 49, channels_in: int = 24, channels_ou
     weight = te.placeholder((channels_out, 1, 1, channels_in), name="weight")
     bias = te.placeholder((1, 1, 1, channels_out), name="bias")
     r = te.reduce_axis((0, channels_in), name="r")
-    conv = te.compute((1, pixels, 1, channels_out),
-                      lambda n, h, w, c: te.sum(data[n, h, w, r] * weight[c, 0, 0, r], axis=r), name="conv2d_nhwc")
+    conv = te.compute(
+        (1, pixels, 1, channels_out), lambda n, h, w, c: te.sum(data[n, h, w, r] * weight[c, 0, 0, r], axis=r), name="conv2d_nhwc"
+    )
     biased = te.compute(conv.shape, lambda *i: conv(*i) + bias[0, 0, 0, i[-1]], name="T_add")
     args = [data, weight, bias]
     if epilogue == "swish":
@@ -39,8 +40,9 @@ def _pointwise(epilogue: str, rows: int = 49, channels_in: int = 24, channels_ou
         out = te.compute(conv.shape, lambda *i: biased(*i) * gate(*i), name="T_multiply")
     elif epilogue == "hardswish":
         shifted = te.compute(conv.shape, lambda *i: biased(*i) + tirx.const(3.0, "float32"), name="T_add_3")
-        clipped = te.compute(conv.shape, lambda *i: tirx.min(tirx.max(shifted(*i), tirx.const(0.0, "float32")),
-                                                             tirx.const(6.0, "float32")), name="T_clip")
+        clipped = te.compute(
+            conv.shape, lambda *i: tirx.min(tirx.max(shifted(*i), tirx.const(0.0, "float32")), tirx.const(6.0, "float32")), name="T_clip"
+        )
         scaled = te.compute(conv.shape, lambda *i: clipped(*i) / tirx.const(6.0, "float32"), name="T_divide")
         out = te.compute(conv.shape, lambda *i: biased(*i) * scaled(*i), name="T_multiply")
     else:
@@ -178,10 +180,14 @@ def test_a_deliberately_broken_rule_leaves_the_build_working_and_says_so(tiny_on
             return super()._schedule(sch, func, reductions, unit)
 
     rules = cpu.default_cpu_rules
-    monkeypatch.setattr(cpu, "default_cpu_rules", lambda parallel=True: [
-        BrokenDepthwise(parallel) if type(rule) is cpu.RegisterBlockedReduction else rule for rule in rules(parallel)])
-    code = main(["build", str(tiny_onnx()), "--profile", _host_profile().name, "-o", str(tmp_path / "art"),
-                 "--tuning-log", "defaults"])
+    monkeypatch.setattr(
+        cpu,
+        "default_cpu_rules",
+        lambda parallel=True: [
+            BrokenDepthwise(parallel) if type(rule) is cpu.RegisterBlockedReduction else rule for rule in rules(parallel)
+        ],
+    )
+    code = main(["build", str(tiny_onnx()), "--profile", _host_profile().name, "-o", str(tmp_path / "art"), "--tuning-log", "defaults"])
     out, err = capsys.readouterr()
     assert code == 0 and "-> PASS" in out
     tuning = read_manifest(tmp_path / "art").tuning

@@ -30,8 +30,9 @@ def test_tile_fits_registers_and_divides_the_channels(unit, rows, cols):
         assert tile.vector == unit.lanes  # whole vectors whenever the channels allow
 
 
-@pytest.mark.parametrize(("unit", "cols", "tile_cols", "vector"), [
-    (UNITS[0], 48, 48, 16), (UNITS[0], 24, 24, 8), (UNITS[0], 144, 48, 16), (UNITS[1], 24, 24, 8)])
+@pytest.mark.parametrize(
+    ("unit", "cols", "tile_cols", "vector"), [(UNITS[0], 48, 48, 16), (UNITS[0], 24, 24, 8), (UNITS[0], 144, 48, 16), (UNITS[1], 24, 24, 8)]
+)
 def test_channels_of_three_vectors_get_a_three_register_tile(unit, cols, tile_cols, vector):
     # x2.0's 48-channel and x1.0's 24-channel layers: one vector per tile row loads as often as it multiplies.
     tile = choose_tile(56, cols, unit)
@@ -58,16 +59,23 @@ def inverted_residual_net(width: int):
         def __init__(self, cin, cout, stride, expand):
             super().__init__()
             hidden = cin * expand
-            self.body = nn.Sequential(conv(cin, hidden), conv(hidden, hidden, 3, stride, hidden),
-                                      conv(hidden, cout, act=False))
+            self.body = nn.Sequential(conv(cin, hidden), conv(hidden, hidden, 3, stride, hidden), conv(hidden, cout, act=False))
             self.residual = stride == 1 and cin == cout
 
         def forward(self, x):
             return x + self.body(x) if self.residual else self.body(x)
 
     c1, c2 = width, width + width // 2
-    net = nn.Sequential(conv(3, c1, 3, 2), Block(c1, c1, 1, 1), Block(c1, c2, 2, 6), Block(c2, c2, 1, 6),
-                        conv(c2, 4 * c2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * c2, 11))
+    net = nn.Sequential(
+        conv(3, c1, 3, 2),
+        Block(c1, c1, 1, 1),
+        Block(c1, c2, 2, 6),
+        Block(c2, c2, 1, 6),
+        conv(c2, 4 * c2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * c2, 11),
+    )
     torch.manual_seed(0)
     for module in net.modules():  # non-trivial BN statistics, folded into the convs by the exporter
         if isinstance(module, nn.BatchNorm2d):
@@ -81,8 +89,15 @@ def odd_width_onnx(tmp_path_factory) -> Path:
     import torch
 
     path = tmp_path_factory.mktemp("odd") / "odd_width.onnx"
-    torch.onnx.export(inverted_residual_net(12), torch.randn(1, 3, 40, 40), str(path), input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        inverted_residual_net(12),
+        torch.randn(1, 3, 40, 40),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -114,8 +129,7 @@ def test_arm_build_emits_neon_fma_in_every_convolution(odd_width_onnx):
     assert len(kernels) >= 5, sorted(functions)[:20]
     for name in kernels:
         # A kernel's work runs in the parallel lambdas its body launches; look there too.
-        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
-                                                                                      functions[name]))
+        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*", functions[name]))
         assert re.search(r"\bfmla\s+v\d+\.[24]s", code), f"{name}: no NEON fmla"
         assert "TVMBackendAllocWorkspace" not in code, f"{name}: its register tile is allocated on the heap"
 
@@ -128,8 +142,7 @@ def _functions(asm: str) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["ppcls_mobilenetv2_x0_75"])  # x1.5 builds alike; one keeps `make test` short
-def test_card_widths_without_a_log_build_with_default_schedules_and_parity(exported_onnx, tmp_path, avx2_profile,
-                                                                            model):
+def test_card_widths_without_a_log_build_with_default_schedules_and_parity(exported_onnx, tmp_path, avx2_profile, model):
     from tvmdeploy.compile.build import build_artifact
 
     result = build_artifact(exported_onnx(model), avx2_profile, tmp_path / "art", tuning_log="defaults")
@@ -185,8 +198,7 @@ def _matmul_module(n: int, k: int, m: int):
     return tvm.IRModule({"matmul": func})
 
 
-@pytest.mark.parametrize(("shape", "weights_first"), [((49, 1920, 640), True), ((3136, 48, 288), False),
-                                                      ((56, 24, 24), False)])
+@pytest.mark.parametrize(("shape", "weights_first"), [((49, 1920, 640), True), ((3136, 48, 288), False), ((56, 24, 24), False)])
 def test_the_larger_operand_is_swept_once_and_values_stay_exact(shape, weights_first):
     """A late layer's megabytes of weights over a 7x7 map: weight panels outermost, each read once; an early
     layer's large activation: row tiles outermost. Either way (and with 3-register tiles) the values are exact."""

@@ -7,8 +7,7 @@ from tvmdeploy.compile.schedules.cpu_vector import vector_unit
 
 @pytest.mark.parametrize(
     ("profile_name", "lanes", "registers", "isa"),
-    [("x86-avx2", 8, 16, "avx2"), ("x86-avx512", 16, 32, "avx512"), ("arm-cortex-a72", 4, 32, "neon"),
-     ("arm-cortex-a53", 4, 32, "neon")],
+    [("x86-avx2", 8, 16, "avx2"), ("x86-avx512", 16, 32, "avx512"), ("arm-cortex-a72", 4, 32, "neon"), ("arm-cortex-a53", 4, 32, "neon")],
 )
 def test_vector_unit_follows_the_target(profile_name, lanes, registers, isa):
     import tvm

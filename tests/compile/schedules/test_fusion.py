@@ -19,8 +19,15 @@ def odd_size_onnx(tmp_path_factory):
     import torch
 
     path = tmp_path_factory.mktemp("odd_size") / "odd_size.onnx"
-    torch.onnx.export(inverted_residual_net(12), torch.randn(1, 3, 42, 42), str(path), input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        inverted_residual_net(12),
+        torch.randn(1, 3, 42, 42),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -50,8 +57,9 @@ def _kernels(mod) -> list[str]:
 
 
 @pytest.mark.parametrize(("projection", "stages"), [(True, 3), (False, 2)])
-def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed(odd_size_onnx, monkeypatch,
-                                                                                 projection, stages, merge_everything):
+def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed(
+    odd_size_onnx, monkeypatch, projection, stages, merge_everything
+):
     from tvmdeploy.compile.pipeline import make_target
     from tvmdeploy.compile.schedules import fusion
 
@@ -69,7 +77,7 @@ def test_only_expansions_above_the_size_threshold_merge_with_the_convs_they_feed
     assert calls == mod["main"].script().count("R.call_tir(") - 3 * (stages - 1)
     for name in blocks:
         assert "layout_free_buffers" in merged[name].attrs  # the block schedule repacks every weight by it
-        assert merged[name].script().count("T.sblock(\"") >= stages  # one reduction block per stage at least
+        assert merged[name].script().count('T.sblock("') >= stages  # one reduction block per stage at least
 
 
 def test_blocks_whose_bands_would_recompute_too_much_stay_apart(odd_size_onnx):
@@ -148,14 +156,17 @@ def _reference(func, args, target):
     return tensors[-1].numpy()
 
 
-@pytest.mark.parametrize(("rows_out", "stride", "row_bytes", "out_row_bytes", "band"), [
-    (56, 1, 56 * 144 * 4, 0, 14),               # x1.0 56x56x144 pair: 4 bands of 14 rows (16 expanded rows, 516 KB)
-    (56, 1, 56 * 144 * 4, 56 * 144 * 4, 14),    # with its projection: + 14 depthwise rows (967 KB in all)
-    (56, 2, 112 * 96 * 4, 0, 7),                # x1.0 112x112x96 -> 56: 15 expanded rows, 645 KB
-    (56, 2, 112 * 192 * 4, 0, 4),               # x2.0 112x112x192: 7 rows would need 1.3 MB
-    (56, 1, 56 * 288 * 4, 56 * 288 * 4, 7),     # x2.0 56x56x288 with projection: 8 even bands (8 rows: 7, odd)
-    (7, 1, 7 * 960 * 4, 0, 1),                  # 7 rows: no split into >= 4 even bands but single rows
-])
+@pytest.mark.parametrize(
+    ("rows_out", "stride", "row_bytes", "out_row_bytes", "band"),
+    [
+        (56, 1, 56 * 144 * 4, 0, 14),  # x1.0 56x56x144 pair: 4 bands of 14 rows (16 expanded rows, 516 KB)
+        (56, 1, 56 * 144 * 4, 56 * 144 * 4, 14),  # with its projection: + 14 depthwise rows (967 KB in all)
+        (56, 2, 112 * 96 * 4, 0, 7),  # x1.0 112x112x96 -> 56: 15 expanded rows, 645 KB
+        (56, 2, 112 * 192 * 4, 0, 4),  # x2.0 112x112x192: 7 rows would need 1.3 MB
+        (56, 1, 56 * 288 * 4, 56 * 288 * 4, 7),  # x2.0 56x56x288 with projection: 8 even bands (8 rows: 7, odd)
+        (7, 1, 7 * 960 * 4, 0, 1),  # 7 rows: no split into >= 4 even bands but single rows
+    ],
+)
 def test_band_is_the_tallest_that_fits_with_an_even_number_of_bands(rows_out, stride, row_bytes, out_row_bytes, band):
     assert choose_band(rows_out, stride, 3, row_bytes, out_row_bytes) == band
     if band > 1:
@@ -175,8 +186,7 @@ def test_arm_merged_blocks_emit_neon_fma(odd_size_onnx, merge_everything):
     blocks = [n for n in functions if n.startswith(BLOCK_PREFIX) and n.endswith("_prepacked_compute_")]
     assert len(blocks) == 3, sorted(functions)[:20]
     for name in blocks:
-        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*",
-                                                                                      functions[name]))
+        code = functions[name] + "".join(functions.get(lam, "") for lam in re.findall(r"\.L__tvm_parallel_lambda[.\d]*", functions[name]))
         assert len(re.findall(r"\bfmla\s+v\d+\.4s", code)) >= 2, f"{name}: no NEON fmla in both halves"
 
 

@@ -24,8 +24,7 @@ _HOLDER = textwrap.dedent("""
 @pytest.fixture
 def holder(tmp_path):
     """A second process holding the lock of tmp_path/db until its stdin is closed."""
-    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "db")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "db")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     yield proc
     if proc.poll() is None:
@@ -85,8 +84,11 @@ def test_a_packed_history_unpacks_to_the_same_files_and_resumes(tmp_path):
     folder = tmp_path / "history"
     folder.mkdir()
     # Records repeat themselves like MetaSchedule traces do: the archive must be far smaller.
-    files = {RECORD_FILE: '[0, [["x", "trace"], [1e-05]]]\n' * 2000, WORKLOAD_FILE: '["w", 1]\n',
-             "tuning_meta.json": '{"model_key": "k"}\n'}
+    files = {
+        RECORD_FILE: '[0, [["x", "trace"], [1e-05]]]\n' * 2000,
+        WORKLOAD_FILE: '["w", 1]\n',
+        "tuning_meta.json": '{"model_key": "k"}\n',
+    }
     for name, text in files.items():
         (folder / name).write_text(text)
     archive = pack_history(folder)

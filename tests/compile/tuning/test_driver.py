@@ -29,10 +29,18 @@ def inverted_residual_onnx(path: Path, channels: int = 8, outputs: int = 16) -> 
         return numpy_helper.from_array((0.3 * rng.standard_normal(shape)).astype(np.float32), name)
 
     c, o = channels, outputs
-    inits = [tensor("w1", (c, 3, 3, 3)), tensor("b1", (c,)), tensor("w2", (c, 1, 3, 3)), tensor("b2", (c,)),
-             tensor("w3", (o, c, 1, 1)), tensor("b3", (o,)), tensor("fc", (10, o)), tensor("fcb", (10,)),
-             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
-             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    inits = [
+        tensor("w1", (c, 3, 3, 3)),
+        tensor("b1", (c,)),
+        tensor("w2", (c, 1, 3, 3)),
+        tensor("b2", (c,)),
+        tensor("w3", (o, c, 1, 1)),
+        tensor("b3", (o,)),
+        tensor("fc", (10, o)),
+        tensor("fcb", (10,)),
+        numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+        numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+    ]
     nodes = [
         helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
@@ -62,9 +70,19 @@ def tuned(tiny_model, profile, tmp_path_factory):
     from tvmdeploy.compile.tuning.driver import tune
 
     folder = tmp_path_factory.mktemp("db") / "tiny"
-    result = tune(tiny_model, profile, trials=8, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=4,
-                  max_trials_per_task=4, measure_baseline=False, progress_bar=False, quick_measure=True,
-                  auto_seed=False)
+    result = tune(
+        tiny_model,
+        profile,
+        trials=8,
+        ops="depthwise,pointwise",
+        log_dir=folder,
+        trials_per_iter=4,
+        max_trials_per_task=4,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+        auto_seed=False,
+    )
     return result
 
 
@@ -201,9 +219,27 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
     from tvmdeploy.compile.tuning.driver import tune
 
     folder = tmp_path / "killed"
-    command = [sys.executable, "-m", "tvmdeploy.tools.cli", "tune", "--model", str(tiny_model), "--profile",
-               "x86-avx2", "--ops", "depthwise,pointwise", "--trials", "200", "--trials-per-iter", "2",
-               "--no-baseline", "--no-auto-seed", "--no-progress", "--log-dir", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "tvmdeploy.tools.cli",
+        "tune",
+        "--model",
+        str(tiny_model),
+        "--profile",
+        "x86-avx2",
+        "--ops",
+        "depthwise,pointwise",
+        "--trials",
+        "200",
+        "--trials-per-iter",
+        "2",
+        "--no-baseline",
+        "--no-auto-seed",
+        "--no-progress",
+        "--log-dir",
+        str(folder),
+    ]
     with open(tmp_path / "tune.log", "wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -222,9 +258,19 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
     before = _record_keys(folder)
     assert len(before) >= 2
 
-    result = tune(tiny_model, profile, trials=len(before) + 2, ops="depthwise,pointwise", resume=True,
-                  log_dir=folder, trials_per_iter=2, measure_baseline=False, progress_bar=False,
-                  quick_measure=True, auto_seed=False)
+    result = tune(
+        tiny_model,
+        profile,
+        trials=len(before) + 2,
+        ops="depthwise,pointwise",
+        resume=True,
+        log_dir=folder,
+        trials_per_iter=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+        auto_seed=False,
+    )
     after = _record_keys(folder)
     assert set(before) <= set(after)  # every finished record kept
     assert len(set(after)) == len(after)  # no candidate recorded twice
@@ -234,9 +280,26 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(tiny_model, profile, tmp
 
 def test_sigterm_stops_cleanly_and_keeps_records(tiny_model, tmp_path):
     folder = tmp_path / "stopped"
-    command = [sys.executable, "-m", "tvmdeploy.tools.cli", "tune", "--model", str(tiny_model), "--profile",
-               "x86-avx2", "--ops", "depthwise,pointwise", "--trials", "200", "--trials-per-iter", "2",
-               "--no-baseline", "--no-progress", "--log-dir", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "tvmdeploy.tools.cli",
+        "tune",
+        "--model",
+        str(tiny_model),
+        "--profile",
+        "x86-avx2",
+        "--ops",
+        "depthwise,pointwise",
+        "--trials",
+        "200",
+        "--trials-per-iter",
+        "2",
+        "--no-baseline",
+        "--no-progress",
+        "--log-dir",
+        str(folder),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
@@ -267,8 +330,18 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
     target = avx512 if avx512.runs_on_this_machine else load_profile("x86-avx2")
     folder = tmp_path / "seeded"
     # 2 tuned tasks x top-2 seeds + 2 default schedules = 6 measurements: over the budget, so no search runs.
-    result = tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, seed_from=tuned.folder,
-                  seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    result = tune(
+        tiny_model,
+        target,
+        trials=4,
+        ops="depthwise,pointwise",
+        log_dir=folder,
+        seed_from=tuned.folder,
+        seed_top_k=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+    )
     assert "seeded 4 records for 2 tasks" in caplog.text  # the library logs it; the CLI shows warnings
     assert result.trials_run == 0
     seeded = _record_keys(folder)
@@ -278,8 +351,19 @@ def test_seed_from_another_database_remeasures_its_best_schedules(tuned, tiny_mo
     assert len(seeded) == 6  # and this target's default schedule of each of the 2 tasks, measured too
     assert {str(r.target.attrs["mcpu"]) for r in records} == {target.target["mcpu"]}  # timed for this target
 
-    tune(tiny_model, target, trials=4, ops="depthwise,pointwise", log_dir=folder, resume=True, seed_from=tuned.folder,
-         seed_top_k=2, measure_baseline=False, progress_bar=False, quick_measure=True)
+    tune(
+        tiny_model,
+        target,
+        trials=4,
+        ops="depthwise,pointwise",
+        log_dir=folder,
+        resume=True,
+        seed_from=tuned.folder,
+        seed_top_k=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+    )
     assert sorted(_record_keys(folder)) == sorted(seeded)  # a resumed run does not time its seeds again
 
 
@@ -291,8 +375,18 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
     from tvmdeploy.compile.tuning.driver import tune
 
     folder = tmp_path / "budget"
-    result = tune(tiny_model, profile, trials=100000, ops="depthwise,pointwise", log_dir=folder, trials_per_iter=2,
-                  measure_baseline=False, progress_bar=False, quick_measure=True, time_budget_min=0.5)
+    result = tune(
+        tiny_model,
+        profile,
+        trials=100000,
+        ops="depthwise,pointwise",
+        log_dir=folder,
+        trials_per_iter=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+        time_budget_min=0.5,
+    )
     assert result.out_of_time and not result.interrupted
     records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
     # (Seeds of similar workloads may be default schedules of other shapes, refitted: not these.)
@@ -311,14 +405,24 @@ def test_resume_continues_a_packed_history(tuned, tiny_model, profile, tmp_path)
     shutil.copytree(tuned.folder, folder, ignore=shutil.ignore_patterns("logs"))
     before = _record_keys(folder)
     pack_history(folder)  # as a history is kept in the repository
-    result = tune(tiny_model, profile, trials=len(before) + 2, ops="depthwise,pointwise", resume=True, log_dir=folder,
-                  trials_per_iter=2, measure_baseline=False, progress_bar=False, quick_measure=True, auto_seed=False)
+    result = tune(
+        tiny_model,
+        profile,
+        trials=len(before) + 2,
+        ops="depthwise,pointwise",
+        resume=True,
+        log_dir=folder,
+        trials_per_iter=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+        auto_seed=False,
+    )
     after = _record_keys(folder)
     assert set(before) <= set(after) and result.trials_run == 2 and len(after) == len(before) + 2
 
 
-def test_a_second_tuner_on_the_same_database_refuses_before_extracting_tasks(tiny_model, profile, tmp_path,
-                                                                            monkeypatch):
+def test_a_second_tuner_on_the_same_database_refuses_before_extracting_tasks(tiny_model, profile, tmp_path, monkeypatch):
     from tvmdeploy.compile.tuning import driver
     from tvmdeploy.compile.tuning.database import lock_database
 
@@ -375,8 +479,15 @@ def test_seed_from_a_folder_without_database_is_a_user_error(tiny_model, profile
     from tvmdeploy.compile.tuning.driver import tune
 
     with pytest.raises(TvmDeployError, match="has no database_tuning_record.json"):
-        tune(tiny_model, profile, trials=4, log_dir=tmp_path / "db", seed_from=tmp_path / "nothing",
-             measure_baseline=False, progress_bar=False)
+        tune(
+            tiny_model,
+            profile,
+            trials=4,
+            log_dir=tmp_path / "db",
+            seed_from=tmp_path / "nothing",
+            measure_baseline=False,
+            progress_bar=False,
+        )
 
 
 def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_model, profile, tmp_path, caplog):
@@ -397,8 +508,7 @@ def test_log_from_another_pipeline_version_applies_with_a_warning(tuned, tiny_mo
     assert compiled.tasks_from_database == 2
 
 
-def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny_model, profile, tmp_path,
-                                                                      monkeypatch):
+def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny_model, profile, tmp_path, monkeypatch):
     """The build's default: a fitting shipped log tuned on another CPU kind gives way to the default schedules
     (said why, and `shipped` still applies it); one tuned on this CPU kind is applied."""
     import json
@@ -424,8 +534,10 @@ def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny
         assert (compiled.database_dir == folder) is applied, (tuned_on, word)
         assert compiled.tasks_from_database == (2 if applied else 0)
         notes.append(compiled.log_note)
-    assert notes[0] == (f"shipped log {folder.name} left out: tuned on Some CPU (mcpu other-cpu), another CPU kind "
-                        "than this one; default schedules instead (`--tuning-log shipped` applies it)")
+    assert notes[0] == (
+        f"shipped log {folder.name} left out: tuned on Some CPU (mcpu other-cpu), another CPU kind "
+        "than this one; default schedules instead (`--tuning-log shipped` applies it)"
+    )
     assert notes[1:] == ["", ""]
 
 

@@ -12,16 +12,41 @@ import pytest
 from tvmdeploy.compile.tuning import database, log_choice
 from tvmdeploy.compile.tuning.log_choice import choose_log, closeness, find_log, fitting_logs, log_workloads
 
-ZEN5 = {"vendor": "AuthenticAMD", "model_name": "AMD EPYC 9B45", "family": "26", "model": "2", "mcpu": "znver5",
-        "cores": 2, "l1d_bytes": 48 * 1024, "l2_bytes": 1024**2, "l3_bytes": 32 * 1024**2}
+ZEN5 = {
+    "vendor": "AuthenticAMD",
+    "model_name": "AMD EPYC 9B45",
+    "family": "26",
+    "model": "2",
+    "mcpu": "znver5",
+    "cores": 2,
+    "l1d_bytes": 48 * 1024,
+    "l2_bytes": 1024**2,
+    "l3_bytes": 32 * 1024**2,
+}
 ZEN4 = {**ZEN5, "model_name": "AMD EPYC 9654", "family": "25", "model": "17", "mcpu": "znver4"}
 ZEN5_OTHER = {**ZEN5, "model_name": "AMD Ryzen 9 9950X", "model": "68"}
-ICELAKE = {"vendor": "GenuineIntel", "model_name": "Intel Xeon Platinum 8375C", "family": "6", "model": "106",
-           "mcpu": "icelake-server", "cores": 4, "l1d_bytes": 48 * 1024, "l2_bytes": 1280 * 1024,
-           "l3_bytes": 54 * 1024**2}
-SKYLAKE = {"vendor": "GenuineIntel", "model_name": "Intel Xeon Gold 6148", "family": "6", "model": "85",
-           "mcpu": "skylake-avx512", "cores": 4, "l1d_bytes": 32 * 1024, "l2_bytes": 1024**2,
-           "l3_bytes": 27 * 1024**2 + 512 * 1024}
+ICELAKE = {
+    "vendor": "GenuineIntel",
+    "model_name": "Intel Xeon Platinum 8375C",
+    "family": "6",
+    "model": "106",
+    "mcpu": "icelake-server",
+    "cores": 4,
+    "l1d_bytes": 48 * 1024,
+    "l2_bytes": 1280 * 1024,
+    "l3_bytes": 54 * 1024**2,
+}
+SKYLAKE = {
+    "vendor": "GenuineIntel",
+    "model_name": "Intel Xeon Gold 6148",
+    "family": "6",
+    "model": "85",
+    "mcpu": "skylake-avx512",
+    "cores": 4,
+    "l1d_bytes": 32 * 1024,
+    "l2_bytes": 1024**2,
+    "l3_bytes": 27 * 1024**2 + 512 * 1024,
+}
 
 
 def H(short: str) -> str:
@@ -91,8 +116,9 @@ def test_choose_log_prefers_same_mcpu_then_family_then_caches_then_unknown(tmp_p
         choose_log([], ZEN5)
 
 
-@pytest.mark.parametrize("tuned_on, elsewhere", [(ZEN5_OTHER, False), (ZEN5, False), (ZEN4, True), (ICELAKE, True),
-                                                (None, False), ({}, False)])
+@pytest.mark.parametrize(
+    "tuned_on, elsewhere", [(ZEN5_OTHER, False), (ZEN5, False), (ZEN4, True), (ICELAKE, True), (None, False), ({}, False)]
+)
 def test_tuned_elsewhere_means_another_vendor_or_family(tuned_on, elsewhere):
     # Zen 4 and Zen 5 differ in family: another CPU kind; a log that records no CPU is not judged.
     why = log_choice.tuned_elsewhere(tuned_on, ZEN5)
@@ -134,8 +160,12 @@ def test_find_log_says_which_and_why(tmp_path, caplog):
         assert find_log(base, "tasks-k", {H("01")}, host=ZEN5) == zen4
     # several fit and none was tuned on this CPU kind: said at warning level, visible without -v
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.WARNING, f"tuning log {zen4} (model key tasks-k): closest of 2 fitting logs: tuned on AMD EPYC 9654 "
-                          "(mcpu znver4), closest caches L1d/L2/L3 48 KiB/1 MiB/32 MiB")]
+        (
+            logging.WARNING,
+            f"tuning log {zen4} (model key tasks-k): closest of 2 fitting logs: tuned on AMD EPYC 9654 "
+            "(mcpu znver4), closest caches L1d/L2/L3 48 KiB/1 MiB/32 MiB",
+        )
+    ]
     assert find_log(base, "tasks-none", {H("77")}, host=ZEN5) is None
 
 

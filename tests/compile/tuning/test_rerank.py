@@ -18,8 +18,9 @@ def test_rerank_writes_one_in_network_choice_per_task_and_keeps_parity(history, 
 
     model, tuned = history
     calls = []
-    result = rerank_in_network(model, avx2_profile, tuned.folder, tmp_path / "out", top_k=2, repeats=5,
-                               progress=lambda done, total: calls.append((done, total)))
+    result = rerank_in_network(
+        model, avx2_profile, tuned.folder, tmp_path / "out", top_k=2, repeats=5, progress=lambda done, total: calls.append((done, total))
+    )
     assert calls == [(1, 2), (2, 2)]
     tuned_tasks = {o.info.name for o in tuned.outcomes if o.trials_after}
     assert {c.task for c in result.choices} == tuned_tasks
@@ -50,9 +51,21 @@ def test_rerank_always_offers_each_tasks_default_schedule(history, avx2_profile,
     from tvmdeploy.compile.tuning.rerank import rerank_in_network
 
     model, tuned = history
-    seeded = tune(model, avx2_profile, trials=2, ops="all", auto_seed=False, seed_from=tuned.folder, log_dir=tmp_path / "db",
-                  trials_per_iter=2, max_trials_per_task=1, measure_baseline=False, progress_bar=False, quick_measure=True,
-                  only=lambda info: "conv2d" in info.name)
+    seeded = tune(
+        model,
+        avx2_profile,
+        trials=2,
+        ops="all",
+        auto_seed=False,
+        seed_from=tuned.folder,
+        log_dir=tmp_path / "db",
+        trials_per_iter=2,
+        max_trials_per_task=1,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+        only=lambda info: "conv2d" in info.name,
+    )
     result = rerank_in_network(model, avx2_profile, seeded.folder, tmp_path / "out", top_k=1, repeats=5)
     assert result.choices and all(c.default_rank is not None for c in result.choices)
     for choice in result.choices:
@@ -94,8 +107,29 @@ def test_cli_tune_export_best_with_rerank(history, tmp_path, capsys):
     folder = tmp_path / "history"
     shutil.copytree(tuned.folder, folder)
     out = tmp_path / "shipped"
-    code = main(["tune", "--model", str(model), "--profile", "x86-avx2", "--ops", "all", "--trials", "1", "--resume",
-                 "--no-baseline", "--no-auto-seed", "--no-progress", "--log-dir", str(folder), "--export-best", str(out), "--rerank", "2"])
+    code = main(
+        [
+            "tune",
+            "--model",
+            str(model),
+            "--profile",
+            "x86-avx2",
+            "--ops",
+            "all",
+            "--trials",
+            "1",
+            "--resume",
+            "--no-baseline",
+            "--no-auto-seed",
+            "--no-progress",
+            "--log-dir",
+            str(folder),
+            "--export-best",
+            str(out),
+            "--rerank",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "exported the in-network fastest record of 2 tasks" in captured.out

@@ -17,9 +17,27 @@ def tiny_model(tmp_path_factory, tiny_classifier_factory):
 
 def test_compare_json_with_failures_chart_and_breakdown(capsys, tmp_path, tiny_model):
     out = tmp_path / "out"
-    code = main(["compare", "x86-avx2", f"{tmp_path}/nope@rpc=127.0.0.1:1", "x86-avx2@rpc=127.0.0.1:1",
-                 "--model", str(tiny_model), "-o", str(out), "--baselines", "onnxruntime,pytorch",
-                 "--format", "json", "--breakdown", "x86-avx2", "--rpc-timeout", "3", *FAST])
+    code = main(
+        [
+            "compare",
+            "x86-avx2",
+            f"{tmp_path}/nope@rpc=127.0.0.1:1",
+            "x86-avx2@rpc=127.0.0.1:1",
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(out),
+            "--baselines",
+            "onnxruntime,pytorch",
+            "--format",
+            "json",
+            "--breakdown",
+            "x86-avx2",
+            "--rpc-timeout",
+            "3",
+            *FAST,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     report = json.loads(captured.out)
@@ -50,12 +68,27 @@ def test_compare_markdown_reuses_builds(capsys, tmp_path, tiny_model):
 
 
 def test_formats_of_a_failed_row():
-    records = [{
-        "label": "TVM arm-cortex-a72", "kind": "tvm", "batch": 1, "device": "remote cpu", "emulated": True,
-        "tuning": "untuned", "status": "failed", "error": "no RPC server at 127.0.0.1:9190 (connection refused)",
-        "median_ms": None, "p10_ms": None, "p90_ms": None, "n": 0, "images_per_second": None, "ratio_to_ort": None,
-        "parity": "", "artifact": None, "threads": 4,
-    }]
+    records = [
+        {
+            "label": "TVM arm-cortex-a72",
+            "kind": "tvm",
+            "batch": 1,
+            "device": "remote cpu",
+            "emulated": True,
+            "tuning": "untuned",
+            "status": "failed",
+            "error": "no RPC server at 127.0.0.1:9190 (connection refused)",
+            "median_ms": None,
+            "p10_ms": None,
+            "p90_ms": None,
+            "n": 0,
+            "images_per_second": None,
+            "ratio_to_ort": None,
+            "parity": "",
+            "artifact": None,
+            "threads": 4,
+        }
+    ]
     md = format_markdown(records)
     assert "| TVM arm-cortex-a72 (emulated) | 1 | remote cpu | untuned | failed: no RPC server" in md
     csv_text = format_csv(records)
@@ -87,8 +120,24 @@ def test_compare_on_an_emulated_board_in_one_command(capsys, tmp_path, tiny_mode
     from tvmdeploy.tools.devices import board
 
     out = tmp_path / "out"
-    code = main(["compare", "x86-avx2", "arm-cortex-a72@emulated", "--model", str(tiny_model), "-o", str(out),
-                 "--baselines", "onnxruntime", "--format", "json", "--max-seconds", "10", *FAST])
+    code = main(
+        [
+            "compare",
+            "x86-avx2",
+            "arm-cortex-a72@emulated",
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(out),
+            "--baselines",
+            "onnxruntime",
+            "--format",
+            "json",
+            "--max-seconds",
+            "10",
+            *FAST,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     rows = json.loads(captured.out)["rows"]

@@ -90,7 +90,12 @@ def test_flags_of_api_parameters(capsys, monkeypatch):
     from tvmdeploy.runtime.errors import TvmDeployError, arg
 
     assert [cli.flag_of(p) for p in ("rpc_key", "input_shape", "log_dir", "rpc_server", "call_timeout_s")] == [
-        "--rpc-key", "--input-shape", "--log-dir", "--rpc", "--rpc-call-timeout"]
+        "--rpc-key",
+        "--input-shape",
+        "--log-dir",
+        "--rpc",
+        "--rpc-call-timeout",
+    ]
 
     class Verb:  # a verb whose library call fails: the message is spelled with flags while the CLI runs
         @staticmethod

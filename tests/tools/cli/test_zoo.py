@@ -28,8 +28,9 @@ def test_zoo_log_column_from_index_and_logs(capsys, monkeypatch, tmp_path):
 
     index, logs = tmp_path / "index.json", tmp_path / "logs"
     shashes = [f"{n:016x}" for n in range(1, 5)]
-    zoo_kernels.record("x86-avx2", "ppcls_mobilenetv2_x0_5",
-                       {"key": "tasks-half", "pipeline": "p", "kernels": shashes[:3], "glue": shashes[3:]}, index)
+    zoo_kernels.record(
+        "x86-avx2", "ppcls_mobilenetv2_x0_5", {"key": "tasks-half", "pipeline": "p", "kernels": shashes[:3], "glue": shashes[3:]}, index
+    )
     log = logs / "x86-avx2" / "tasks-half"
     log.mkdir(parents=True)
     (log / "tuning_meta.json").write_text(json.dumps({"model_key": "tasks-half"}))
@@ -43,9 +44,15 @@ def test_zoo_log_column_from_index_and_logs(capsys, monkeypatch, tmp_path):
     assert rows["torchvision_mobilenet_v2"][7] == "?"  # not in this index
     assert main(["zoo", "--profile", "x86-avx2", "--json"]) == 0
     record = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["ppcls_mobilenetv2_x0_5"]
-    assert record["shipped_log"] == {"key": "tasks-half", "log": "tasks-half", "covered": 2, "total": 4,
-                                     "why": "model key tasks-half; the only log that fits; the log records no CPU",
-                                     "applied": True, "profile": "x86-avx2"}
+    assert record["shipped_log"] == {
+        "key": "tasks-half",
+        "log": "tasks-half",
+        "covered": 2,
+        "total": 4,
+        "why": "model key tasks-half; the only log that fits; the log records no CPU",
+        "applied": True,
+        "profile": "x86-avx2",
+    }
 
 
 def test_zoo_json(capsys):
@@ -55,8 +62,13 @@ def test_zoo_json(capsys):
     assert all(set(r) == {"name", "source", "width", "params_m", "flops_m", "top1", "top5", "shipped_log"} for r in records)
     by_name = {r["name"]: r for r in records}
     assert {k: v for k, v in by_name["ppcls_mobilenetv2_ssld"].items() if k != "shipped_log"} == {
-        "name": "ppcls_mobilenetv2_ssld", "source": "ppcls", "width": 1.0,
-        "params_m": 3.54, "flops_m": 327.842, "top1": 76.74, "top5": 93.39,
+        "name": "ppcls_mobilenetv2_ssld",
+        "source": "ppcls",
+        "width": 1.0,
+        "params_m": 3.54,
+        "flops_m": 327.842,
+        "top1": 76.74,
+        "top5": 93.39,
     }
     assert by_name["timm_mobilenetv2_100"]["source"] == "timm"
 

@@ -15,9 +15,19 @@ def tiny_tuned(tmp_path_factory, tiny_classifier_factory, avx2_profile):
     from tvmdeploy.compile.tuning.driver import tune
 
     model = tiny_classifier_factory(tmp_path_factory.mktemp("model") / "tiny.onnx")
-    result = tune(model, avx2_profile, trials=2, ops="all", auto_seed=False, log_dir=tmp_path_factory.mktemp("db") / "tiny",
-                  trials_per_iter=2, max_trials_per_task=2, measure_baseline=False, progress_bar=False,
-                  quick_measure=True)
+    result = tune(
+        model,
+        avx2_profile,
+        trials=2,
+        ops="all",
+        auto_seed=False,
+        log_dir=tmp_path_factory.mktemp("db") / "tiny",
+        trials_per_iter=2,
+        max_trials_per_task=2,
+        measure_baseline=False,
+        progress_bar=False,
+        quick_measure=True,
+    )
     return model, result.folder
 
 
@@ -25,9 +35,31 @@ def tiny_tuned(tmp_path_factory, tiny_classifier_factory, avx2_profile):
 def test_bench_tuned_reports_ratio_and_parity(tiny_tuned, tmp_path, threading):
     model, database = tiny_tuned
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-avx2",
-                           "--tuning-log", str(database), "--runs", "5", "--warmup", "1", "--threads", "1",
-                           "--threading", threading, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--onnx",
+            str(model),
+            "--profile",
+            "x86-avx2",
+            "--tuning-log",
+            str(database),
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--threading",
+            threading,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ratio TVM/ORT (medians)" in proc.stdout
     report = json.loads(out.read_text())
@@ -41,9 +73,27 @@ def test_bench_tuned_reports_ratio_and_parity(tiny_tuned, tmp_path, threading):
 
 def test_bench_tuned_ab_times_every_build_against_ort_in_one_run(tiny_tuned):
     model, database = tiny_tuned
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-avx2", "--ab",
-                           f"defaults,{database},none", "--runs", "4", "--warmup", "1", "--threads", "1"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--onnx",
+            str(model),
+            "--profile",
+            "x86-avx2",
+            "--ab",
+            f"defaults,{database},none",
+            "--runs",
+            "4",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {line.split(" | ")[0].strip("| "): line for line in proc.stdout.splitlines() if line.startswith("| ") and "x |" in line}
     assert set(rows) == {"defaults", str(database), "none"}, proc.stdout
@@ -55,8 +105,9 @@ def test_bench_tuned_ab_times_every_build_against_ort_in_one_run(tiny_tuned):
 
 def test_bench_tuned_unknown_profile_is_one_line_error(tiny_tuned):
     model, _ = tiny_tuned
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-nope"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--onnx", str(model), "--profile", "x86-nope"], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
 
@@ -69,9 +120,30 @@ def test_bench_tuned_card_table_and_chart(tiny_tuned, tmp_path):
     if not profiles:
         pytest.skip("no x86 profile runs on this machine")
     out, chart = tmp_path / "card.json", tmp_path / "card.png"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--card", "--card-models", str(model), "--tuning-log", str(database),
-                           "--runs", "3", "--warmup", "1", "--threads", "1", "--json", str(out), "--plot", str(chart)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--card",
+            "--card-models",
+            str(model),
+            "--tuning-log",
+            str(database),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(chart),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
     assert table[0] == "| model | profile | TVM ms | ORT ms | TVM/ORT | tasks from log |"
@@ -87,6 +159,5 @@ def test_bench_tuned_card_table_and_chart(tiny_tuned, tmp_path):
 
 def test_bench_tuned_card_models_needs_card(tiny_tuned):
     model, _ = tiny_tuned
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--card-models", str(model)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--card-models", str(model)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --card-models needs --card"

@@ -67,8 +67,9 @@ def test_stale_state_is_dropped(monkeypatch, tmp_path):
     (tmp_path / "run").mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    state = board.BoardServer(pid=dead.pid, key="k", arch="aarch64", emulator="qemu-aarch64-static", host="127.0.0.1",
-                              port=9090, tracker="", log="", started=0.0)
+    state = board.BoardServer(
+        pid=dead.pid, key="k", arch="aarch64", emulator="qemu-aarch64-static", host="127.0.0.1", port=9090, tracker="", log="", started=0.0
+    )
     board._write_state(board.BoardRoot(tmp_path, board.ARCHES["aarch64"]), state)
     [seen] = board.status()
     assert not seen.alive and not board.board_is_emulated("k")
@@ -103,8 +104,9 @@ def tracker_address():
     """A tracker handed out the moment it is started, not once it listens: as the README's
     `tvmdeploy rpc tracker &` followed at once by `tvmdeploy board up --tracker ...` (board_key) does."""
     port = free_port()
-    proc = subprocess.Popen([*CLI, "rpc", "tracker", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "rpc", "tracker", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     yield f"127.0.0.1:{port}"
@@ -170,7 +172,8 @@ def test_mobilenetv2_on_the_emulated_board_matches_onnx_runtime(tracker_address,
 @pytest.mark.rpc
 @pytest.mark.timeout(1800)
 def test_int8_mobilenetv2_runs_sdot_kernels_on_the_board_bit_exact_with_onnx_runtime(
-        tracker_address, board_key, exported_onnx, calibration_photos, tmp_path):
+    tracker_address, board_key, exported_onnx, calibration_photos, tmp_path
+):
     """The INT8 flow on the board: quantize x0.25, build for the Cortex-A76 (sdot), run remotely, compare with
     ONNX Runtime on the same QDQ file."""
     from tvmdeploy.compile.build import build_artifact
@@ -180,8 +183,7 @@ def test_int8_mobilenetv2_runs_sdot_kernels_on_the_board_bit_exact_with_onnx_run
     from tvmdeploy.runtime.rpc import RemoteModule, RpcEndpoint, connect
     from tvmdeploy.targets import load_profile
 
-    qdq = quantize_model(exported_onnx("ppcls_mobilenetv2_x0_25"), calibration_photos, tmp_path / "q.onnx",
-                         progress=False).output
+    qdq = quantize_model(exported_onnx("ppcls_mobilenetv2_x0_25"), calibration_photos, tmp_path / "q.onnx", progress=False).output
     result = build_artifact(qdq, load_profile("arm-cortex-a76"), tmp_path / "a76")
     assert result.manifest.tuning["float_emulated"] == []
     assert result.parity is None  # cross-compiled: checked here, on the device
@@ -197,8 +199,9 @@ def test_int8_mobilenetv2_runs_sdot_kernels_on_the_board_bit_exact_with_onnx_run
 @pytest.mark.rpc
 @pytest.mark.timeout(1800)
 def test_cli_bench_and_status_say_the_board_is_emulated(tracker_address, board_key, a72_artifact):
-    bench = cli("bench", str(a72_artifact), "--rpc-tracker", tracker_address, "--rpc-key", board_key,
-                "--runs", "2", "--warmup", "1", "--no-ort")
+    bench = cli(
+        "bench", str(a72_artifact), "--rpc-tracker", tracker_address, "--rpc-key", board_key, "--runs", "2", "--warmup", "1", "--no-ort"
+    )
     assert bench.returncode == 0, bench.stderr[-2000:]
     assert "emulated" in bench.stdout and "(remote)" in bench.stdout
     status = cli("rpc", "status", "--tracker", tracker_address)
@@ -247,9 +250,19 @@ def test_tuning_measures_on_both_emulated_boards_and_keeps_every_record_once(tra
     logs = [Path(server.log) for server in board.status() if server.key == board_key]
     assert len(logs) == 2
     before = [_sessions_served(log) for log in logs]
-    result = tune(inverted_residual_onnx(tmp_path / "tiny_ir.onnx"), load_profile("arm-cortex-a72"), trials=8,
-                  ops="pointwise", auto_seed=False, log_dir=tmp_path / "db", trials_per_iter=8,
-                  rpc_tracker=tracker_address, rpc_key=board_key, progress_bar=False, quick_measure=True)
+    result = tune(
+        inverted_residual_onnx(tmp_path / "tiny_ir.onnx"),
+        load_profile("arm-cortex-a72"),
+        trials=8,
+        ops="pointwise",
+        auto_seed=False,
+        log_dir=tmp_path / "db",
+        trials_per_iter=8,
+        rpc_tracker=tracker_address,
+        rpc_key=board_key,
+        progress_bar=False,
+        quick_measure=True,
+    )
     served = [_sessions_served(log) - count for log, count in zip(logs, before)]
     assert all(n > 0 for n in served), f"both boards must measure: sessions per board {served}"
     records = _record_keys(tmp_path / "db")

@@ -34,10 +34,17 @@ def test_compiler_library_and_compiler_python_are_left_out() -> None:
 
 def test_runtime_libraries_and_runtime_python_are_kept() -> None:
     for name in (
-        "tvm/lib/libtvm_runtime.so", "tvm/lib/libtvm_runtime_cuda.so", "tvm/lib/libtvm_runtime_extra.so",
-        "tvm_ffi/lib/libtvm_ffi.so", "tvm_ffi/lib/libtvm_ffi_testing.so",
-        "tvm_ffi/core.cpython-312-x86_64-linux-gnu.so", "tvm/__init__.py", "tvm/runtime/vm.py",
-        "tvm/backend/_autoload_backends.py", "tvm/rpc/server.py", "tvm/LICENSE",
+        "tvm/lib/libtvm_runtime.so",
+        "tvm/lib/libtvm_runtime_cuda.so",
+        "tvm/lib/libtvm_runtime_extra.so",
+        "tvm_ffi/lib/libtvm_ffi.so",
+        "tvm_ffi/lib/libtvm_ffi_testing.so",
+        "tvm_ffi/core.cpython-312-x86_64-linux-gnu.so",
+        "tvm/__init__.py",
+        "tvm/runtime/vm.py",
+        "tvm/backend/_autoload_backends.py",
+        "tvm/rpc/server.py",
+        "tvm/LICENSE",
     ):
         assert keep_member(name), name
 
@@ -87,8 +94,9 @@ def avx2_artifact(exported_onnx, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_bundle_runs_artifact_with_only_numpy_and_pillow(avx2_artifact: Path, tmp_path: Path, capsys) -> None:
     archive = tmp_path / "bundle.tar.gz"
-    code = cli_main(["bundle", "--platform", "linux-x86_64", "-o", str(archive), "--artifact", str(avx2_artifact),
-                     "--cudart", "no", "--offline"])
+    code = cli_main(
+        ["bundle", "--platform", "linux-x86_64", "-o", str(archive), "--artifact", str(avx2_artifact), "--cudart", "no", "--offline"]
+    )
     assert code == 0
     assert f"wrote {archive}" in capsys.readouterr().out
     with tarfile.open(archive) as tar:
@@ -108,9 +116,23 @@ def test_bundle_runs_artifact_with_only_numpy_and_pillow(avx2_artifact: Path, tm
     # -S: no site-packages at all (no TVM compiler, torch or onnxruntime); only the stdlib, deps and the bundle.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(deps), "HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-S", "-s", str(root / "classify.py"), str(root / "artifacts" / avx2_artifact.name),
-         str(broken), str(CAT), "--json", "--save-logits", str(logits_file)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-S",
+            "-s",
+            str(root / "classify.py"),
+            str(root / "artifacts" / avx2_artifact.name),
+            str(broken),
+            str(CAT),
+            "--json",
+            "--save-logits",
+            str(logits_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     # As `tvmdeploy run`: the unreadable image is listed on stderr, the other classified, exit status 1.
     assert done.returncode == 1, done.stderr
@@ -129,14 +151,16 @@ def test_bundle_runs_artifact_with_only_numpy_and_pillow(avx2_artifact: Path, tm
 
 
 def test_bundle_without_pillow_fails_with_a_clear_error(avx2_artifact: Path, tmp_path: Path) -> None:
-    archive = make_bundle("linux-x86_64", tmp_path / "b.tar.gz", artifacts=[avx2_artifact], cudart="no",
-                          download=False).path
+    archive = make_bundle("linux-x86_64", tmp_path / "b.tar.gz", artifacts=[avx2_artifact], cudart="no", download=False).path
     with tarfile.open(archive) as tar:
         _extract(tar, tmp_path / "x")
     root = tmp_path / "x" / "tvmdeploy-runtime-linux-x86_64"
     done = subprocess.run(
         [sys.executable, "-S", "-s", str(root / "classify.py"), str(root / "artifacts" / avx2_artifact.name), str(CAT)],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=120,
     )
     assert done.returncode == 2
     assert "error:" in done.stderr and "lacks numpy and Pillow" in done.stderr
@@ -183,9 +207,13 @@ def test_aarch64_bundle_runs_on_the_emulated_board(exported_onnx, tmp_path: Path
     image = Path(__file__).resolve().parents[3] / "tools" / "assets" / "cat.jpg"
     logits_file = tmp_path / "logits.npy"
     completed = subprocess.run(
-        root.command("-S", str(bundle_dir / "classify.py"), str(bundle_dir / "artifacts" / "a72"), str(image),
-                     "--save-logits", str(logits_file)),
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only)}, capture_output=True, text=True, timeout=300,
+        root.command(
+            "-S", str(bundle_dir / "classify.py"), str(bundle_dir / "artifacts" / "a72"), str(image), "--save-logits", str(logits_file)
+        ),
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "runtime-only" in completed.stdout and "1." in completed.stdout
