@@ -102,8 +102,9 @@ def coverage(name: str, profile: str, path: Path | None = None, logs_root: Path 
 
     `log` is the folder `--tuning-log shipped` would pick (None: no log fits; then covered is 0); covered/total
     count the model's tasks with a record in it, as `build` reports them (merged kernels left out); `applied`: whether the default
-    (`auto`) applies it, i.e. it was tuned on this CPU kind or records no CPU. None when the model is not indexed.
-    No TVM: the log's CPU is compared without LLVM's mcpu name (vendor, family and caches still count).
+    (`auto`) applies it, i.e. it was tuned on this or a kin core or records no CPU. None when the model is not indexed.
+    No TVM: the log's CPU is compared without LLVM's mcpu name, so only the same vendor, family and model number
+    counts as this CPU kind: a kin core's log, which `build` ranks first and applies, ranks here with the foreign ones.
     """
     from tvmdeploy.compile.tuning import log_choice
     from tvmdeploy.runtime.cpu_check import host_cpu_info

@@ -4,8 +4,9 @@ Logs live in `tuning_logs/<profile>/<folder>/` (MetaSchedule's two JSON files + 
 fits a model when its meta names the model's key (folder `<key>`, or `<key>@<anything>` for a second
 log of the same kernels tuned on another CPU); failing that, the log whose records cover most of the
 model's conv/dense kernels, if at least half. When several fit, the one tuned on the closest CPU wins:
-same LLVM mcpu > same vendor and family > closest cache sizes > a log that records no CPU at all. The
-build's default applies the chosen log only when it was tuned on this CPU kind (`tuned_elsewhere`).
+same LLVM mcpu > a kin core (KIN_CORES: one core lineage) > any other CPU > a log that records no CPU at all,
+closest cache sizes first within each. The build's default applies the chosen log only when it was tuned on
+the same or a kin core (`tuned_elsewhere`).
 
 Light on purpose: no TVM at import time (`tvmdeploy zoo` uses it); `cpu_record` asks TVM for the LLVM
 CPU name lazily. `find_database_for_tasks` is the build's lookup (compile/pipeline.py, `--tuning-log shipped`).
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 TUNED_ON = "tuned_on"  # the meta field holding cpu_record()
 MIN_COVER = 0.5
-FOREIGN_RANK = 2  # closeness rank from which a log was tuned on another CPU kind (other vendor or family)
+FOREIGN_RANK = 2  # closeness rank from which a log was tuned on another CPU kind (neither the same mcpu nor a kin core)
 X86_PROFILES = ("x86-avx512", "x86-avx2")  # fastest first: the shipped logs a host is offered
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,43 @@ def host_profiles(names: tuple[str, ...] = X86_PROFILES) -> list[str]:
 
 # ---- how close a log's CPU is to this host's -------------------------------------------------------------
 
+# Cores of one lineage, by LLVM's host CPU name (`llvm_get_system_cpu`): a log tuned on one serves the others
+# (rank 1). A schedule's records pick register tiles and L1/L2 blocking for a core's vector units and caches;
+# vendor and family say nothing of that (every Intel Core and Xeon since 2006 is family 6), so a log tuned on
+# an Emerald Rapids lost to the default schedules on an Ice Lake where the Rocket Lake log beat them
+# (docs/benchmarks.md, "Log choice by core microarchitecture"). Grouped from the vendors' public descriptions
+# of the cores, not measured pair by pair; an mcpu in no group is kin only to itself. Why each group:
+KIN_CORES: dict[str, tuple[str, ...]] = {
+    # Sunny Cove (Ice Lake), Willow Cove (Tiger Lake: Sunny Cove with a 1.25 MiB L2), Cypress Cove (Rocket Lake:
+    # Sunny Cove back-ported to 14 nm): one core, 48 KiB L1d, AVX-512 (most Ice Lake Xeons add a second 512-bit FMA).
+    "Sunny Cove": ("icelake-client", "icelake-server", "tigerlake", "rocketlake"),
+    # Golden Cove (Alder Lake P-cores, Sapphire Rapids), Raptor Cove (Raptor Lake, Emerald Rapids: Golden Cove with
+    # a 2 MiB L2) and Redwood Cove (Meteor Lake P-cores, Granite Rapids): Intel's tweak of Golden Cove (64 KiB L1i,
+    # prefetch, AMX-FP16) keeping the 48 KiB L1d, 2 MiB L2 (server), decode width and FMA ports: kin too. The
+    # hybrid clients have no AVX-512 (only their x86-avx2 logs cross); LLVM names them by the P-core.
+    "Golden Cove": (
+        "alderlake",
+        "raptorlake",
+        "meteorlake",
+        "sapphirerapids",
+        "emeraldrapids",
+        "graniterapids",
+        "graniterapids-d",
+    ),
+    # Lion Cove (Arrow Lake, Lunar Lake): a new core (L0/L1/L2 data caches, no SMT), kin to no Golden Cove.
+    "Lion Cove": ("arrowlake", "arrowlake-s", "lunarlake"),
+    # Skylake-SP, Cascade Lake (+VNNI), Cooper Lake (+BF16): one server core, 1 MiB L2, two 512-bit FMAs. Client
+    # Skylake (256 KiB L2, no AVX-512) is not in it; LLVM names Kaby/Coffee/Comet Lake `skylake` already (rank 0).
+    "Skylake server": ("skylake-avx512", "skx", "cascadelake", "cooperlake"),
+    # Broadwell is Haswell shrunk to 14 nm.
+    "Haswell": ("haswell", "broadwell"),
+    # Zen 4 is Zen 3 with a 1 MiB L2 (was 512 KiB) and AVX-512 run on the same two 256-bit FMA pipes (two passes),
+    # same 32 KiB L1d and 32 MiB L3 per CCD: the same FP32 work per cycle. Zen 5 (znver5) is a new core (full
+    # 512-bit datapaths, 48 KiB L1d, wider dispatch) and Zen 2 (znver2) an older one: kin to neither.
+    "Zen 3/Zen 4": ("znver3", "znver4"),
+}
+_KIN_OF = {mcpu: group for group, members in KIN_CORES.items() for mcpu in members}
+
 
 def _cache_distance(tuned_on: dict, host: dict) -> float:
     """Sum over L1d/L2/L3 of |log2(size ratio)|; a size unknown on either side counts as 4 (16x)."""
@@ -112,30 +150,36 @@ def _mib(size: int | None) -> str:
 
 
 def closeness(tuned_on: dict | None, host: dict) -> tuple[tuple[int, float], str]:
-    """(sort key, smaller is closer; why) for a log tuned on `tuned_on` used on `host` (host_cpu_info dicts)."""
+    """(sort key, smaller is closer; why) for a log tuned on `tuned_on` used on `host` (host_cpu_info dicts).
+
+    Rank 0: the same LLVM mcpu (where either side lacks it: the same vendor, family and model number); 1: a kin
+    core (KIN_CORES; needs both mcpus); FOREIGN_RANK: any other CPU; 4: the log records no CPU. Then cache sizes."""
     if not tuned_on:
         return (4, 0.0), "the log records no CPU"
     caches = _cache_distance(tuned_on, host)
     cpu = f"{tuned_on.get('model_name') or tuned_on.get('vendor') or '?'}"
-    if tuned_on.get("mcpu") and tuned_on.get("mcpu") == host.get("mcpu"):
-        return (0, caches), f"tuned on the same CPU kind (mcpu {tuned_on['mcpu']}, {cpu})"
-    same_vendor = tuned_on.get("vendor") and tuned_on.get("vendor") == host.get("vendor")
-    if same_vendor and tuned_on.get("family") and tuned_on.get("family") == host.get("family"):
-        return (1, caches), (
-            f"tuned on the same vendor and family ({tuned_on['vendor']} family "
-            f"{tuned_on['family']}: {cpu}, mcpu {tuned_on.get('mcpu') or '?'})"
+    mcpu, host_mcpu = tuned_on.get("mcpu"), host.get("mcpu")
+    if mcpu and mcpu == host_mcpu:
+        return (0, caches), f"tuned on the same CPU kind (mcpu {mcpu}, {cpu})"
+    ids = ("vendor", "family", "model")
+    if not (mcpu and host_mcpu) and all(tuned_on.get(k) and tuned_on.get(k) == host.get(k) for k in ids):
+        return (0, caches), (
+            f"tuned on the same CPU model ({tuned_on['vendor']} family {tuned_on['family']} model {tuned_on['model']}: {cpu})"
         )
+    group = _KIN_OF.get(mcpu or "")
+    if group and group == _KIN_OF.get(host_mcpu or ""):
+        return (1, caches), f"tuned on a kin core ({group}: mcpu {mcpu}, {cpu})"
     sizes = "/".join(_mib(tuned_on.get(n)) for n in _CACHES)
     known = any(tuned_on.get(n) for n in _CACHES)
-    return (2, caches), f"tuned on {cpu} (mcpu {tuned_on.get('mcpu') or '?'})" + (f", closest caches L1d/L2/L3 {sizes}" if known else "")
+    return (FOREIGN_RANK, caches), f"tuned on {cpu} (mcpu {mcpu or '?'})" + (f", closest caches L1d/L2/L3 {sizes}" if known else "")
 
 
 def tuned_elsewhere(tuned_on: dict | None, host: dict) -> str | None:
     """Why a log tuned on `tuned_on` counts as tuned on another CPU kind than `host` (neither the same LLVM mcpu
-    nor the same vendor and family), or None: same kind, or a log that records no CPU (not judged).
+    nor a kin core, KIN_CORES), or None: the same or a kin core, or a log that records no CPU (not judged).
 
-    The build's default (`auto`) leaves such a log out: its records were ranked by another CPU's timings and
-    lost to the default schedules on the other CPUs measured (docs/benchmarks.md, session 5)."""
+    The build's default (`auto`) leaves such a log out: its records were ranked by another core's timings and
+    lost to the default schedules on the other cores measured (docs/benchmarks.md: session 5, issue 22)."""
     if not tuned_on:
         return None
     (rank, _), why = closeness(tuned_on, host)
@@ -211,7 +255,7 @@ def find_database_for_tasks(tasks: list, profile: TargetProfile, root: Path | No
 class LogWord(str, enum.Enum):
     """How `--tuning-log` / `tuning_log=` finds a database when it names no folder."""
 
-    AUTO = "auto"  # the shipped log that fits the model, when it was tuned on this CPU kind (left_out_by_auto)
+    AUTO = "auto"  # the shipped log that fits the model, when tuned on this or a kin core (left_out_by_auto)
     SHIPPED = "shipped"  # that log whatever CPU it was tuned on
     DEFAULTS = "defaults"  # no log: the default schedules only
     NONE = "none"  # no log and no default schedules: TVM's raw lowering (for comparison)

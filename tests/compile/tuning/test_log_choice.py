@@ -36,6 +36,20 @@ ICELAKE = {
     "l2_bytes": 1280 * 1024,
     "l3_bytes": 54 * 1024**2,
 }
+ROCKETLAKE = {
+    "vendor": "GenuineIntel",
+    "model_name": "Intel(R) Xeon(R) Processor",
+    "family": "6",
+    "model": "167",
+    "mcpu": "rocketlake",
+    "cores": 2,
+    "l1d_bytes": 48 * 1024,
+    "l2_bytes": 2 * 1024**2,
+    "l3_bytes": 480 * 1024**2,
+}
+EMERALDRAPIDS = {**ROCKETLAKE, "model": "207", "mcpu": "emeraldrapids", "l3_bytes": 300 * 1024**2}
+TIGERLAKE = {**ICELAKE, "model_name": "11th Gen Intel(R) Core(TM) i7-1185G7", "model": "140", "mcpu": "tigerlake"}
+ZEN3 = {**ZEN4, "model_name": "AMD EPYC 7763", "family": "25", "model": "1", "mcpu": "znver3", "l1d_bytes": 32 * 1024}
 SKYLAKE = {
     "vendor": "GenuineIntel",
     "model_name": "Intel Xeon Gold 6148",
@@ -88,10 +102,54 @@ def test_closeness_ranks(tuned_on, rank):
     assert closeness(tuned_on, ZEN5)[0][0] == rank
 
 
-def test_same_vendor_and_family_without_mcpu_match():
-    other_mcpu = {**ZEN5_OTHER, "mcpu": "znver5-next"}
-    key, why = closeness(other_mcpu, ZEN5)
-    assert key[0] == 1 and "same vendor and family" in why and "AuthenticAMD family 26" in why
+@pytest.mark.parametrize(
+    "tuned_on, host, rank",
+    [
+        ({**ICELAKE, "model_name": "Intel Xeon Gold 6338"}, ICELAKE, 0),  # same mcpu
+        (ROCKETLAKE, ICELAKE, 1),  # Cypress Cove: Sunny Cove back-ported
+        (TIGERLAKE, ROCKETLAKE, 1),
+        (EMERALDRAPIDS, ICELAKE, 2),  # same vendor and family (6), another core
+        (SKYLAKE, ICELAKE, 2),
+        (ICELAKE, SKYLAKE, 2),
+        ({**EMERALDRAPIDS, "mcpu": "sapphirerapids"}, EMERALDRAPIDS, 1),
+        (ZEN3, ZEN4, 1),  # Zen 4 is Zen 3's lineage
+        (ZEN4, ZEN3, 1),
+        (ZEN5, ZEN4, 2),  # Zen 5 is a new core
+        (ZEN4, ZEN5, 2),
+    ],
+)
+def test_closeness_ranks_by_core_lineage(tuned_on, host, rank):
+    assert closeness(tuned_on, host)[0][0] == rank
+
+
+def test_same_vendor_and_family_is_no_longer_kin():
+    # Every Intel Core and Xeon since 2006 is family 6: an Emerald Rapids log on an Ice Lake is foreign.
+    key, why = closeness(EMERALDRAPIDS, ICELAKE)
+    assert key[0] == log_choice.FOREIGN_RANK
+    assert why.startswith("tuned on Intel(R) Xeon(R) Processor (mcpu emeraldrapids)")
+    assert closeness({**ZEN5_OTHER, "mcpu": "znver5-next"}, ZEN5)[0][0] == log_choice.FOREIGN_RANK
+
+
+def test_a_kin_core_says_its_lineage():
+    key, why = closeness(ROCKETLAKE, ICELAKE)
+    assert key[0] == 1 and why == "tuned on a kin core (Sunny Cove: mcpu rocketlake, Intel(R) Xeon(R) Processor)"
+    assert "kin core (Zen 3/Zen 4: mcpu znver3" in closeness(ZEN3, ZEN4)[1]
+
+
+def test_kin_table_is_plain_data_with_each_mcpu_in_one_group():
+    members = [mcpu for group in log_choice.KIN_CORES.values() for mcpu in group]
+    assert len(members) == len(set(members))
+    assert {"icelake-server", "rocketlake"} <= set(log_choice.KIN_CORES["Sunny Cove"])
+    assert "znver5" not in members  # a new core: kin only to itself
+
+
+def test_without_an_mcpu_only_the_same_cpu_model_counts():
+    # A host read without TVM (`tvmdeploy zoo`) has no LLVM name: the same vendor, family and model is the same core.
+    host = {**ROCKETLAKE, "mcpu": None}
+    key, why = closeness(ROCKETLAKE, host)
+    assert key[0] == 0 and why.startswith("tuned on the same CPU model (GenuineIntel family 6 model 167")
+    assert closeness(ICELAKE, host)[0][0] == log_choice.FOREIGN_RANK  # kinship needs LLVM's names
+    assert closeness({**ROCKETLAKE, "model": None}, host)[0][0] == log_choice.FOREIGN_RANK
 
 
 def test_cache_sizes_break_ties_between_strangers():
@@ -99,7 +157,7 @@ def test_cache_sizes_break_ties_between_strangers():
     assert closeness(SKYLAKE, host)[0] < closeness(ICELAKE, host)[0]
 
 
-def test_choose_log_prefers_same_mcpu_then_family_then_caches_then_unknown(tmp_path):
+def test_choose_log_prefers_same_mcpu_then_caches_then_unknown(tmp_path):
     unknown = make_log(tmp_path / "tasks-k", "tasks-k", [H("01")])
     icelake = make_log(tmp_path / "tasks-k@icelake-server", "tasks-k", [H("01")], ICELAKE)
     zen4 = make_log(tmp_path / "tasks-k@znver4", "tasks-k", [H("01")], ZEN4)
@@ -116,15 +174,54 @@ def test_choose_log_prefers_same_mcpu_then_family_then_caches_then_unknown(tmp_p
         choose_log([], ZEN5)
 
 
+def test_icelake_picks_the_rocketlake_log_and_leaves_the_emeraldrapids_log_out(tmp_path):
+    # issue 22: on an Ice Lake server the Rocket Lake log beat the default schedules, the Emerald Rapids log did not.
+    emerald = make_log(tmp_path / "tasks-k@emeraldrapids", "tasks-k", [H("01")], EMERALDRAPIDS)
+    rocket = make_log(tmp_path / "tasks-k@rocketlake", "tasks-k", [H("01")], ROCKETLAKE)
+    for order in ([emerald, rocket], [rocket, emerald]):
+        chosen, why = choose_log(order, ICELAKE)
+        assert chosen == rocket and why.startswith("closest of 2 fitting logs: tuned on a kin core (Sunny Cove: mcpu rocketlake")
+    assert log_choice.tuned_elsewhere(ROCKETLAKE, ICELAKE) is None
+    assert log_choice.tuned_elsewhere(EMERALDRAPIDS, ICELAKE).startswith("tuned on Intel(R) Xeon(R) Processor (mcpu emeraldrapids)")
+    assert log_choice.left_out_by_auto(rocket, ICELAKE) is None and log_choice.left_out_by_auto(emerald, ICELAKE)
+    # alone, the Emerald Rapids log is still what `shipped` would take; `auto` leaves it out (default schedules)
+    assert choose_log([emerald], ICELAKE)[0] == emerald
+
+
+def test_choose_log_ranks_same_mcpu_over_kin_over_foreign_and_caches_within_a_rank(tmp_path):
+    own = make_log(tmp_path / "own", "tasks-k", [H("01")], {**ICELAKE, "l3_bytes": 8 * 1024**2})  # caches far off
+    tiger = make_log(tmp_path / "tiger", "tasks-k", [H("01")], TIGERLAKE)  # kin, the host's caches
+    rocket = make_log(tmp_path / "rocket", "tasks-k", [H("01")], ROCKETLAKE)  # kin, other caches
+    emerald = make_log(tmp_path / "emerald", "tasks-k", [H("01")], EMERALDRAPIDS)  # foreign
+    skylake = make_log(tmp_path / "skylake", "tasks-k", [H("01")], SKYLAKE)  # foreign, closer caches than emerald
+    assert choose_log([emerald, rocket, tiger, own], ICELAKE)[0] == own  # same mcpu beats kin, whatever the caches
+    assert choose_log([emerald, rocket, tiger], ICELAKE)[0] == tiger  # caches break the tie among kin
+    assert choose_log([emerald, tiger, rocket], ICELAKE)[0] == tiger
+    assert choose_log([emerald, rocket], ICELAKE)[0] == rocket  # kin beats foreign with closer caches
+    assert closeness(SKYLAKE, ICELAKE)[0] < closeness(EMERALDRAPIDS, ICELAKE)[0]
+    assert choose_log([emerald, skylake], ICELAKE)[0] == skylake  # caches break the tie among the foreign
+
+
 @pytest.mark.parametrize(
     "tuned_on, elsewhere", [(ZEN5_OTHER, False), (ZEN5, False), (ZEN4, True), (ICELAKE, True), (None, False), ({}, False)]
 )
-def test_tuned_elsewhere_means_another_vendor_or_family(tuned_on, elsewhere):
-    # Zen 4 and Zen 5 differ in family: another CPU kind; a log that records no CPU is not judged.
+def test_tuned_elsewhere_means_neither_the_same_mcpu_nor_a_kin_core(tuned_on, elsewhere):
+    # Zen 5 is a new core, not of Zen 4's lineage: another CPU kind; a log that records no CPU is not judged.
     why = log_choice.tuned_elsewhere(tuned_on, ZEN5)
     assert (why is not None) is elsewhere
     if elsewhere:
         assert why.startswith(f"tuned on {tuned_on['model_name']} (mcpu {tuned_on['mcpu']})")
+
+
+def test_shipped_logs_on_a_zen4_host():
+    """What `auto` does with each shipped log on a Zen 4 (this development host): none is of its lineage."""
+    root = log_choice.default_logs_root()
+    folders = [f for profile in log_choice.X86_PROFILES for f in sorted((root / profile).glob("tasks-*"))]
+    assert folders
+    for folder in folders:
+        tuned_on = database.read_meta(folder).get(log_choice.TUNED_ON)
+        if tuned_on and tuned_on.get("mcpu") in ("znver5", "rocketlake", "emeraldrapids"):
+            assert log_choice.left_out_by_auto(folder, ZEN4), folder
 
 
 def test_choose_log_keeps_order_on_a_tie(tmp_path):
