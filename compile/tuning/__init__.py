@@ -1,1 +1,1 @@
-"""MetaSchedule tuning: the driver (`driver.tune`), its database, plan, seeding, tasks, rerank, MetaSchedule builder/search, log choice."""
+"""MetaSchedule tuning: `driver.tune`, its database, history, report, plan, seeding, tasks, rerank, builder/search, log choice."""

@@ -27,7 +27,7 @@ REJECTED_FILE = "database_rejected.txt"
 # A tuning history kept in the repository: its JSON files in one xz archive (MetaSchedule traces repeat
 # themselves: 36 MB of records pack into 140 KB). `tune` unpacks it to resume; tools/dev/tune_card.py packs it.
 HISTORY_ARCHIVE = "history.tar.xz"
-PROGRESS_FILE = "logs/progress.csv"  # the search's trials over time (driver._HistoryWriter), packed with the history
+PROGRESS_FILE = "logs/progress.csv"  # the search's trials over time (history.HistoryWriter), packed with the history
 LOCK_FILE = ".tvmdeploy-writer.lock"  # not *.json: never part of the database hash or of an export
 # Ours, next to MetaSchedule's files: the model key, profile, pipeline version, tasks and CPU of the tuning run.
 META_FILE = "tuning_meta.json"

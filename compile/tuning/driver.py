@@ -16,8 +16,10 @@ from typing import Any, Callable
 from tvmdeploy.compile.tuning import builder as ms_builder  # `builder` is a local name in the functions below
 from tvmdeploy.compile.tuning import plan as tuning_plan  # `plan` is a local name in tune()
 from tvmdeploy.compile.tuning import search as ms_search
-from tvmdeploy.compile.tuning.database import META_FILE, PROGRESS_FILE, mean_seconds
+from tvmdeploy.compile.tuning.database import META_FILE, mean_seconds
+from tvmdeploy.compile.tuning.history import HistoryWriter
 from tvmdeploy.compile.tuning.log_choice import default_logs_root
+from tvmdeploy.compile.tuning.report import format_task_table
 from tvmdeploy.compile.tuning.tasks import TaskInfo, describe_tasks, model_key, parse_ops
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.targets import TargetProfile
@@ -225,7 +227,7 @@ def tune(
     search. Kernels the default build merges into blocks (TaskInfo.merged) never use a record, so they are
     left out unless `include_merged` (their records serve only builds without the default schedules).
     `time_budget_min` stops the run cleanly (after the batch in flight) at that wall-clock time.
-    `on_task_table` receives `format_task_table` of the run before the search (default: logged at INFO).
+    `on_task_table` receives `report.format_task_table` of the run before the search (default: logged at INFO).
     """
     started = time.monotonic()
     deadline = None if time_budget_min is None else started + 60.0 * time_budget_min
@@ -271,7 +273,7 @@ def tune(
         trials_at_start = progress.trials
         (on_task_table or log.info)(format_task_table(infos, before, selected={i.index for i in selected}))
         strategies = []
-        history = _HistoryWriter(folder, resume)
+        history = HistoryWriter(folder, resume)
         if to_tune and remaining > 0:
             search = _Search(
                 database,
@@ -381,7 +383,7 @@ class _Search:
         builder,
         runner,
         progress,
-        history: _HistoryWriter,
+        history: HistoryWriter,
         *,
         remaining: int,
         trials_at_start: int,
@@ -579,86 +581,3 @@ def _make_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="trial", desc="tuning", disable=not enabled, dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
-
-
-class _HistoryWriter:
-    """Tuner-estimated latency vs trials and time, one line per measured batch, appended as batches finish
-    (logs/progress.csv: elapsed s since the first search on this database began, search trials, estimated ms;
-    for docs/benchmarks). A resumed search continues the clock where the file ends; a new database starts a new
-    file (one left by a deleted database would otherwise prefix its curve)."""
-
-    def __init__(self, folder: Path, resume: bool) -> None:
-        self.path = folder / PROGRESS_FILE
-        self.written = 0
-        self.offset = 0.0
-        if not resume:
-            self.path.unlink(missing_ok=True)
-        elif self.path.is_file():
-            lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            try:
-                self.offset = float(lines[-1].split(",")[0]) if lines else 0.0
-            except ValueError:  # a damaged last line: the curve restarts its clock, nothing else depends on it
-                self.offset = 0.0
-
-    def write(self, rows: list) -> None:
-        if len(rows) <= self.written:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            for elapsed, trials, est in rows[self.written :]:
-                handle.write(f"{self.offset + elapsed:.1f},{trials},{'' if est is None else f'{est:.4f}'}\n")
-        self.written = len(rows)
-
-
-def _share(values: dict[int, float]) -> dict[int, float]:
-    total = sum(values.values())
-    return {k: (v / total if total else 0.0) for k, v in values.items()}
-
-
-def format_task_table(infos: list[TaskInfo], seconds: dict[int, float | None], selected: set[int]) -> str:
-    """Every task with its class, calls, share of FLOPs and share of measured time (before tuning)."""
-    flops = _share({i.index: i.total_flops for i in infos})
-    timed = _share({i.index: (seconds.get(i.index) or 0.0) * i.weight for i in infos})
-    lines = [f"{'#':>3} {'task':<38} {'class':<10} {'kind':<28} {'calls':>5} {'FLOPs%':>7} {'time%':>6} {'ms/call':>8} tune"]
-    for info in sorted(infos, key=lambda i: -timed[i.index]):
-        ms_call = seconds.get(info.index)
-        lines.append(
-            f"{info.index:>3} {info.name[:38]:<38} {info.op_class:<10} {info.kind[:28]:<28} {info.weight:>5} "
-            f"{100 * flops[info.index]:>6.1f}% {100 * timed[info.index]:>5.1f}% "
-            f"{'-' if ms_call is None else f'{ms_call * 1e3:.4g}':>8} "
-            f"{'yes' if info.index in selected else 'merged' if info.merged else 'no'}"
-        )
-    return "\n".join(lines)
-
-
-def format_report(result: TuneResult) -> str:
-    """Final table: per task before -> after (per call and x calls), trials, failures; then totals and the database."""
-    lines = [
-        f"\n{'#':>3} {'task':<38} {'class':<10} {'calls':>5} {'before ms':>10} {'after ms':>9} {'speedup':>7} "
-        f"{'trials':>6} {'b-fail':>6} {'r-fail':>6}"
-    ]
-    total_before = total_after = 0.0
-    for o in sorted(result.outcomes, key=lambda o: -((o.after_ms or o.before_ms or 0) * o.info.weight)):
-        before = "-" if o.before_ms is None else f"{o.before_ms:.4g}"
-        after = "-" if o.after_ms is None else f"{o.after_ms:.4g}"
-        speed = f"{o.before_ms / o.after_ms:.1f}x" if o.before_ms and o.after_ms else "-"
-        total_before += (o.before_ms or 0.0) * o.info.weight
-        total_after += (o.after_ms if o.after_ms is not None else (o.before_ms or 0.0)) * o.info.weight
-        lines.append(
-            f"{o.info.index:>3} {o.info.name[:38]:<38} {o.info.op_class:<10} {o.info.weight:>5} {before:>10} "
-            f"{after:>9} {speed:>7} {o.trials_after:>6} {o.build_failures:>6} {o.run_failures:>6}"
-        )
-    builds = sum(o.build_failures for o in result.outcomes)
-    runs = sum(o.run_failures for o in result.outcomes)
-    lines.append(
-        f"kernel time x calls: {total_before:.2f} ms -> {total_after:.2f} ms (sum of kernels, not end to end); "
-        f"{result.trials_run} trials in {result.wall_s / 60:.1f} min; build failures {builds}, run failures {runs}; "
-        f"{result.skipped_duplicates} already-measured candidates skipped"
-    )
-    stopped = (
-        f" (interrupted; {arg('resume')} continues)"
-        if result.interrupted
-        else (f" (time budget reached; {arg('resume')} continues)" if result.out_of_time else "")
-    )
-    lines.append(f"database: {result.folder}{stopped}")
-    return "\n".join(lines)

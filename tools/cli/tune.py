@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.compile.tuning.driver import TuneOptions, format_report
+    from tvmdeploy.compile.tuning.driver import TuneOptions
+    from tvmdeploy.compile.tuning.report import format_report
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.targets import load_profile
 

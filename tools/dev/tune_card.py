@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from tvmdeploy.compile.models.export import export_onnx
     from tvmdeploy.compile.pipeline import PIPELINE_VERSION
     from tvmdeploy.compile.tuning.database import HISTORY_ARCHIVE, RECORD_FILE, pack_history
-    from tvmdeploy.compile.tuning.driver import format_report, prepared_tasks, tune
+    from tvmdeploy.compile.tuning.driver import prepared_tasks, tune
     from tvmdeploy.compile.tuning.log_choice import cpu_record, default_logs_root
+    from tvmdeploy.compile.tuning.report import format_report
     from tvmdeploy.compile.tuning.ship import ship_log
     from tvmdeploy.targets import load_profile
 

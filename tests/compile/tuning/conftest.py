@@ -1,4 +1,4 @@
-"""A small tuning history shared by the tests of what is made from one (rerank, ship)."""
+"""A small tuning history shared by the tests of what is made from one (rerank, ship, report)."""
 
 import pytest
 

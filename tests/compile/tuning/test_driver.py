@@ -182,21 +182,6 @@ def test_a_record_that_does_not_replay_on_its_workload_is_set_aside_not_fatal(tu
     assert sorted(_record_keys(folder)) == sorted(good)
 
 
-def test_report_names_resume_as_the_caller_spells_it(tuned):
-    import dataclasses
-
-    from tvmdeploy.compile.tuning.driver import format_report
-    from tvmdeploy.runtime.errors import spelling
-
-    stopped = dataclasses.replace(tuned, interrupted=True)
-    report = format_report(stopped)
-    assert report.startswith("\n  # task") and "kernel time x calls:" in report
-    assert report.endswith(f"database: {tuned.folder} (interrupted; resume continues)")
-    with spelling(lambda name: "--" + name):  # as under the CLI
-        assert format_report(stopped).endswith("(interrupted; --resume continues)")
-    assert format_report(tuned).endswith(f"database: {tuned.folder}")
-
-
 def test_parse_ops():
     from tvmdeploy.compile.tuning.tasks import OP_CLASSES, parse_ops
 
@@ -539,16 +524,3 @@ def test_auto_applies_a_shipped_log_only_when_tuned_on_this_cpu_kind(tuned, tiny
         "than this one; default schedules instead (`--tuning-log shipped` applies it)"
     )
     assert notes[1:] == ["", ""]
-
-
-def test_progress_file_restarts_for_a_new_database_and_continues_the_clock_on_resume(tmp_path):
-    from tvmdeploy.compile.tuning.database import PROGRESS_FILE
-    from tvmdeploy.compile.tuning.driver import _HistoryWriter
-
-    path = tmp_path / PROGRESS_FILE
-    path.parent.mkdir()
-    path.write_text("1168.3,480,3.2539\n")  # left by a database since deleted: not part of the new curve
-    _HistoryWriter(tmp_path, resume=False).write([(15.0, 16, 3.5), (31.5, 31, None)])
-    assert path.read_text() == "15.0,16,3.5000\n31.5,31,\n"
-    _HistoryWriter(tmp_path, resume=True).write([(2.0, 40, 3.25)])  # a resumed search: minutes keep counting
-    assert path.read_text().splitlines()[-1] == "33.5,40,3.2500"
