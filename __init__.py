@@ -10,6 +10,7 @@ The public Python API (the `tvmdeploy` command line is built on it)::
             print([(p.index, p.label, p.probability) for p in top])
         print(model.time().summary())                                  # LatencyStats, ms per batch
     tvmdeploy.tune("mnv2.onnx", "x86-avx2", tvmdeploy.TuneOptions(trials=64, time_budget_min=10))
+    print(tvmdeploy.evaluate("art/x86", "val/", ground_truth="val.txt").top1)  # -> EvalResult (top-1/top-5)
     tvmdeploy.profiles(), tvmdeploy.zoo()
 
 This file is the package's `__init__.py`: pyproject maps "tvmdeploy" to the repository root, whose
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.measure.evaluate import EvalResult
     from tvmdeploy.compile.models.export import ExportResult
     from tvmdeploy.compile.models.zoo import ZooEntry
     from tvmdeploy.compile.quantization.calibrate import QuantizeResult
@@ -40,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArtifactModule",
     "BuildResult",
+    "EvalResult",
     "ExportResult",
     "LatencyStats",
     "Model",
@@ -51,6 +54,7 @@ __all__ = [
     "TvmDeployError",
     "ZooEntry",
     "build",
+    "evaluate",
     "export",
     "load",
     "profiles",
@@ -63,6 +67,7 @@ __all__ = [
 _LAZY_TYPES = {
     "ArtifactModule": "tvmdeploy.runtime.module",
     "BuildResult": "tvmdeploy.compile.build",
+    "EvalResult": "tvmdeploy.compile.measure.evaluate",
     "ExportResult": "tvmdeploy.compile.models.export",
     "LatencyStats": "tvmdeploy.runtime.timing",
     "Model": "tvmdeploy.runtime.module",
@@ -237,3 +242,55 @@ def tune(
 
     options = options if options is not None else TuneOptions()
     return _tune(Path(model), _profile(profile), **options.as_kwargs())
+
+
+def evaluate(
+    artifact: str | os.PathLike[str] | None,
+    images: str | os.PathLike[str],
+    *,
+    onnx: str | os.PathLike[str] | None = None,
+    ground_truth: str | os.PathLike[str] | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    threads: int | None = None,
+    reference: bool = False,
+    rpc_tracker: str | None = None,
+    rpc_key: str | None = None,
+    rpc_server: str | None = None,
+    timeout_s: float = 60.0,
+    call_timeout_s: float = 600.0,
+    progress: bool = True,
+) -> EvalResult:
+    """Top-1/top-5 of the built `artifact` (or, with `artifact` None, of the ONNX model `onnx` on ONNX Runtime)
+    over the folder `images`: one sub-folder per synset (n01440764/...), or flat images with `ground_truth` (one
+    0-based class index per line in sorted filename order, or "FILE LABEL" lines, LABEL an index or a wnid).
+
+    `batch_size`: images per step (default: the artifact's batch, 8 for ONNX); `limit`: the first N images only;
+    `threads`: CPU threads of TVM and ONNX Runtime here (default: the profile's). `reference` also runs ONNX
+    Runtime on the artifact's model.onnx and reports agreement. The artifact runs on a device as with `load`
+    (`rpc_tracker` and `rpc_key`, or `rpc_server`; `timeout_s`, `call_timeout_s`). `progress`: a progress bar on
+    stderr. Unreadable images do not raise: the EvalResult lists them (`unreadable`) beside the metrics.
+    """
+    from pathlib import Path
+
+    from tvmdeploy.compile.measure.evaluate import EvalModel, evaluate_model
+
+    model = EvalModel.choose(artifact, onnx)  # both or neither is the first error
+    endpoint = None
+    if rpc_server or rpc_tracker or rpc_key:
+        from tvmdeploy.runtime.rpc import RpcEndpoint
+
+        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
+    return evaluate_model(
+        model,
+        Path(images),
+        ground_truth=None if ground_truth is None else Path(ground_truth),
+        batch_size=batch_size,
+        limit=limit,
+        threads=threads,
+        reference=reference,
+        endpoint=endpoint,
+        timeout_s=timeout_s,
+        call_timeout_s=call_timeout_s,
+        progress=progress,
+    )

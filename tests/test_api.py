@@ -1,4 +1,4 @@
-"""The public API (`import tvmdeploy`): build, load (classify/run/time), tune options, profiles, zoo."""
+"""The public API (`import tvmdeploy`): build, load (classify/run/time), evaluate, tune options, profiles, zoo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ def test_import_is_light():
     """`import tvmdeploy` (and touching its light names) must not import TVM, ONNX, ONNX Runtime or torch."""
     code = (
         "import sys, tvmdeploy\n"
-        "tvmdeploy.TvmDeployError, tvmdeploy.build, tvmdeploy.load, tvmdeploy.tune\n"
+        "tvmdeploy.TvmDeployError, tvmdeploy.build, tvmdeploy.load, tvmdeploy.tune, tvmdeploy.evaluate\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tvm', 'tvm_ffi', 'onnx', 'onnxruntime', 'torch'})\n"
         "print(','.join(heavy))\n"
     )
@@ -169,3 +170,66 @@ def test_export_is_public_api_and_refuses_an_unknown_model_before_importing_torc
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "error: unknown" in out and "resnet50" in out and out.strip().endswith("False")
+
+
+@pytest.fixture(scope="module")
+def labelled_folder(tiny_artifact, tmp_path_factory):
+    """(flat folder, ground-truth file): five photos labelled with the artifact's own top-1, and one broken file."""
+    folder = tmp_path_factory.mktemp("eval") / "flat"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(5):
+        path = folder / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 256, (30 + 4 * i, 44, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    with tvmdeploy.load(tiny_artifact.artifact_dir, threads=1) as model:
+        labels = [top[0].index for top in model.classify(paths, topk=1)]
+    (folder / "p9.png").write_bytes(b"not a png")  # sorts last: the last label line is its
+    gt = folder.parent / "gt.txt"
+    gt.write_text("".join(f"{label}\n" for label in labels) + "3\n")
+    return folder, gt
+
+
+def test_evaluate_artifact_with_reference(tiny_artifact, labelled_folder):
+    folder, gt = labelled_folder
+    result = tvmdeploy.evaluate(tiny_artifact.artifact_dir, folder, ground_truth=gt, reference=True, threads=1, progress=False)
+    assert isinstance(result, tvmdeploy.EvalResult)
+    assert (result.images, result.total, result.batch_size, result.layout) == (5, 6, 2, "ground-truth-file")
+    assert result.top1 == 1.0 and result.top5 == 1.0  # its own labels
+    assert result.with_reference and result.agreement_top1 == 1.0 and result.agreement_top5_set == 1.0
+    assert result.runner == "TVM x86-avx2 (local cpu)" and result.model == tiny_artifact.manifest.model_name
+    assert [Path(path).name for path, _ in result.unreadable] == ["p9.png"]
+    assert result.seconds > 0 and result.images_per_second == pytest.approx(5 / result.seconds)
+    report = result.to_dict()
+    assert list(report)[:8] == ["model", "runner", "weights", "folder", "layout", "batch_size", "seconds", "images_per_second"]
+    assert report["folder"] == str(folder) and report["reference_compared"] == 5 and report["top5_correct"] == 5
+    assert report["unreadable"][0]["path"].endswith("p9.png") and "not an image" in report["unreadable"][0]["reason"]
+
+
+def test_evaluate_onnx_with_limit_and_batch(tiny_artifact, labelled_folder):
+    """The same model on ONNX Runtime: the first three images, three steps of one; no reference run."""
+    folder, gt = labelled_folder
+    onnx = tiny_artifact.artifact_dir / "model.onnx"
+    result = tvmdeploy.evaluate(None, folder, onnx=onnx, ground_truth=gt, batch_size=1, limit=3, progress=False)
+    assert (result.images, result.total, result.batch_size) == (3, 3, 1)
+    assert result.top1 == 1.0 and result.unreadable == []
+    assert result.runner.startswith("ONNX Runtime ") and result.runner.endswith(" (host)")
+    assert not result.with_reference and result.agreement_top1 is None and result.to_dict()["reference_compared"] == 0
+
+
+def test_evaluate_rejects_bad_arguments(tmp_path):
+    """Checked before anything is opened; the messages name the API's parameters."""
+    with pytest.raises(TvmDeployError, match=r"^give either an artifact folder or onnx M\.onnx \(not both\)$"):
+        tvmdeploy.evaluate(tmp_path, tmp_path, onnx=tmp_path / "m.onnx")
+    with pytest.raises(TvmDeployError, match="either an artifact folder"):
+        tvmdeploy.evaluate(None, tmp_path)
+    with pytest.raises(TvmDeployError, match=r"^reference and rpc\* apply to an artifact, not to onnx$"):
+        tvmdeploy.evaluate(None, tmp_path, onnx=tmp_path / "m.onnx", reference=True)
+    with pytest.raises(TvmDeployError, match=r"apply to an artifact"):
+        tvmdeploy.evaluate(None, tmp_path, onnx=tmp_path / "m.onnx", rpc_server="127.0.0.1:9090")
+    with pytest.raises(TvmDeployError, match=r"^limit must be >= 1$") as info:
+        tvmdeploy.evaluate(tmp_path, tmp_path, limit=0)
+    assert info.value.param == "limit"
+    with pytest.raises(TvmDeployError, match=r"^threads must be >= 1, got 0$"):
+        tvmdeploy.evaluate(tmp_path, tmp_path, threads=0)

@@ -1,23 +1,37 @@
-"""Top-1/top-5 evaluation: ImageNet-style folder parsing, metrics, and agreement with a reference run."""
+"""Top-1/top-5 evaluation: ImageNet-style folder parsing, metrics, and agreement with a reference run.
+
+`evaluate_model` is the whole job (the public `tvmdeploy.evaluate` and `tvmdeploy eval`): open an artifact
+(here or over RPC) or an ONNX model, read the folder, run it in batches, return an `EvalResult`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.labels import Labels
 from tvmdeploy.runtime.loader import run_padded
+from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S
 from tvmdeploy.runtime.postprocess import topk_indices
 from tvmdeploy.runtime.preprocess import IMAGE_SUFFIXES, is_image_file
 
+if TYPE_CHECKING:
+    from tvmdeploy.runtime.rpc import RpcEndpoint
+
 logger = logging.getLogger(__name__)
 _WNID = re.compile(r"^n\d{8}$")
+_ONNX_BATCH = 8  # images per step of an ONNX model when no batch size is given (an artifact has its own)
 
 
 @dataclass(frozen=True)
@@ -241,3 +255,183 @@ class OrtClassifier:
         if self.batch is None:
             return self.model.run(images)
         return run_padded(self.model.run, images, self.batch, np.zeros((0, 0), np.float32))
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """What an evaluation runs: an artifact folder (TVM, here or over RPC), or an ONNX file (ONNX Runtime, here)."""
+
+    path: Path
+    onnx: bool
+
+    @classmethod
+    def choose(cls, artifact: str | os.PathLike[str] | None, onnx: str | os.PathLike[str] | None) -> EvalModel:
+        """The one of `artifact` and `onnx` that is given; both or neither is an error."""
+        if artifact is not None and onnx is None:
+            return cls(Path(artifact), onnx=False)
+        if onnx is not None and artifact is None:
+            return cls(Path(onnx), onnx=True)
+        raise TvmDeployError(f"give either an artifact folder or {arg('onnx')} M.onnx (not both)", param="onnx")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation: what ran where on which folder, its metrics, and how long the batches took."""
+
+    model: str  # the model's name (manifest or ONNX metadata)
+    runner: str  # where it ran, e.g. "TVM x86-avx2 (local cpu)" or "ONNX Runtime 1.20.1 (host)"
+    weights: str  # the weights' origin ("random:seed=0" for an export without a checkpoint)
+    folder: Path
+    layout: str  # "synset-folders" or "ground-truth-file"
+    batch_size: int
+    total: int  # images listed (after `limit`), readable or not
+    seconds: float  # the batches' wall time, image decoding included
+    with_reference: bool  # ONNX Runtime ran on the artifact's model beside it (the agreement_* values)
+    metrics: Metrics
+
+    @property
+    def images(self) -> int:
+        """Images evaluated (the readable ones)."""
+        return self.metrics.count
+
+    @property
+    def top1(self) -> float | None:
+        return Metrics._rate(self.metrics.top1, self.metrics.count)
+
+    @property
+    def top5(self) -> float | None:
+        return Metrics._rate(self.metrics.topk, self.metrics.count)
+
+    @property
+    def agreement_top1(self) -> float | None:
+        """Share of images with ONNX Runtime's top-1 (None without a reference run, or with no image read)."""
+        return Metrics._rate(self.metrics.agree_top1, self.metrics.compared)
+
+    @property
+    def agreement_top5_set(self) -> float | None:
+        """Share of images with ONNX Runtime's five classes, in any order."""
+        return Metrics._rate(self.metrics.agree_topk_set, self.metrics.compared)
+
+    @property
+    def unreadable(self) -> list[tuple[str, str]]:
+        """(path, reason) of each image that could not be read; the others were evaluated."""
+        return list(self.metrics.unreadable)
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.images / self.seconds if self.seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (`tvmdeploy eval --json`)."""
+        return {
+            "model": self.model,
+            "runner": self.runner,
+            "weights": self.weights,
+            "folder": str(self.folder),
+            "layout": self.layout,
+            "batch_size": self.batch_size,
+            "seconds": self.seconds,
+            "images_per_second": self.images_per_second,
+            **self.metrics.to_dict(),
+        }
+
+
+def evaluate_model(
+    model: EvalModel,
+    images: Path,
+    *,
+    ground_truth: Path | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    threads: int | None = None,
+    reference: bool = False,
+    endpoint: RpcEndpoint | None = None,
+    timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+    call_timeout_s: float = DEFAULT_RPC_CALL_TIMEOUT_S,
+    progress: bool = False,
+) -> EvalResult:
+    """Top-1/top-5 of `model` over the folder `images` (synset sub-folders, or flat with `ground_truth`), in
+    batches of `batch_size` (default: the artifact's batch, 8 for ONNX), the first `limit` images only when
+    given. An artifact runs here (`threads` defaults to the profile's) or on the device at `endpoint`;
+    `reference` runs ONNX Runtime on the artifact's model.onnx beside it for the agreement. Unreadable images
+    are recorded in the result, not raised. `progress`: a progress bar on stderr."""
+    from tvmdeploy.runtime.labels import load_labels
+    from tvmdeploy.runtime.preprocess import PreprocessConfig, load_image
+
+    if model.onnx and (reference or endpoint is not None):
+        raise TvmDeployError(f"{arg('reference')} and {arg('rpc')}* apply to an artifact, not to {arg('onnx')}", param="onnx")
+    if limit is not None and limit < 1:
+        raise TvmDeployError(f"{arg('limit')} must be >= 1", param="limit")
+    if threads is not None and threads < 1:
+        raise TvmDeployError(f"{arg('threads')} must be >= 1, got {threads}", param="threads")
+    with contextlib.ExitStack() as stack:
+        reference_run = None
+        if model.onnx:
+            from tvmdeploy.compile.frontend import inspect_onnx
+
+            info = inspect_onnx(model.path)
+            ort = OrtClassifier(model.path, threads=threads or 0)
+            classify, runner = ort.run_images, f"ONNX Runtime {ort.version} (host)"
+            name, weights = info.model_name, info.weights
+            config = PreprocessConfig.for_input(info.input_shape)
+            num_classes = info.output_dims[-1] if info.output_dims else None
+            labels = load_labels(info.labels, num_classes)
+            batch = batch_size if batch_size is not None else _ONNX_BATCH
+        else:
+            from tvmdeploy.runtime.module import open_module
+
+            module = open_module(model.path, endpoint, threads=threads, timeout_s=timeout_s, call_timeout_s=call_timeout_s)
+            stack.callback(module.close)
+            manifest = module.manifest
+            classify = module.run_images
+            runner = module.description if endpoint is not None else f"TVM {manifest.profile} (local {manifest.device})"
+            name, weights = manifest.model_name, manifest.weights
+            config, labels = manifest.preprocess_config(), manifest.class_labels()
+            batch = batch_size if batch_size is not None else manifest.batch
+            num_classes = manifest.num_classes
+            if reference:
+                from tvmdeploy.runtime.artifact import verify_onnx
+
+                # ONNX Runtime on the threads the artifact runs on here
+                ort = OrtClassifier(verify_onnx(model.path, manifest), threads=threads or manifest.threads or 0)
+                reference_run = ort.run_images
+        dataset = load_dataset(images, labels, ground_truth, num_classes=num_classes)
+        if limit is not None:
+            dataset.items = dataset.items[:limit]
+        logger.info("evaluating %s on %s: %d image(s) of %s (%s), batch %d", name, runner, len(dataset), images, dataset.layout, batch)
+        metrics, seconds = _timed_run(dataset, classify, lambda p: load_image(p, config), batch, reference_run, progress)
+    return EvalResult(
+        model=name,
+        runner=runner,
+        weights=weights,
+        folder=images,
+        layout=dataset.layout,
+        batch_size=batch,
+        total=len(dataset),
+        seconds=seconds,
+        with_reference=reference_run is not None,
+        metrics=metrics,
+    )
+
+
+def _timed_run(
+    dataset: Dataset,
+    classify: Callable[[np.ndarray], np.ndarray],
+    load: Callable[[Path], np.ndarray],
+    batch: int,
+    reference: Callable[[np.ndarray], np.ndarray] | None,
+    progress: bool,
+) -> tuple[Metrics, float]:
+    """`evaluate` under a progress bar (when asked), and its wall time in seconds."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(dataset), unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
+    start = time.perf_counter()
+    try:
+        metrics = evaluate(dataset, classify, load, batch_size=batch, reference=reference, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return metrics, time.perf_counter() - start

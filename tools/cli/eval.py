@@ -1,15 +1,13 @@
-"""`tvmdeploy eval`: top-1/top-5 over an ImageNet-style folder, with agreement against ONNX Runtime."""
+"""`tvmdeploy eval`: top-1/top-5 over an ImageNet-style folder, with agreement against ONNX Runtime (`tvmdeploy.evaluate`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, open_module, rpc_endpoint, thread_count
+from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,88 +30,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmdeploy.compile.measure.evaluate import OrtClassifier, evaluate, load_dataset
-    from tvmdeploy.runtime.labels import load_labels
-    from tvmdeploy.runtime.preprocess import PreprocessConfig, load_image
+    import tvmdeploy
 
-    if (args.artifact is None) == (args.onnx is None):
-        raise TvmDeployError("give either an artifact folder or --onnx M.onnx (not both)")
-    if args.onnx is not None and (args.reference or rpc_endpoint(args) is not None):
-        raise TvmDeployError("--reference and --rpc* apply to an artifact, not to --onnx")
-    if args.limit is not None and args.limit < 1:
-        raise TvmDeployError("--limit must be >= 1")
-    threads = args.threads or 0
-    reference = None
-    if args.onnx is not None:
-        from tvmdeploy.compile.frontend import inspect_onnx
-
-        info = inspect_onnx(args.onnx)
-        ort = OrtClassifier(args.onnx, threads=threads)
-        classify, where = ort.run_images, f"ONNX Runtime {ort.version} (host)"
-        model_name, weights = info.model_name, info.weights
-        config = PreprocessConfig.for_input(info.input_shape)
-        num_classes = info.output_dims[-1] if info.output_dims else None
-        labels = load_labels(info.labels, num_classes)
-        batch = args.batch_size or 8
-    else:
-        endpoint = rpc_endpoint(args)
-        module = open_module(
-            args.artifact, endpoint, threads=args.threads, timeout_s=args.rpc_timeout, call_timeout_s=args.rpc_call_timeout
-        )
-        manifest = module.manifest
-        classify = module.run_images
-        where = module.description if endpoint is not None else f"TVM {manifest.profile} (local {manifest.device})"
-        model_name, weights = manifest.model_name, manifest.weights
-        config, labels = manifest.preprocess_config(), manifest.class_labels()
-        batch = args.batch_size or manifest.batch
-        num_classes = manifest.num_classes
-        threads = threads or manifest.threads or 0
-        if args.reference:
-            from tvmdeploy.runtime.artifact import verify_onnx
-
-            ort = OrtClassifier(verify_onnx(args.artifact, manifest), threads=threads)
-            reference = ort.run_images
-    dataset = load_dataset(args.images, labels, args.ground_truth, num_classes=num_classes)
-    if args.limit:
-        dataset.items = dataset.items[: args.limit]
-
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(dataset), unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
-    start = time.perf_counter()
-    try:
-        metrics = evaluate(
-            dataset, classify, lambda p: load_image(p, config), batch_size=batch, reference=reference, progress=bar.update if bar else None
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - start
-    report = {
-        "model": model_name,
-        "runner": where,
-        "weights": weights,
-        "folder": str(args.images),
-        "layout": dataset.layout,
-        "batch_size": batch,
-        "seconds": seconds,
-        "images_per_second": metrics.count / seconds if seconds > 0 else None,
-        **metrics.to_dict(),
-    }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_report(report, reference is not None))
+    result = tvmdeploy.evaluate(
+        args.artifact,
+        args.images,
+        onnx=args.onnx,
+        ground_truth=args.ground_truth,
+        batch_size=args.batch_size or None,  # --batch-size 0 is the default, as it always was
+        limit=args.limit,
+        threads=args.threads,
+        reference=args.reference,
+        rpc_tracker=args.rpc_tracker,
+        rpc_key=args.rpc_key,
+        rpc_server=args.rpc,
+        timeout_s=args.rpc_timeout,
+        call_timeout_s=args.rpc_call_timeout,
+        progress=not args.no_progress,
+    )
+    report = result.to_dict()
+    print(json.dumps(report, indent=2) if args.json else _format_report(report, result.with_reference))
     # Every unreadable image on stderr with its reason; the readable ones were evaluated all the same.
-    for bad in report["unreadable"]:
-        reason = bad["reason"] if bad["path"] in bad["reason"] else f"{bad['path']}: {bad['reason']}"
-        print(f"unreadable: {reason}", file=sys.stderr)
-    if report["unreadable"]:
+    for path, why in result.unreadable:
+        print(f"unreadable: {why if path in why else f'{path}: {why}'}", file=sys.stderr)
+    if result.unreadable:
         print(
-            f"error: {len(report['unreadable'])} of {len(dataset)} image(s) could not be read (listed above); "
-            f"the others were evaluated",
+            f"error: {len(result.unreadable)} of {result.total} image(s) could not be read (listed above); the others were evaluated",
             file=sys.stderr,
         )
         return 1
@@ -124,7 +66,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def format_report(report: dict, with_reference: bool) -> str:
+def _format_report(report: dict, with_reference: bool) -> str:
     lines = [
         f"{report['model']} on {report['runner']}, {report['folder']} ({report['layout']})",
         f"images: {report['images']} evaluated in {report['seconds']:.1f} s "
