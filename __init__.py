@@ -11,6 +11,8 @@ The public Python API (the `tvmdeploy` command line is built on it)::
         print(model.time().summary())                                  # LatencyStats, ms per batch
     tvmdeploy.tune("mnv2.onnx", "x86-avx2", tvmdeploy.TuneOptions(trials=64, time_budget_min=10))
     print(tvmdeploy.evaluate("art/x86", "val/", ground_truth="val.txt").top1)  # -> EvalResult (top-1/top-5)
+    print(tvmdeploy.bench("art/a72", rpc_tracker="127.0.0.1:9190", rpc_key="rpi4").rows)  # TVM vs ORT there
+    rows = tvmdeploy.compare(["x86-avx2", "arm-cortex-a72@rpi4"], "mnv2.onnx", rpc_tracker="127.0.0.1:9190")
     tvmdeploy.profiles(), tvmdeploy.zoo()
 
 This file is the package's `__init__.py`: pyproject maps "tvmdeploy" to the repository root, whose
@@ -22,10 +24,13 @@ top-level layout stays. Everything heavy (TVM, ONNX, torch) is imported inside t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tvmdeploy.compile.build import BuildResult
+    from tvmdeploy.compile.measure.bench import BenchResult
+    from tvmdeploy.compile.measure.compare import CompareRow
     from tvmdeploy.compile.measure.evaluate import EvalResult
     from tvmdeploy.compile.models.export import ExportResult
     from tvmdeploy.compile.models.zoo import ZooEntry
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BenchResult",
+    "CompareRow",
     "ArtifactModule",
     "BuildResult",
     "EvalResult",
@@ -53,7 +60,9 @@ __all__ = [
     "TuneResult",
     "TvmDeployError",
     "ZooEntry",
+    "bench",
     "build",
+    "compare",
     "evaluate",
     "export",
     "load",
@@ -67,6 +76,8 @@ __all__ = [
 _LAZY_TYPES = {
     "ArtifactModule": "tvmdeploy.runtime.module",
     "BuildResult": "tvmdeploy.compile.build",
+    "BenchResult": "tvmdeploy.compile.measure.bench",
+    "CompareRow": "tvmdeploy.compile.measure.compare",
     "EvalResult": "tvmdeploy.compile.measure.evaluate",
     "ExportResult": "tvmdeploy.compile.models.export",
     "LatencyStats": "tvmdeploy.runtime.timing",
@@ -158,7 +169,7 @@ def build(
     """Compile the ONNX `model` for `profile` into the artifact folder `output`; returns the BuildResult.
 
     `tuning_log`: a MetaSchedule database folder (a path object always is one), "auto" (the shipped log
-    matching the model, if it was tuned on this CPU kind: same LLVM CPU, or same vendor and family), "shipped"
+    matching the model, if it was tuned on this CPU kind: same LLVM CPU, or a kin core: log_choice.KIN_CORES), "shipped"
     (that log whatever CPU it was tuned on), "defaults" or None (no log), "none" (no log and no default
     schedules: TVM's raw lowering). `verify`
     checks parity with ONNX Runtime (max |Δ logits| <= `atol` (default 1e-4) + K x 2^-24 x max |logit|, K the
@@ -226,6 +237,101 @@ def load(
 
         endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
     return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s, call_timeout_s=call_timeout_s))
+
+
+def bench(
+    artifact: str | os.PathLike[str],
+    rpc_tracker: str | None = None,
+    rpc_key: str | None = None,
+    threads: int | None = None,
+    *,
+    rpc_server: str | None = None,
+    runs: int = 100,
+    warmup: int = 10,
+    min_seconds: float = 2.0,
+    onnxruntime: bool = True,
+    timeout_s: float = 60.0,
+    call_timeout_s: float = 600.0,
+) -> BenchResult:
+    """Latency of a built artifact against ONNX Runtime on its own model.onnx, in alternating blocks of `runs`, on
+    the same device and threads: here, or on the device that `rpc_tracker`/`rpc_key` or `rpc_server` name (as in
+    `load`), where both are timed by the device's clock and ONNX Runtime is the board's own (a board without it is
+    timed alone; `BenchResult.ort_note` says why). Returns a BenchResult (rows of LatencyStats, ratio(), parity)."""
+    from pathlib import Path
+
+    from tvmdeploy.compile.measure.bench import bench as run_bench
+
+    endpoint = None
+    if rpc_server or rpc_tracker or rpc_key:
+        from tvmdeploy.runtime.rpc import RpcEndpoint
+
+        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
+    if threads is not None and threads < 1:
+        from tvmdeploy.runtime.errors import TvmDeployError
+
+        raise TvmDeployError(f"threads must be >= 1, got {threads}")
+    return run_bench(
+        Path(artifact),
+        endpoint,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        min_seconds=min_seconds,
+        ort=onnxruntime,
+        timeout_s=timeout_s,
+        call_timeout_s=call_timeout_s,
+    )
+
+
+def compare(
+    targets: list[str],
+    model: str | os.PathLike[str] | None = None,
+    *,
+    out_dir: str | os.PathLike[str] = "compare-out",
+    batch: int | None = None,
+    threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 10,
+    min_seconds: float = 1.0,
+    max_seconds: float = 60.0,
+    baselines: tuple[str, ...] = ("onnxruntime", "pytorch"),
+    rpc_tracker: str | None = None,
+    tuning_logs: dict[str, str | os.PathLike[str]] | None = None,
+    torch_weights: str | os.PathLike[str] | None = None,
+    rebuild: bool = False,
+    timeout_s: float = 60.0,
+    call_timeout_s: float = 600.0,
+    log: Callable[[str], None] | None = None,
+) -> list[CompareRow]:
+    """Latency of several targets in one table: each TARGET an artifact folder or a profile (built from `model` into
+    `out_dir`, with its default schedules and, when `tuning_logs` names one for it, with that log too), optionally
+    `@WHERE` a device (`KEY` behind `rpc_tracker`, `key=KEY,tracker=HOST:PORT`, `rpc=HOST:PORT[,key=KEY]`), beside
+    the host `baselines`, at batch 1 and `batch`. A remote target gets a row of ONNX Runtime on its own device, and
+    its ratio is against that one. Failures become rows (status, error); `log` hears the progress."""
+    from pathlib import Path
+
+    from tvmdeploy.compile.measure.compare import CompareConfig
+    from tvmdeploy.compile.measure.compare import compare as run_compare
+
+    config = CompareConfig(
+        targets=[str(t) for t in targets],
+        model=Path(model) if model is not None else None,
+        out_dir=Path(out_dir),
+        batch=batch,
+        threads=threads,
+        warmup=warmup,
+        runs=runs,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        baselines=tuple(baselines),
+        rpc_tracker=rpc_tracker,
+        rpc_timeout_s=timeout_s,
+        rpc_call_timeout_s=call_timeout_s,
+        tuning_logs={name: value if isinstance(value, str) else Path(value) for name, value in (tuning_logs or {}).items()},
+        torch_weights=Path(torch_weights) if torch_weights is not None else None,
+        rebuild=rebuild,
+    )
+    return run_compare(config, log=log or (lambda _message: None))
 
 
 def tune(

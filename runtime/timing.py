@@ -146,6 +146,9 @@ def interleaved(
     return {name: LatencyStats.from_samples(s) for name, s in zip(names, samples)}
 
 
+Sampler = Callable[[int, int], list[float]]  # (warm-up calls, timed calls) -> seconds per timed call
+
+
 def blocked(
     fns: dict[str, Callable[[], object]],
     *,
@@ -162,23 +165,42 @@ def blocked(
     small machine the next runtime's first calls then fight those spinners. Whole blocks with a
     warm-up each keep that out of the samples, and several rounds still spread slow drift evenly.
     """
-    if not fns:
+
+    def sampler(fn: Callable[[], object]) -> Sampler:
+        def sample(warm: int, runs: int) -> list[float]:
+            for _ in range(warm):
+                fn()
+            seconds = []
+            for _ in range(runs):
+                start = clock()
+                fn()
+                seconds.append(clock() - start)
+            return seconds
+
+        return sample
+
+    return blocked_samples(
+        {name: sampler(fn) for name, fn in fns.items()}, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, rounds=rounds
+    )
+
+
+def blocked_samples(
+    samplers: dict[str, Sampler], *, warmup: int, min_runs: int, min_seconds: float = 0.0, rounds: int = 3
+) -> dict[str, LatencyStats]:
+    """`blocked` over competitors that time themselves: each sampler runs one block (its warm-up calls, then its
+    timed calls) and returns the seconds of each timed call, e.g. measured on a remote device by its own clock."""
+    if not samplers:
         raise TvmDeployError("nothing to measure: no functions given")
     per_block = max(1, -(-min_runs // rounds))
     block_warmup = max(2, -(-warmup // rounds)) if warmup else 0
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    spent = {name: 0.0 for name in fns}
+    samples: dict[str, list[float]] = {name: [] for name in samplers}
+    spent = {name: 0.0 for name in samplers}
     done = 0
     while done < rounds or min(spent.values()) < min_seconds:
-        for name, fn in fns.items():
-            for _ in range(block_warmup):
-                fn()
-            for _ in range(per_block):
-                start = clock()
-                fn()
-                elapsed = clock() - start
-                samples[name].append(elapsed * 1e3)
-                spent[name] += elapsed
+        for name, sample in samplers.items():
+            seconds = sample(block_warmup, per_block)
+            samples[name] += [s * 1e3 for s in seconds]
+            spent[name] += sum(seconds)
         done += 1
         if done >= 10 * rounds:  # min_seconds unreachable in reasonable time: stop, the runs are enough
             break

@@ -137,3 +137,15 @@ def avx2_profile():
     if not avx2.runs_on_this_machine:
         pytest.skip("needs an x86-64 host with AVX2 (the x86-avx2 profile)")
     return avx2
+
+
+@pytest.fixture(scope="session")
+def a72_artifact(exported_onnx, tmp_path_factory) -> Path:
+    """MobileNetV2 x0.25 (PaddleClas, random weights) cross-compiled for the Cortex-A72: the emulated board's model,
+    built once for the board and bundle tests."""
+    from tvmdeploy.compile.build import build_artifact
+    from tvmdeploy.targets import load_profile
+
+    out = tmp_path_factory.mktemp("board") / "a72"
+    build_artifact(exported_onnx("ppcls_mobilenetv2_x0_25"), load_profile("arm-cortex-a72"), out)
+    return out

@@ -20,11 +20,11 @@ def free_port() -> int:
 
 
 class Service:
-    """A `tvmdeploy ...` process in its own process group; output collected in the background."""
+    """A `tvmdeploy ...` process (or `command`) in its own process group; output collected in the background."""
 
-    def __init__(self, *argv: str, env: dict[str, str] | None = None):
+    def __init__(self, *argv: str, env: dict[str, str] | None = None, command: list[str] = CLI):
         self.proc = subprocess.Popen(
-            [*CLI, *argv],
+            [*command, *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -75,3 +75,16 @@ class Service:
         except ProcessLookupError:
             pass
         return returncode
+
+
+BOARD_SERVER = [sys.executable, "-m", "tvmdeploy.runtime.rpc.board_server"]
+
+
+def board_server(key: str, env: dict[str, str] | None = None) -> Service:
+    """The board's RPC server (runtime/rpc/board_server.py) run natively here, as serve.py runs it on a board:
+    a direct server on a free loopback port (`service.port`), with its board functions (info, ONNX Runtime)."""
+    service = Service("--port", str(free_port()), "--key", key, env=env, command=BOARD_SERVER)
+    line = service.wait_for("tvmdeploy-board: listening on", timeout_s=120)
+    service.port = int(line.split()[3].rpartition(":")[2])
+    service.key = key
+    return service

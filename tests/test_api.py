@@ -20,7 +20,7 @@ def test_import_is_light():
     """`import tvmdeploy` (and touching its light names) must not import TVM, ONNX, ONNX Runtime or torch."""
     code = (
         "import sys, tvmdeploy\n"
-        "tvmdeploy.TvmDeployError, tvmdeploy.build, tvmdeploy.load, tvmdeploy.tune, tvmdeploy.evaluate\n"
+        "tvmdeploy.TvmDeployError, tvmdeploy.build, tvmdeploy.load, tvmdeploy.tune, tvmdeploy.evaluate, tvmdeploy.bench\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tvm', 'tvm_ffi', 'onnx', 'onnxruntime', 'torch'})\n"
         "print(','.join(heavy))\n"
     )
@@ -98,6 +98,16 @@ def test_build_returns_the_verified_result(tiny_artifact):
     assert result.parity is not None and result.parity.passed
     assert result.manifest.profile == "x86-avx2" and result.manifest.batch == 2
     assert (result.artifact_dir / "manifest.json").is_file()
+
+
+def test_bench_times_the_artifact_against_onnx_runtime(tiny_artifact):
+    result = tvmdeploy.bench(tiny_artifact.artifact_dir, threads=1, runs=4, warmup=1, min_seconds=0)
+    assert isinstance(result, tvmdeploy.BenchResult) and result.ort_where == "host" and result.parity.passed
+    assert [name.split()[0] for name in result.rows] == ["TVM", "ONNX"] and result.threads == 1
+    with pytest.raises(TvmDeployError, match="runs must be >= 1"):
+        tvmdeploy.bench(tiny_artifact.artifact_dir, runs=0)
+    with pytest.raises(TvmDeployError, match="rpc_key needs"):
+        tvmdeploy.bench(tiny_artifact.artifact_dir, rpc_key="k")
 
 
 def test_build_takes_a_profile_object(tiny_onnx, tmp_path, avx2_profile):

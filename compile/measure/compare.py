@@ -12,66 +12,18 @@ from typing import Any
 import numpy as np
 
 from tvmdeploy.compile.frontend import onnx_with_batch
+from tvmdeploy.compile.measure.bench import module_sampler
+from tvmdeploy.compile.tuning.log_choice import LogChoice, LogWord
 from tvmdeploy.runtime.errors import TvmDeployError, arg
-from tvmdeploy.runtime.timing import LatencyStats, blocked
+from tvmdeploy.runtime.rpc.target_spec import RemoteSpec, TargetSpec, parse_target
+from tvmdeploy.runtime.timing import LatencyStats, Sampler, blocked, blocked_samples
 
 KINDS = ("tvm", "onnxruntime", "pytorch")
 BASELINES = ("onnxruntime", "pytorch")
 
 
-@dataclass(frozen=True)
-class RemoteSpec:
-    """Where a target runs when not here: a key behind a tracker, or a direct RPC server."""
-
-    key: str | None = None
-    tracker: str | None = None  # HOST:PORT; None means the run's --rpc-tracker
-    server: str | None = None  # HOST:PORT of a direct RPC server
-
-    def __str__(self) -> str:
-        if self.server:
-            return f"rpc={self.server}" + (f",key={self.key}" if self.key else "")
-        return f"key={self.key}" + (f",tracker={self.tracker}" if self.tracker else "")
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    text: str  # as the user wrote it
-    name: str  # artifact folder or profile name
-    remote: RemoteSpec | None = None
-
-
-def parse_target(text: str) -> TargetSpec:
-    """`NAME[@WHERE]`: NAME an artifact folder or a profile; WHERE `KEY`, `key=KEY[,tracker=HOST:PORT]` or `rpc=HOST:PORT[,key=KEY]`."""
-    if "@" not in text or Path(text).exists():
-        if not text:
-            raise TvmDeployError("empty target")
-        return TargetSpec(text, text)
-    name, where = text.rsplit("@", 1)
-    if not name or not where:
-        raise TvmDeployError(f"target {text!r}: expected NAME@KEY, NAME@key=KEY,tracker=HOST:PORT or NAME@rpc=HOST:PORT")
-    fields: dict[str, str] = {}
-    for part in where.split(","):
-        key, sep, value = part.partition("=")
-        if not sep:
-            if fields or "," in where:
-                raise TvmDeployError(f"target {text!r}: write key=KEY when giving several fields")
-            key, value = "key", part
-        key = key.strip()
-        if key not in ("key", "tracker", "rpc") or not value.strip():
-            raise TvmDeployError(f"target {text!r}: unknown or empty field {part!r} (use key=, tracker=, rpc=)")
-        fields[key] = value.strip()
-    if "rpc" in fields and "tracker" in fields:
-        raise TvmDeployError(f"target {text!r}: rpc=HOST:PORT (a direct server) excludes tracker=")
-    if "tracker" in fields and "key" not in fields:  # noqa: SIM102
-        raise TvmDeployError(f"target {text!r}: tracker= needs key=KEY (the device key)")
-    for address in (fields.get("tracker"), fields.get("rpc")):
-        if address is not None and (address.count(":") != 1 or not address.rsplit(":", 1)[1].isdigit()):
-            raise TvmDeployError(f"target {text!r}: {address!r} is not HOST:PORT")
-    return TargetSpec(text, name, RemoteSpec(key=fields.get("key"), tracker=fields.get("tracker"), server=fields.get("rpc")))
-
-
 @dataclass
-class Row:
+class CompareRow:
     """One competitor at one batch size: its latency, or why there is none."""
 
     label: str
@@ -94,7 +46,7 @@ class Row:
             return None
         return self.batch / (self.stats.median_ms / 1e3)
 
-    def fail(self, error: str, status: str = "failed") -> "Row":
+    def fail(self, error: str, status: str = "failed") -> "CompareRow":
         self.status, self.error, self.stats = status, error, None
         return self
 
@@ -130,7 +82,11 @@ class CompareConfig:
     max_seconds: float = 60.0  # per remote competitor: an emulated board takes seconds per run
     baselines: tuple[str, ...] = BASELINES
     rpc_tracker: str | None = None
-    tuning_logs: dict[str, Path] = field(default_factory=dict)
+    rpc_timeout_s: float = 60.0  # waiting for a device
+    rpc_call_timeout_s: float = 600.0  # one call on it
+    # PROFILE -> a database folder or a log word (LogChoice); such a profile is measured with its default schedules
+    # and with the log.
+    tuning_logs: dict[str, str | Path] = field(default_factory=dict)
     torch_weights: Path | None = None
     rebuild: bool = False
     atol: float | None = None
@@ -159,6 +115,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _artifact_reusable(folder: Path, onnx_sha: str, profile, tuning_log: Path | None) -> bool:
+    """An artifact built here before from the same model, profile, TVM and database (`tuning_log` a folder or None)."""
     from tvmdeploy.compile.build import database_sha256
     from tvmdeploy.runtime import tvm_api
     from tvmdeploy.runtime.artifact import read_manifest
@@ -198,7 +155,6 @@ def resolve_targets(config: CompareConfig, log: Log) -> list[Candidate]:
 
 
 def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Candidate]:
-    from tvmdeploy.runtime.artifact import sha256_file
     from tvmdeploy.targets import load_profile, profile_names
 
     batches = sorted({1, config.batch or 1})
@@ -217,33 +173,37 @@ def _build_profile(spec: TargetSpec, config: CompareConfig, log: Log) -> list[Ca
     remote = spec.remote
     if remote is None and not profile.runs_on_this_machine and profile.rpc_key and config.rpc_tracker:
         remote = RemoteSpec(key=profile.rpc_key)  # the profile's own device key behind --rpc-tracker
-    tuning_log = config.tuning_logs.get(profile.name)
+    # Default schedules always (what a build gives without tuning), and the profile's log too when one is given.
+    variants: list[tuple[str, LogChoice]] = [("", LogChoice(LogWord.DEFAULTS))]
+    if profile.name in config.tuning_logs:
+        variants.append(("-tuned", LogChoice.of(config.tuning_logs[profile.name])))
     out: list[Candidate] = []
-    for batch in batches:
-        folder = Path(config.out_dir) / f"{profile.name}-b{batch}"
-        try:
-            source = batch_onnx(Path(config.model), batch, Path(config.out_dir))
-            if not config.rebuild and _artifact_reusable(folder, sha256_file(source), profile, tuning_log):
-                log(f"reusing {folder}")
-            else:
-                from tvmdeploy.compile.build import build_artifact
-                from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
-
-                log(f"building {source} for {profile.name} at batch {batch} -> {folder}")
-                build_artifact(
-                    source,
-                    profile,
-                    folder,
-                    tuning_log=tuning_log,
-                    batch=batch,
-                    atol=config.atol if config.atol is not None else DEFAULT_ATOL,
-                )
-            from tvmdeploy.runtime.artifact import read_manifest
-
-            out.append(Candidate(spec, label, folder, remote, batch, manifest=read_manifest(folder)))
-        except Exception as exc:  # noqa: BLE001 - any build failure (TVM, cross compiler) is this target's row
-            out.append(Candidate(spec, label, None, remote, batch, f"build failed: {_one_line(exc)}"))
+    for suffix, choice in variants:
+        out += [_build_one(spec, config, log, profile, remote, label + (" (tuned)" if suffix else ""), suffix, choice, b) for b in batches]
     return out
+
+
+def _build_one(spec, config: CompareConfig, log: Log, profile, remote, label: str, suffix: str, choice: LogChoice, batch: int) -> Candidate:
+    from tvmdeploy.runtime.artifact import read_manifest, sha256_file
+
+    folder = Path(config.out_dir) / f"{profile.name}{suffix}-b{batch}"
+    try:
+        source = batch_onnx(Path(config.model), batch, Path(config.out_dir))
+        # A log word (auto, shipped) is resolved by the build: such an artifact is always rebuilt.
+        reusable = choice.word in (LogWord.DEFAULTS, None) and _artifact_reusable(folder, sha256_file(source), profile, choice.folder)
+        if not config.rebuild and reusable:
+            log(f"reusing {folder}")
+        else:
+            from tvmdeploy.compile.build import build_artifact
+            from tvmdeploy.compile.measure.verify import DEFAULT_ATOL
+
+            log(f"building {source} for {profile.name} at batch {batch} ({choice}) -> {folder}")
+            build_artifact(
+                source, profile, folder, tuning_log=choice, batch=batch, atol=config.atol if config.atol is not None else DEFAULT_ATOL
+            )
+        return Candidate(spec, label, folder, remote, batch, manifest=read_manifest(folder))
+    except Exception as exc:  # noqa: BLE001 - any build failure (TVM, cross compiler) is this target's row
+        return Candidate(spec, label, None, remote, batch, f"build failed: {_one_line(exc)}")
 
 
 def batch_onnx(model: Path, batch: int, out_dir: Path) -> Path:
@@ -281,8 +241,30 @@ def host_description() -> str:
     return f"host {platform.machine()}"
 
 
-def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -> list[Row]:
-    """Every target and baseline at every batch size, measured the same way; failures become rows."""
+def open_target(config: CompareConfig) -> Opener:
+    """Opens an artifact here (with the run's threads) or on its RemoteSpec's device (the run's tracker by default)."""
+    from tvmdeploy.runtime.module import open_module
+
+    def opener(artifact: Path, remote: RemoteSpec | None, threads: int) -> Any:
+        endpoint = remote.endpoint(config.rpc_tracker) if remote is not None else None
+        return open_module(
+            artifact,
+            endpoint,
+            threads=threads if remote is None else None,
+            timeout_s=config.rpc_timeout_s,
+            call_timeout_s=config.rpc_call_timeout_s,
+        )
+
+    return opener
+
+
+def compare(config: CompareConfig, opener: Opener | None = None, log: Log = lambda _m: None) -> list[CompareRow]:
+    """Every target and baseline at every batch size, measured the same way; failures become rows.
+
+    A remote target gets a row of ONNX Runtime on that device too (the board's own, timed there in alternation with
+    the TVM module); its TVM row's ratio is against that ORT, a local target's against ORT here. `opener` (default
+    `open_target(config)`) opens an artifact where it runs."""
+    opener = opener or open_target(config)
     from tvmdeploy.compile.measure.verify import DEFAULT_ATOL, ModelBounds, model_bounds
 
     if config.runs < 1 or config.warmup < 0 or (config.batch is not None and config.batch < 1):
@@ -310,7 +292,7 @@ def compare(config: CompareConfig, opener: Opener, log: Log = lambda _m: None) -
     # The same weights at every batch size: read the model's deepest reduction and output step once.
     bounds = model_bounds(reference_onnx) if reference_onnx is not None else ModelBounds()
     batches = sorted({c.batch for c in candidates} | {1} | ({config.batch} if config.batch else set()))
-    rows: list[Row] = []
+    rows: list[CompareRow] = []
     for batch in batches:
         rows += _compare_batch(
             batch, [c for c in candidates if c.batch == batch], config, opener, log, reference_onnx, reference_sha, threads, atol, bounds
@@ -334,15 +316,16 @@ def _reference_onnx(config: CompareConfig, candidates: list[Candidate]) -> Path 
     return None
 
 
-def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, bounds) -> list[Row]:
+def _compare_batch(batch, candidates, config, opener, log, reference_onnx, reference_sha, threads, atol, bounds) -> list[CompareRow]:
     """One batch size: open the baselines and every target (parity against ORT), time them all, tabulate."""
     log(f"batch {batch}: preparing {len(candidates)} TVM target(s) and {len(config.baselines)} baseline(s)")
     table = _BatchTable(batch, _batch_input(batch, candidates, reference_onnx), threads, atol, bounds)
+    table.onnx = batch_onnx(reference_onnx, batch, Path(config.out_dir)) if reference_onnx is not None else None
     accepted_sha = _accepted_sha(batch, reference_onnx, reference_sha, Path(config.out_dir))
     ort_row = _open_baselines(table, config, reference_onnx)
-    _open_targets(table, candidates, opener, log, reference_sha, accepted_sha)
+    _open_targets(table, candidates, opener, log, reference_sha, accepted_sha, config)
     _time_rows(table, config, log)
-    _tabulate(table.rows, ort_row)
+    _tabulate(table, ort_row)
     return table.rows
 
 
@@ -357,11 +340,12 @@ class _BatchTable:
     atol: float
     bounds: object  # verify.ModelBounds of the reference model
     expected: np.ndarray | None = None  # ONNX Runtime's output: the parity reference
-    rows: list[Row] = field(default_factory=list)
+    onnx: Path | None = None  # the reference model at this batch: what ONNX Runtime runs, here or on a device
+    rows: list[CompareRow] = field(default_factory=list)
     local: dict[int, Callable[[], object]] = field(default_factory=dict)  # row index -> call
-    remote: dict[int, Any] = field(default_factory=dict)  # row index -> (module, input)
+    peer: dict[int, int] = field(default_factory=dict)  # remote TVM row -> the row of ORT on its device
 
-    def add(self, row: Row) -> int:
+    def add(self, row: CompareRow) -> int:
         self.rows.append(row)
         return len(self.rows) - 1
 
@@ -391,7 +375,7 @@ def _accepted_sha(batch: int, reference_onnx: Path | None, reference_sha: str | 
     return accepted_sha
 
 
-def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: Path | None) -> Row | None:
+def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: Path | None) -> CompareRow | None:
     """The ONNX Runtime and PyTorch rows that were asked for (ORT's output becomes the parity reference); the ORT row."""
     from tvmdeploy.compile.measure.reference import TorchModel, torch_module
 
@@ -408,7 +392,7 @@ def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: P
             except Exception as exc:  # noqa: BLE001 - ORT errors have no common base type
                 ort_row.fail(f"ONNX Runtime cannot run batch {batch}: {_one_line(exc)}")
     if "pytorch" in config.baselines:
-        row = Row("PyTorch eager", "pytorch", batch, host_description(), tuning="-", threads=threads)
+        row = CompareRow("PyTorch eager", "pytorch", batch, host_description(), tuning="-", threads=threads)
         index = table.add(row)
         if reference_onnx is None:
             row.fail("no ONNX model to rebuild PyTorch from", "skipped")
@@ -427,7 +411,13 @@ def _open_baselines(table: _BatchTable, config: CompareConfig, reference_onnx: P
 
 
 def _open_targets(
-    table: _BatchTable, candidates: list[Candidate], opener: Opener, log: Log, reference_sha: str | None, accepted_sha: set
+    table: _BatchTable,
+    candidates: list[Candidate],
+    opener: Opener,
+    log: Log,
+    reference_sha: str | None,
+    accepted_sha: set,
+    config: CompareConfig,
 ) -> None:
     """A row per TVM target: opened here or on its device, run once (parity), or the reason it failed."""
     from tvmdeploy.compile.measure.reference import reference_input
@@ -435,7 +425,7 @@ def _open_targets(
     batch, x, expected, threads, atol = table.batch, table.x, table.expected, table.threads, table.atol
 
     for c in candidates:
-        row = Row(c.label, "tvm", batch, artifact=str(c.artifact or ""), threads=threads)
+        row = CompareRow(c.label, "tvm", batch, artifact=str(c.artifact or ""), threads=threads)
         index = table.add(row)
         if c.error:
             row.fail(c.error)
@@ -458,13 +448,45 @@ def _open_targets(
             if c.remote is None:
                 table.local[index] = lambda mod=module, xm=xm: mod.run(xm)
             else:
-                table.remote[index] = (module, xm)
+                # Measured now and hung up: the next target may want the same device (a board serves one session).
+                samplers = {index: module_sampler(module, xm)}
+                try:
+                    _open_device_ort(table, index, module, xm, out, samplers)
+                    _time_on_device(table, samplers, config, log)
+                finally:
+                    samplers.clear()  # ONNX Runtime's remote functions hold the session too
+                    module.close()
         except Exception as exc:  # noqa: BLE001 - unreachable board, load error: this row fails, the rest goes on
             row.fail(_one_line(exc))
 
 
+def _open_device_ort(table: _BatchTable, tvm_index: int, module: Any, x: np.ndarray, tvm_out: np.ndarray, samplers: dict) -> None:
+    """The row of ONNX Runtime on a remote target's device, run once there: the parity reference of the TVM row on
+    that device, and (in `samplers`) its competitor in the device's alternating blocks; or why the device has none."""
+    from tvmdeploy.runtime.rpc import DeviceOrt, device_threads
+
+    tvm_row = table.rows[tvm_index]
+    row = CompareRow("ONNX Runtime", "onnxruntime", table.batch, tvm_row.device, tvm_row.emulated, tuning="-")
+    index = table.add(row)
+    table.peer[tvm_index] = index
+    session = getattr(module, "session", None)
+    if table.onnx is None or session is None:
+        row.fail("no ONNX model to run on the device" if table.onnx is None else "the device offers no ONNX Runtime", "skipped")
+        return
+    try:
+        device_ort = DeviceOrt(session, table.onnx, device_threads(session, None))
+        out = device_ort.run(x)
+    except TvmDeployError as exc:
+        row.fail(f"no ONNX Runtime on the device: {exc}", "skipped")
+        return
+    row.label, row.threads = f"ONNX Runtime {device_ort.version}", device_ort.threads
+    row.parity = _parity(out, table.expected, table.atol, table.bounds) if table.expected is not None else "reference"
+    tvm_row.parity = _parity(tvm_out, out, table.atol, table.bounds)  # checked on the device, against its own ORT
+    samplers[index] = lambda warm, runs: device_ort.time(x, warmup=warm, runs=runs)
+
+
 def _time_rows(table: _BatchTable, config: CompareConfig, log: Log) -> None:
-    """Host competitors in alternating blocks (fair under drift), then each remote one on its device's timer."""
+    """Host competitors in alternating blocks (fair under drift); remote ones were timed when opened."""
     batch, rows = table.batch, table.rows
     if table.local:
         log(f"batch {batch}: timing {len(table.local)} host competitor(s) in alternating blocks")
@@ -473,26 +495,51 @@ def _time_rows(table: _BatchTable, config: CompareConfig, log: Log) -> None:
         )
         for i in table.local:
             rows[i].stats = stats[str(i)]
-    for i, (module, xm) in table.remote.items():
-        log(f"batch {batch}: timing {rows[i].label} on {rows[i].device}")
-        try:
-            rows[i].stats = _time_remote(module, xm, config)
-        except Exception as exc:  # noqa: BLE001
+
+
+def _time_on_device(table: _BatchTable, samplers: dict[int, Sampler], config: CompareConfig, log: Log) -> None:
+    """A remote target's TVM module and its device's ORT, timed there in alternating blocks."""
+    rows = table.rows
+    first = next(iter(samplers))
+    log(f"batch {table.batch}: timing {' and '.join(rows[i].label for i in samplers)} on {rows[first].device}")
+    try:
+        for i, stats in _time_device(samplers, config).items():
+            rows[i].stats = stats
+    except Exception as exc:  # noqa: BLE001
+        for i in samplers:
             rows[i].fail(f"timing failed: {_one_line(exc)}")
 
 
-def _tabulate(rows: list[Row], ort_row: Row | None) -> None:
-    """Each timed row's latency relative to ONNX Runtime's."""
-    base = ort_row.stats if ort_row is not None and ort_row.stats is not None else None
-    for row in rows:
-        if row.stats is not None and base is not None:
-            row.ratio_to_ort = row.stats.median_ms / base.median_ms
+def _time_device(samplers: dict[int, Sampler], config: CompareConfig) -> dict[int, LatencyStats]:
+    """Competitors on one device, each call timed by its clock, in alternating blocks sized to the time budget
+    (`max_seconds` per competitor: an emulated board takes seconds per run)."""
+    import math
+
+    per_run = max(max(s(0, 1)[0] for s in samplers.values()), 1e-6)  # a first call each: warm-up, and a size for the budget
+    warmup = min(config.warmup, max(0, int(config.max_seconds * 0.1 / per_run)))
+    wanted = max(config.runs, math.ceil(config.min_seconds / per_run))
+    runs = max(3, min(wanted, int(config.max_seconds / per_run)))
+    return blocked_samples(samplers, warmup=warmup, min_runs=runs)
+
+
+def _tabulate(table: _BatchTable, ort_row: CompareRow | None) -> None:
+    """Each timed row's latency relative to ONNX Runtime's on the same device: here, or the remote target's own."""
+    host = ort_row.stats if ort_row is not None and ort_row.stats is not None else None
+    on_device = set(table.peer) | set(table.peer.values())
+    for i, row in enumerate(table.rows):
+        if row.stats is None:
+            continue
+        if i in on_device:
+            peer = table.rows[table.peer.get(i, i)]
+            row.ratio_to_ort = row.stats.median_ms / peer.stats.median_ms if peer.stats is not None else None
+        elif host is not None:
+            row.ratio_to_ort = row.stats.median_ms / host.median_ms
 
 
 def _ort_baseline(batch: int, onnx_path: Path | None, config: CompareConfig, threads: int):
     from tvmdeploy.compile.measure.reference import OrtModel
 
-    row = Row("ONNX Runtime", "onnxruntime", batch, host_description(), tuning="-", threads=threads)
+    row = CompareRow("ONNX Runtime", "onnxruntime", batch, host_description(), tuning="-", threads=threads)
     if onnx_path is None:
         return row.fail(f"no ONNX model (give {arg('model')} or an artifact)", "skipped"), None
     try:
@@ -507,17 +554,3 @@ def _manifest_parity(manifest) -> str:
     parity = manifest.parity or {}
     status = parity.get("status", "unknown")
     return f"{status} (manifest)"
-
-
-def _time_remote(module, x: np.ndarray, config: CompareConfig) -> LatencyStats:
-    """The device's own timer (network round trips would swamp a few-ms kernel), within the time budget."""
-    import math
-
-    first = module.time(x, number=1, repeat=1)  # warm-up, and a size for the budget
-    per_run = max(first[0], 1e-6)
-    warmup = min(config.warmup, max(0, int(config.max_seconds * 0.1 / per_run)))
-    if warmup:
-        module.time(x, number=1, repeat=warmup)
-    wanted = max(config.runs, math.ceil(config.min_seconds / per_run))
-    repeat = max(3, min(wanted, int(config.max_seconds / per_run)))
-    return LatencyStats.from_samples([s * 1e3 for s in module.time(x, number=1, repeat=repeat)])

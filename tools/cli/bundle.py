@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="include the CUDA toolkit's libcudart for CUDA artifacts (x86-64; default auto)",
     )
     parser.add_argument("--offline", action="store_true", help="use only wheels already in the cache")
+    parser.add_argument(
+        "--with-ort", action="store_true", help="add the device's ONNX Runtime (serve.py then times it beside the artifact; ~25 MB more)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,13 +41,16 @@ def run(args: argparse.Namespace) -> int:
         python_versions=args.python,
         cudart=args.cudart,
         download=not args.offline,
+        with_ort=args.with_ort,
     )
     print(
         f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB ({result.unpacked_bytes / 1e6:.1f} MB unpacked, "
         f"{result.files} files) for {result.platform}, Python {', '.join(result.python_versions)}"
         + (f", with {result.cudart}" if result.cudart else "")
+        + (f", with ONNX Runtime {result.onnxruntime}" if result.onnxruntime else "")
     )
     for name in result.artifacts:
         print(f"  artifact: artifacts/{name}")
     print("run it: tar xzf the archive, then python3 tvmdeploy-runtime-*/classify.py ARTIFACT IMAGE")
+    print("or serve it: python3 tvmdeploy-runtime-*/serve.py --tracker HOST:PORT --key KEY (a board for tvmdeploy bench/tune --rpc-*)")
     return 0

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.cli.module_opener import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module, thread_count
+from tvmdeploy.tools.cli.module_opener import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, thread_count
 
 _TARGET_HELP = """\
 each TARGET is an artifact folder or a profile name (built from --model into OUT/<profile>-b<batch>),
@@ -53,7 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--torch-weights", type=Path, metavar="FILE", help="checkpoint the ONNX was exported from (for the PyTorch row)")
     parser.add_argument(
-        "--tuning-log", action="append", default=[], metavar="PROFILE=DIR", help="MetaSchedule database to build PROFILE with (repeatable)"
+        "--tuning-log",
+        action="append",
+        default=[],
+        metavar="PROFILE=DIR",
+        help="also build PROFILE with this MetaSchedule database, or with 'shipped' (repeatable); its default schedules are measured too",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild profile targets even if OUT holds a matching artifact")
     parser.add_argument("--format", choices=("md", "csv", "json"), default="md", help="table format (default md)")
@@ -79,13 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _tuning_logs(items: list[str]) -> dict[str, Path]:
+def _tuning_logs(items: list[str]) -> dict[str, str]:
+    """PROFILE -> a database folder or a log word (auto, shipped; compile/tuning/log_choice.LogChoice reads it)."""
     logs = {}
     for item in items:
         profile, sep, folder = item.partition("=")
         if not sep or not profile or not folder:
-            raise TvmDeployError(f"--tuning-log expects PROFILE=DIR, got {item!r}")
-        logs[profile] = Path(folder)
+            raise TvmDeployError(f"--tuning-log expects PROFILE=DIR (or PROFILE=shipped), got {item!r}")
+        logs[profile] = folder
     return logs
 
 
@@ -93,29 +98,6 @@ def _baselines(text: str) -> tuple[str, ...]:
     if text.strip() == "none":
         return ()
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def make_opener(args: argparse.Namespace):
-    """Open an artifact here or on its RemoteSpec's device (--rpc-tracker fills in a missing tracker)."""
-
-    def opener(artifact: Path, remote, threads: int) -> ArtifactModule:
-        endpoint = None
-        if remote is not None:
-            from tvmdeploy.runtime.rpc import RpcEndpoint
-
-            tracker = None if remote.server else remote.tracker or args.rpc_tracker
-            if not (remote.server or tracker):
-                raise TvmDeployError(f"device key '{remote.key}' needs a tracker: add --rpc-tracker HOST:PORT or tracker= to the target")
-            endpoint = RpcEndpoint.from_options(remote.server, tracker, remote.key)
-        return open_module(
-            artifact,
-            endpoint,
-            threads=threads if remote is None else None,
-            timeout_s=args.rpc_timeout,
-            call_timeout_s=args.rpc_call_timeout,
-        )
-
-    return opener
 
 
 def _start_emulated_board(targets: list[str]) -> tuple[list[str], str | None]:
@@ -149,11 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, targets: list[str]) -> int:
-    from tvmdeploy.compile.measure.compare import CompareConfig, compare
+    import tvmdeploy
 
-    config = CompareConfig(
-        targets=targets,
-        model=args.model,
+    log = lambda message: print(f"[compare] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    rows = tvmdeploy.compare(
+        targets,
+        args.model,
         out_dir=args.output,
         batch=args.batch,
         threads=args.threads,
@@ -163,17 +146,18 @@ def _run(args: argparse.Namespace, targets: list[str]) -> int:
         max_seconds=args.max_seconds,
         baselines=_baselines(args.baselines),
         rpc_tracker=args.rpc_tracker,
+        timeout_s=args.rpc_timeout,
+        call_timeout_s=args.rpc_call_timeout,
         tuning_logs=_tuning_logs(args.tuning_log),
         torch_weights=args.torch_weights,
         rebuild=args.rebuild,
+        log=log,
     )
-    log = lambda message: print(f"[compare] {message}", file=sys.stderr, flush=True)  # noqa: E731
-    rows = compare(config, make_opener(args), log)
     records = [r.to_dict() for r in rows]
     for record, row in zip(records, rows):
         # The full remote description (with its caveat) is long; the table keeps its first clause.
         record["device"] = row.device.split(";")[0]
-    breakdown = _breakdown(args, config, log) if args.breakdown else None
+    breakdown = _breakdown(args, log) if args.breakdown else None
     chart = None
     if not args.no_chart:
         from tvmdeploy.tools.cli.chart import breakdown_chart, latency_chart
@@ -193,6 +177,7 @@ def _run(args: argparse.Namespace, targets: list[str]) -> int:
         print(format_csv(records), end="")
     else:
         print(format_markdown(records))
+        print("\nvs ORT: against ONNX Runtime on the same device: here for local targets, the board's own for a remote one.")
         if any(r["emulated"] for r in records):
             print("\n(emulated) rows ran under an emulator (qemu-user): their timings say nothing about the real CPU.")
         if breakdown is not None:
@@ -212,7 +197,7 @@ def _title(args: argparse.Namespace, rows) -> str:
     return f"{model}: latency per target ({threads} host thread(s))"
 
 
-def _breakdown(args: argparse.Namespace, config, log):
+def _breakdown(args: argparse.Namespace, log):
     """Per-kernel times of --breakdown: an artifact folder, or a profile already built for this comparison."""
     from tvmdeploy.compile.measure.kernel_breakdown import kernel_breakdown
     from tvmdeploy.compile.measure.reference import reference_input
@@ -220,7 +205,7 @@ def _breakdown(args: argparse.Namespace, config, log):
 
     folder = Path(args.breakdown)
     if not folder.is_dir():
-        folder = config.out_dir / f"{args.breakdown}-b1"
+        folder = args.output / f"{args.breakdown}-b1"
         if not folder.is_dir():
             raise TvmDeployError(f"--breakdown {args.breakdown}: not an artifact folder, nor a profile built by this comparison")
     log(f"per-kernel breakdown of {folder}")

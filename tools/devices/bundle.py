@@ -27,9 +27,12 @@ PLATFORMS: dict[str, tuple[str, str]] = {
     "linux-x86_64": ("x86_64", "manylinux_2_28_x86_64"),
     "linux-aarch64": ("aarch64", "manylinux_2_28_aarch64"),
 }
-TVM_DIST, FFI_DIST = "apache-tvm", "apache-tvm-ffi"
-# Pinned in pyproject.toml; used when the package metadata cannot be read.
-_FALLBACK_VERSIONS = {TVM_DIST: "0.27.0.post1", FFI_DIST: "0.1.14.post1"}
+TVM_DIST, FFI_DIST, ORT_DIST = "apache-tvm", "apache-tvm-ffi", "onnxruntime"
+# Pinned in pyproject.toml / requirements.lock; used when the package metadata cannot be read.
+_FALLBACK_VERSIONS = {TVM_DIST: "0.27.0.post1", FFI_DIST: "0.1.14.post1", ORT_DIST: "1.32.0"}
+# ONNX Runtime's inference needs its capi/ and __init__; its Python tools (quantization, transformers, training
+# helpers) are not imported by `import onnxruntime`.
+_ORT_EXCLUDED = ("onnxruntime/tools/*", "onnxruntime/transformers/*", "onnxruntime/quantization/*", "onnxruntime/datasets/*")
 # Shared with tools/devices/board.py, which downloads the same aarch64 wheels.
 WHEEL_CACHE = Path(os.environ.get("TVMDEPLOY_WHEEL_CACHE", Path.home() / ".cache" / "tvmdeploy" / "wheels"))
 DEFAULT_BOARD_PYTHON = "3.11"
@@ -87,6 +90,30 @@ from tvmdeploy.runtime.bundle_main import main  # noqa: E402
 sys.exit(main())
 '''
 
+_SERVE = '''"""Start this board's TVM RPC server from the unpacked bundle (see README of tvmdeploy, "A real board").
+
+    python3 serve.py --tracker HOST:PORT --key KEY [--host 127.0.0.1 | --listen-any] [--port 9090]
+
+It registers with the tracker, runs whatever a tvmdeploy host sends (artifacts, ONNX Runtime when the bundle
+carries it), and needs only numpy besides the bundle. The server runs any code it is sent: it listens on
+127.0.0.1 unless --listen-any.
+"""
+import os
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "site"))
+os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
+os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
+from tvmdeploy.runtime.rpc.board_server import main  # noqa: E402
+
+argv = sys.argv[1:]
+extra = os.path.join(here, "site", "tvm", "lib", "libtvm_runtime_extra.so")  # what MetaSchedule's measurements call
+if "--load-library" not in argv and os.path.exists(extra):
+    argv += ["--load-library", extra]
+sys.exit(main(argv))
+'''
+
 _ENV_SH = """# source me: puts the bundle's Python packages on PYTHONPATH and selects TVM's runtime-only mode
 _here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 export PYTHONPATH="$_here/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -105,6 +132,7 @@ class BundleResult:
     python_versions: list[str]
     artifacts: list[str] = field(default_factory=list)
     cudart: str | None = None
+    onnxruntime: str | None = None
 
 
 def dist_version(dist: str) -> str:
@@ -225,7 +253,27 @@ def _pure_python_dependency(module: str) -> Member:
     return path.name, path.read_bytes
 
 
-def _runtime_members() -> Iterator[Member]:
+def _ort_members(platform: str, python_versions: Sequence[str], cache: Path, download: bool) -> Iterator[Member]:
+    """onnxruntime's inference files for the device: the installed package when it fits, else the platform's wheels.
+    Only its Python extension depends on the Python version: further versions add just that file."""
+    arch = PLATFORMS[platform][0]
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wanted = lambda name: not any(fnmatch.fnmatch(name, p) for p in (*_ORT_EXCLUDED, "*/__pycache__/*", "*.pyc"))  # noqa: E731
+    if arch == _platform.machine() and here in python_versions:
+        first: Iterator[Member] = _installed_members("onnxruntime")
+        others = [v for v in python_versions if v != here]
+    else:
+        first = _wheel_members(find_wheel(ORT_DIST, platform, python_versions[0], cache, download=download), ["onnxruntime"])
+        others = list(python_versions[1:])
+    yield from ((name, read) for name, read in first if wanted(name))
+    for version in others:
+        wheel = find_wheel(ORT_DIST, platform, version, cache, download=download)
+        yield from (
+            (n, r) for n, r in _wheel_members(wheel, ["onnxruntime"]) if fnmatch.fnmatch(n, "onnxruntime/capi/*pybind11_state.cpython-*.so")
+        )
+
+
+def runtime_members() -> Iterator[Member]:
     """Our `tvmdeploy.runtime` package (loader, pre/post-processing, labels), without bytecode."""
     spec = importlib.util.find_spec("tvmdeploy.runtime")
     root = Path(list(spec.submodule_search_locations)[0])
@@ -276,9 +324,12 @@ def make_bundle(
     cudart: str = "auto",
     wheel_cache: Path = WHEEL_CACHE,
     download: bool = True,
+    with_ort: bool = False,
 ) -> BundleResult:
     """Write the runtime-only bundle for `platform` as a .tar.gz and return what went into it.
 
+    `with_ort` adds the device's ONNX Runtime (its wheel for the platform, inference files only): with it, a board
+    started by the bundle's serve.py times ONNX Runtime beside the artifact (`tvmdeploy bench` over RPC).
     `cudart`: "auto" adds the CUDA toolkit's libcudart when bundling for x86-64 and one is found,
     "yes" requires it, "no" leaves it out.
     """
@@ -313,7 +364,9 @@ def make_bundle(
     ]
     dep_name, dep_read = _pure_python_dependency("typing_extensions")
     members.append((f"{SITE}/{dep_name}", dep_read))
-    members += [(f"{SITE}/{name}", read) for name, read in _runtime_members()]
+    members += [(f"{SITE}/{name}", read) for name, read in runtime_members()]
+    if with_ort:
+        members += [(f"{SITE}/{name}", read) for name, read in _ort_members(platform, python_versions, Path(wheel_cache), download)]
     if cudart_path is not None:
         # Next to libtvm_runtime_cuda.so, whose RUNPATH is $ORIGIN.
         members.append((f"{SITE}/tvm/lib/{cudart_path.name}", cudart_path.read_bytes))
@@ -328,9 +381,11 @@ def make_bundle(
         "tvm": dist_version(TVM_DIST),
         "tvm_ffi": dist_version(FFI_DIST),
         "needs": ["python3 (" + ", ".join(python_versions) + ")", "numpy", "Pillow"],
+        "onnxruntime": dist_version(ORT_DIST) if with_ort else None,
         "cudart": cudart_path.name if cudart_path else None,
         "artifacts": [f"artifacts/{n}" for n in names],
         "run": "python3 classify.py ARTIFACT IMAGE [IMAGE ...]",
+        "serve": "python3 serve.py --tracker HOST:PORT --key KEY",
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".part")
@@ -341,6 +396,7 @@ def make_bundle(
             unpacked += len(data)
             _add(tar, f"{top}/{name}", data, executable=name.endswith(".so"))
         _add(tar, f"{top}/classify.py", _LAUNCHER.encode())
+        _add(tar, f"{top}/serve.py", _SERVE.encode())
         _add(tar, f"{top}/env.sh", _ENV_SH.encode())
         _add(tar, f"{top}/BUNDLE.json", (json.dumps(info, indent=2) + "\n").encode())
     partial.replace(output)
@@ -348,9 +404,10 @@ def make_bundle(
         path=output,
         size_bytes=output.stat().st_size,
         unpacked_bytes=unpacked,
-        files=len(members) + 3,
+        files=len(members) + 4,
         platform=platform,
         python_versions=python_versions,
         artifacts=names,
         cudart=cudart_path.name if cudart_path else None,
+        onnxruntime=info["onnxruntime"],
     )

@@ -1,56 +1,13 @@
-"""Comparison library: target syntax, block timing, failure rows, baselines, kernel classification and breakdown."""
+"""Comparison library: block timing, failure rows, baselines, kernel classification and breakdown."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tvmdeploy.compile.measure.compare import (
-    CompareConfig,
-    RemoteSpec,
-    compare,
-    parse_target,
-)
+from tvmdeploy.compile.measure.compare import CompareConfig, compare
 from tvmdeploy.compile.measure.kernel_breakdown import classify_call, format_breakdown, kernel_breakdown
 from tvmdeploy.runtime.errors import TvmDeployError
-
-
-@pytest.mark.parametrize(
-    "text, name, remote",
-    [
-        ("build/x86", "build/x86", None),
-        ("x86-avx2", "x86-avx2", None),
-        ("build/a72@qemu-aarch64", "build/a72", RemoteSpec(key="qemu-aarch64")),
-        ("arm-cortex-a72@key=k,tracker=127.0.0.1:9190", "arm-cortex-a72", RemoteSpec(key="k", tracker="127.0.0.1:9190")),
-        ("a@rpc=localhost:9090", "a", RemoteSpec(server="localhost:9090")),
-        ("a@rpc=localhost:9090,key=qemu-aarch64", "a", RemoteSpec(key="qemu-aarch64", server="localhost:9090")),
-    ],
-)
-def test_parse_target(text, name, remote):
-    spec = parse_target(text)
-    assert (spec.name, spec.remote) == (name, remote)
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("a@", "expected NAME@KEY"),
-        ("a@tracker=h:1", "tracker= needs key="),
-        ("a@rpc=h:1,tracker=h:2", "excludes"),
-        ("a@rpc=nohostport", "not HOST:PORT"),
-        ("a@colour=red", "unknown or empty field"),
-        ("a@k,tracker=h:1", "write key=KEY"),
-    ],
-)
-def test_parse_target_errors(text, message):
-    with pytest.raises(TvmDeployError, match=message):
-        parse_target(text)
-
-
-def test_existing_path_with_at_sign_is_a_path(tmp_path):
-    folder = tmp_path / "odd@name"
-    folder.mkdir()
-    assert parse_target(str(folder)).remote is None
 
 
 class FakeModule:
@@ -69,6 +26,9 @@ class FakeModule:
 
     def time(self, x, number=1, repeat=1):
         return [0.002] * repeat
+
+    def close(self):
+        self.ort = None
 
 
 def _fake_artifact(folder, onnx_path, batch=1):
@@ -138,6 +98,10 @@ def test_failures_become_rows_and_the_rest_completes(tiny_onnx, tmp_path):
     assert [r.status for r in tvm] == ["ok", "ok", "failed", "ok", "failed", "ok"]
     assert tvm[0].tuning == "tuned 7/9 tasks" and tvm[0].parity.startswith("pass")
     assert tvm[1].emulated and tvm[1].stats.median_ms == pytest.approx(2.0)  # the device timer's 2 ms
+    # The remote target's own ORT row follows it: this device offers none, so no ratio (never the host's ORT).
+    device_ort = rows[rows.index(tvm[1]) + 1]
+    assert device_ort.kind == "onnxruntime" and device_ort.status == "skipped" and device_ort.emulated
+    assert tvm[1].ratio_to_ort is None and tvm[0].ratio_to_ort is not None
     assert "no free device" in tvm[2].error
     assert tvm[3].parity.startswith("FAIL")
     assert "neither an artifact folder nor a profile" in tvm[4].error
@@ -161,10 +125,7 @@ def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_pat
         threads=1,
         baselines=("onnxruntime",),
     )
-    from tvmdeploy.tools.cli.compare import make_opener
-
-    opener = make_opener(SimpleNamespace(rpc_timeout=5, rpc_call_timeout=60, rpc_tracker=None))
-    rows = compare(config, opener)
+    rows = compare(config)  # the library's own opener
     assert [(r.kind, r.batch, r.status) for r in rows] == [
         ("onnxruntime", 1, "ok"),
         ("tvm", 1, "ok"),
@@ -175,7 +136,7 @@ def test_larger_batch_builds_profiles_twice_and_rebatches_ort(tiny_onnx, tmp_pat
     assert rows[3].images_per_second == pytest.approx(2 / (rows[3].stats.median_ms / 1e3))
     assert (tmp_path / "out" / "x86-avx2-b2" / "manifest.json").is_file()
     logged = []
-    compare(config, opener, logged.append)  # second run reuses both builds
+    compare(config, log=logged.append)  # second run reuses both builds
     assert sum("reusing" in m for m in logged) == 2
 
 
@@ -292,3 +253,43 @@ def test_kernel_breakdown_with_a_fake_vm():
 def test_breakdown_refuses_a_remote_module():
     with pytest.raises(TvmDeployError, match="local artifact"):
         kernel_breakdown(SimpleNamespace(manifest=None), np.zeros(1))
+
+
+def test_a_remote_target_is_compared_with_onnx_runtime_on_its_own_device(tiny_onnx, tmp_path):
+    """Per target, the default schedules and the given log, and ONNX Runtime where the target runs: here, or on
+    the device (a board server run natively here: its ORT and the TVM module timed there in alternation)."""
+    from rpc_processes import board_server
+
+    onnx_path = tiny_onnx()
+    service = board_server("compare-device")
+    config = CompareConfig(
+        targets=["x86-avx2", f"x86-avx2@rpc=127.0.0.1:{service.port},key={service.key}"],
+        model=onnx_path,
+        out_dir=tmp_path / "out",
+        warmup=1,
+        runs=3,
+        min_seconds=0,
+        threads=1,
+        baselines=("onnxruntime",),
+        tuning_logs={"x86-avx2": "shipped"},  # no shipped log fits the tiny model: the "tuned" build finds none
+    )
+    try:
+        rows = compare(config)
+    finally:
+        service.stop()
+    assert all(r.status == "ok" for r in rows), [(r.label, r.error) for r in rows]
+    labels = [(r.label.removeprefix("TVM ") if r.kind == "tvm" else r.kind, bool(r.device.startswith("remote"))) for r in rows]
+    assert labels == [
+        ("onnxruntime", False),
+        ("x86-avx2", False),
+        ("x86-avx2 (tuned)", False),
+        ("x86-avx2", True),
+        ("onnxruntime", True),
+        ("x86-avx2 (tuned)", True),
+        ("onnxruntime", True),
+    ]
+    host_ort, remote_tvm, device_ort = rows[0], rows[3], rows[4]
+    assert rows[1].ratio_to_ort == pytest.approx(rows[1].stats.median_ms / host_ort.stats.median_ms)
+    assert remote_tvm.ratio_to_ort == pytest.approx(remote_tvm.stats.median_ms / device_ort.stats.median_ms)
+    assert device_ort.ratio_to_ort == 1.0 and device_ort.parity.startswith("pass") and remote_tvm.parity.startswith("pass")
+    assert (tmp_path / "out" / "x86-avx2-tuned-b1" / "manifest.json").is_file()

@@ -143,6 +143,11 @@ def test_compare_on_an_emulated_board_in_one_command(capsys, tmp_path, tiny_mode
     rows = json.loads(captured.out)["rows"]
     a72 = next(r for r in rows if r["label"].startswith("TVM arm-cortex-a72"))
     assert a72["status"] == "ok" and a72["emulated"] and a72["parity"].startswith("pass")
+    # ONNX Runtime on the board itself, right after its target; the A72's ratio is against it, not the host's ORT.
+    board_ort = rows[rows.index(a72) + 1]
+    assert board_ort["kind"] == "onnxruntime" and board_ort["status"] == "ok" and board_ort["emulated"]
+    assert board_ort["device"] == a72["device"] and board_ort["parity"].startswith("pass")
+    assert a72["ratio_to_ort"] == pytest.approx(a72["median_ms"] / board_ort["median_ms"])
     assert "started an emulated aarch64 board" in captured.err
     # The board started for the run is gone afterwards.
     assert not [s for s in board.status() if s.key.startswith("compare-") and s.alive]

@@ -40,7 +40,7 @@ libtirpc3:arm64
 
 
 def test_apt_depends_parsing_takes_first_choices_and_this_arch_only():
-    deps = board._parse_apt_depends(APT_DEPENDS_SAMPLE, "arm64")
+    deps = board.root._parse_apt_depends(APT_DEPENDS_SAMPLE, "arm64")
     # media-types (first choice, arch-independent) is not needed to run Python; libdb-other is an unused alternative.
     assert deps["libpython3.11-stdlib"] == ["libpython3.11-minimal", "libbz2-1.0", "libdb5.3"]
     assert deps["libtirpc3"] == ["libc6"]
@@ -70,7 +70,7 @@ def test_stale_state_is_dropped(monkeypatch, tmp_path):
     state = board.BoardServer(
         pid=dead.pid, key="k", arch="aarch64", emulator="qemu-aarch64-static", host="127.0.0.1", port=9090, tracker="", log="", started=0.0
     )
-    board._write_state(board.BoardRoot(tmp_path, board.ARCHES["aarch64"]), state)
+    board.servers._write_state(board.BoardRoot(tmp_path, board.ARCHES["aarch64"]), state)
     [seen] = board.status()
     assert not seen.alive and not board.board_is_emulated("k")
     assert list((tmp_path / "run").glob("*.json")) == []
@@ -129,17 +129,6 @@ def board_key(tracker_address):
         down = cli("board", "down", "--key", key, timeout_s=120)
         assert down.returncode == 0 and "stopped board server" in down.stdout
         assert not board.board_is_emulated(key)
-
-
-@pytest.fixture(scope="module")
-def a72_artifact(exported_onnx, tmp_path_factory):
-    from tvmdeploy.compile.build import build_artifact
-    from tvmdeploy.targets import load_profile
-
-    onnx_path = exported_onnx("ppcls_mobilenetv2_x0_25")
-    out = tmp_path_factory.mktemp("board") / "a72"
-    build_artifact(onnx_path, load_profile("arm-cortex-a72"), out)
-    return out
 
 
 @pytest.mark.rpc
@@ -203,7 +192,7 @@ def test_cli_bench_and_status_say_the_board_is_emulated(tracker_address, board_k
         "bench", str(a72_artifact), "--rpc-tracker", tracker_address, "--rpc-key", board_key, "--runs", "2", "--warmup", "1", "--no-ort"
     )
     assert bench.returncode == 0, bench.stderr[-2000:]
-    assert "emulated" in bench.stdout and "(remote)" in bench.stdout
+    assert "emulated" in bench.stdout and "(device)" in bench.stdout
     status = cli("rpc", "status", "--tracker", tracker_address)
     row = next(line for line in status.stdout.splitlines() if line.startswith(board_key))
     assert row.split()[1] == "2" and "emulated" in row

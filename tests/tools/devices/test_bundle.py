@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -17,6 +19,7 @@ from tvmdeploy.tools.cli.main import main as cli_main
 from tvmdeploy.tools.devices import bundle
 from tvmdeploy.tools.devices.bundle import keep_member, make_bundle
 
+CLI = [sys.executable, "-m", "tvmdeploy.tools.cli"]
 CAT = Path(__file__).resolve().parents[3] / "tools" / "assets" / "cat.jpg"
 # The x86-64 bundle with one Python and no libcudart measured 4.4 MB; far more means the filter broke.
 MAX_RUNTIME_BUNDLE_MB = 10
@@ -183,32 +186,47 @@ def test_aarch64_bundle_from_cached_wheels(tmp_path: Path) -> None:
     assert info["platform"] == "linux-aarch64" and info["python_versions"] == ["3.11"]
 
 
-@pytest.mark.rpc
-def test_aarch64_bundle_runs_on_the_emulated_board(exported_onnx, tmp_path: Path) -> None:
-    """The acceptance path of a real board: only Python, numpy and Pillow there, plus the bundle."""
-    from tvmdeploy.compile.build import build_artifact
-    from tvmdeploy.compile.measure.reference import OrtModel
-    from tvmdeploy.runtime.preprocess import preprocess_images
-    from tvmdeploy.targets import load_profile
+@pytest.fixture(scope="module")
+def aarch64_bundle(a72_artifact, tmp_path_factory) -> tuple[Path, Path]:
+    """(the unpacked linux-aarch64 bundle with ONNX Runtime and the A72 artifact, the board root whose Debian Python
+    runs it under qemu): what a real board gets, made the way the README's recipe makes it."""
     from tvmdeploy.tools.devices import board
 
-    onnx_path = exported_onnx("ppcls_mobilenetv2_x0_25")
-    build_artifact(onnx_path, load_profile("arm-cortex-a72"), tmp_path / "a72")
     root = board.ensure_built(progress=False)  # the board's Debian arm64 Python and its aarch64 wheels
-    result = make_bundle("linux-aarch64", tmp_path / "arm.tar.gz", artifacts=[tmp_path / "a72"])
-    with tarfile.open(result.path) as tar:
-        tar.extractall(tmp_path / "x", filter="data")
-    bundle_dir = tmp_path / "x" / "tvmdeploy-runtime-linux-aarch64"
-    only = tmp_path / "numpy-and-pillow"  # nothing else of the board's site-packages is visible
-    only.mkdir()
+    folder = tmp_path_factory.mktemp("aarch64-bundle")
+    archive = folder / "arm.tar.gz"
+    assert cli_main(["bundle", "--platform", "linux-aarch64", "--with-ort", "-o", str(archive), "--artifact", str(a72_artifact)]) == 0
+    with tarfile.open(archive) as tar:
+        _extract(tar, folder / "x")
+    return folder / "x" / "tvmdeploy-runtime-linux-aarch64", root
+
+
+def _board_numpy_pillow(root, folder: Path) -> Path:
+    """The board's numpy and Pillow alone (nothing else of the board root's site-packages is visible)."""
+    folder.mkdir()
     for name in ("numpy", "numpy.libs", "PIL", "pillow.libs"):
         if (root.site / name).exists():
-            (only / name).symlink_to(root.site / name)
-    image = Path(__file__).resolve().parents[3] / "tools" / "assets" / "cat.jpg"
+            (folder / name).symlink_to(root.site / name)
+    return folder
+
+
+@pytest.mark.rpc
+def test_aarch64_bundle_runs_on_the_emulated_board(aarch64_bundle, a72_artifact, exported_onnx, tmp_path: Path) -> None:
+    """The acceptance path of a real board: only Python, numpy and Pillow there, plus the bundle."""
+    from tvmdeploy.compile.measure.reference import OrtModel
+    from tvmdeploy.runtime.preprocess import preprocess_images
+
+    bundle_dir, root = aarch64_bundle
+    only = _board_numpy_pillow(root, tmp_path / "numpy-and-pillow")
     logits_file = tmp_path / "logits.npy"
     completed = subprocess.run(
         root.command(
-            "-S", str(bundle_dir / "classify.py"), str(bundle_dir / "artifacts" / "a72"), str(image), "--save-logits", str(logits_file)
+            "-S",
+            str(bundle_dir / "classify.py"),
+            str(bundle_dir / "artifacts" / a72_artifact.name),
+            str(CAT),
+            "--save-logits",
+            str(logits_file),
         ),
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only)},
         capture_output=True,
@@ -217,7 +235,58 @@ def test_aarch64_bundle_runs_on_the_emulated_board(exported_onnx, tmp_path: Path
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "runtime-only" in completed.stdout and "1." in completed.stdout
-    expected = OrtModel(onnx_path).run(preprocess_images([image]))
+    expected = OrtModel(exported_onnx("ppcls_mobilenetv2_x0_25")).run(preprocess_images([CAT]))
     actual = np.load(logits_file)
     assert np.abs(actual - expected).max() <= 1e-4
     assert (np.argsort(-actual)[0, :5] == np.argsort(-expected)[0, :5]).all()
+
+
+@pytest.mark.rpc
+@pytest.mark.timeout(900)
+def test_board_started_from_the_bundle_serves_bench_with_onnx_runtime(aarch64_bundle, a72_artifact, tmp_path: Path) -> None:
+    """README's real-board recipe on the emulated board: `python3 serve.py --tracker ... --key ...` from the unpacked
+    archive (numpy beside it, nothing else), then `tvmdeploy bench` over the tracker: TVM and the board's own ONNX
+    Runtime, both timed there, parity checked there."""
+    from rpc_processes import Service, free_port
+
+    bundle_dir, root = aarch64_bundle
+    only = _board_numpy_pillow(root, tmp_path / "numpy-only")
+    tracker = Service("rpc", "tracker", "--port", str(free_port()))
+    server = None
+    try:
+        address = tracker.wait_for("RPC tracker listening on").split()[4].rstrip(",")
+        key = "bundle-board"
+        server = subprocess.Popen(
+            root.command("-S", str(bundle_dir / "serve.py"), "--tracker", address, "--key", key, "--emulated-by", root.arch.qemu),
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(only)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if "tvmdeploy-board: listening on" in line:
+                break
+        assert "tvmdeploy-board: onnxruntime " in "".join(lines), "".join(lines)
+        bench = subprocess.run(
+            [*CLI, "bench", str(a72_artifact), "--rpc-tracker", address, "--rpc-key", key, "--runs", "2", "--warmup", "1", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert bench.returncode == 0, bench.stderr[-3000:]
+        report = json.loads(bench.stdout)
+        assert report["onnxruntime_on"] == "device" and report["emulated"] and report["parity"]["status"] == "passed"
+        assert "on the device" in report["parity"]["reference"]
+        assert [name.rsplit(" ", 1)[-1] for name in report["results"]] == ["(device)", "(device)"]
+        from tvmdeploy.runtime.rpc import RpcEndpoint, connect
+
+        with connect(RpcEndpoint.tracker(address, key), timeout_s=60) as session:
+            assert session.info()["tvm_path"].startswith(str(bundle_dir))  # the bundle's TVM, not the board root's
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        tracker.stop()

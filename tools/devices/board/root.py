@@ -1,4 +1,4 @@
-"""The emulated aarch64 board: build its root once, then start, stop and list its RPC servers under qemu-user."""
+"""The emulated aarch64 board's root: Debian's arm64 Python and libraries, the aarch64 wheels, our runtime package."""
 
 from __future__ import annotations
 
@@ -6,20 +6,18 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, RpcEndpoint, tracker_summary, wait_for_tracker
 
 BOARD_DIR_ENV = "TVMDEPLOY_BOARD_DIR"  # overrides where the board is built and its run state kept
 DEFAULT_KEY = "qemu-aarch64"  # the key itself tells every tracker listing that timings are emulated
@@ -39,11 +37,13 @@ WHEELS = (
     "cloudpickle",
     "pillow",
     "typing_extensions",
+    "onnxruntime",  # the board's own ONNX Runtime, the peer `bench` and `compare` time there
 )
 # The compiler library (260 MB) is never loaded on the board (TVM_USE_RUNTIME_LIB=1): skip unpacking it.
 SKIP_WHEEL_FILES = ("tvm/lib/libtvm_compiler.so",)
 EXTRA_RUNTIME_LIB = "tvm/lib/libtvm_runtime_extra.so"  # random_fill_for_measure, needed by MetaSchedule runs
-SERVER_SCRIPT = "board_server.py"
+SERVER_MODULE = "tvmdeploy.runtime.rpc.board_server"  # run with -m from PACKAGE_DIR
+PACKAGE_DIR = "pkg"  # our tvmdeploy.runtime, copied in on every use (it changes with the checkout, the root does not)
 BUILD_STAMP = "board.json"  # written last: a root without it is incomplete and is rebuilt
 
 
@@ -56,26 +56,6 @@ class Arch:
 
 
 ARCHES = {"aarch64": Arch("aarch64", "arm64", "qemu-aarch64-static", "manylinux_2_28_aarch64")}
-
-
-@dataclass
-class BoardServer:
-    """One RPC server process of the board, as recorded in its state file."""
-
-    pid: int
-    key: str
-    arch: str
-    emulator: str
-    host: str
-    port: int
-    tracker: str  # "HOST:PORT", or "" for a direct server
-    log: str
-    started: float
-    alive: bool = True
-
-    @property
-    def emulated(self) -> bool:
-        return bool(self.emulator)
 
 
 def board_dir(arch: str = "aarch64") -> Path:
@@ -227,9 +207,9 @@ def _download_debs(arch: Arch, packages: list[str], folder: Path, show: bool, ch
     return debs
 
 
-def _wheel_pins() -> list[str]:
+def _wheel_pins(names: tuple[str, ...] = WHEELS) -> list[str]:
     pins = []
-    for name in WHEELS:
+    for name in names:
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -237,9 +217,9 @@ def _wheel_pins() -> list[str]:
     return pins
 
 
-def _download_wheels(arch: Arch, folder: Path, show: bool) -> list[Path]:
+def _download_wheels(arch: Arch, folder: Path, show: bool, names: tuple[str, ...] = WHEELS) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    for pin in _progress(_wheel_pins(), "board: pip download", show=show):
+    for pin in _progress(_wheel_pins(names), "board: pip download", show=show):
         name = pin.split("==")[0]
         cmd = [
             sys.executable,
@@ -295,8 +275,8 @@ class BoardRoot:
         return self.root / "usr" / "bin" / PYTHON
 
     @property
-    def server_script(self) -> Path:
-        return self.dir / SERVER_SCRIPT
+    def package_dir(self) -> Path:
+        return self.dir / PACKAGE_DIR
 
     @property
     def run_dir(self) -> Path:
@@ -313,7 +293,7 @@ class BoardRoot:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "VIRTUAL_ENV"))}
         env.update(
-            PYTHONPATH=str(self.site),
+            PYTHONPATH=f"{self.package_dir}{os.pathsep}{self.site}",
             PYTHONNOUSERSITE="1",
             TVM_USE_RUNTIME_LIB="1",  # only libtvm_runtime: the compiler library is not on the board
             TVM_BIND_THREADS="0",
@@ -333,42 +313,69 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_built(arch: str = "aarch64", *, rebuild: bool = False, progress: bool = True) -> BoardRoot:
-    """The board root, built on first use (Debian arm64 packages + aarch64 wheels) and cached."""
+def build_root(
+    arch: str = "aarch64", *, rebuild: bool = False, progress: bool = True, in_use: Callable[[], bool] = lambda: False
+) -> BoardRoot:
+    """The board root, built on first use (Debian arm64 packages + aarch64 wheels) and cached; a root built before a
+    wheel joined WHEELS gets just that wheel. `in_use()` says whether servers run from it (no rebuild then)."""
     board = BoardRoot(board_dir(arch), _arch(arch))
     _need_tool(board.arch.qemu, "qemu-user-static")
-    _copy_server_script(board)
-    if board.built and not rebuild:
-        return board
     with _locked(board.dir):
-        if board.built and not rebuild:
-            return board
-        if any(s.alive for s in status(arch)):
-            raise TvmDeployError("board servers are running from this board root; stop them first (tvmdeploy board down)")
-        started = time.time()
-        (board.dir / BUILD_STAMP).unlink(missing_ok=True)
-        # Downloads too: a folder holding two versions of a package would unpack both.
-        for stale in (board.root, board.site, board.dir / "debs", board.dir / "wheels"):
-            shutil.rmtree(stale, ignore_errors=True)
-        _ensure_foreign_arch(board.arch)
-        packages = resolve_packages(board.arch)
-        debs = _download_debs(board.arch, packages, board.dir / "debs", progress)
-        board.root.mkdir(parents=True, exist_ok=True)
-        for deb in _progress(debs, "board: dpkg -x", show=progress):
-            _run(["dpkg", "-x", str(deb), str(board.root)])
-        wheels = _download_wheels(board.arch, board.dir / "wheels", progress)
-        _unpack_wheels(wheels, board.site, progress)
-        _precompile(board, progress)
-        version = _run(board.command("-c", "import sys; print(sys.version.split()[0])"), env=board.env()).stdout.strip()
-        stamp = {
-            "arch": arch,
-            "python": version,
-            "debs": [d.name for d in debs],
-            "wheels": [w.name for w in wheels],
-            "build_s": round(time.time() - started, 1),
-        }
-        (board.dir / BUILD_STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        if rebuild or not board.built:
+            if in_use():
+                raise TvmDeployError("board servers are running from this board root; stop them first (tvmdeploy board down)")
+            _build(board, progress)
+        else:
+            _add_missing_wheels(board, progress)
+        _install_package(board)
+        _write_cpuinfo(board)
     return board
+
+
+def _build(board: BoardRoot, progress: bool) -> None:
+    started = time.time()
+    (board.dir / BUILD_STAMP).unlink(missing_ok=True)
+    # Downloads too: a folder holding two versions of a package would unpack both.
+    for stale in (board.root, board.site, board.dir / "debs", board.dir / "wheels"):
+        shutil.rmtree(stale, ignore_errors=True)
+    _ensure_foreign_arch(board.arch)
+    packages = resolve_packages(board.arch)
+    debs = _download_debs(board.arch, packages, board.dir / "debs", progress)
+    board.root.mkdir(parents=True, exist_ok=True)
+    for deb in _progress(debs, "board: dpkg -x", show=progress):
+        _run(["dpkg", "-x", str(deb), str(board.root)])
+    wheels = _download_wheels(board.arch, board.dir / "wheels", progress)
+    _unpack_wheels(wheels, board.site, progress)
+    _precompile(board, progress)
+    version = _run(board.command("-c", "import sys; print(sys.version.split()[0])"), env=board.env()).stdout.strip()
+    stamp = {
+        "arch": board.arch.name,
+        "python": version,
+        "debs": [d.name for d in debs],
+        "wheels": [w.name for w in wheels],
+        "build_s": round(time.time() - started, 1),
+    }
+    (board.dir / BUILD_STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+
+
+def _distribution(name: str) -> str:
+    """A distribution's name as wheel files spell it (PEP 427: runs of -_. become _, lower case)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _add_missing_wheels(board: BoardRoot, progress: bool) -> None:
+    stamp_file = board.dir / BUILD_STAMP
+    stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
+    have = {_distribution(name.split("-")[0]) for name in stamp.get("wheels", [])}
+    missing = tuple(name for name in WHEELS if _distribution(name) not in have)
+    if not missing:
+        return
+    wheels = _download_wheels(board.arch, board.dir / "wheels", progress, missing)
+    added = [w for w in wheels if _distribution(w.name.split("-")[0]) in {_distribution(m) for m in missing}]
+    _unpack_wheels(added, board.site, progress)
+    _precompile(board, progress)
+    stamp["wheels"] = sorted({*stamp.get("wheels", []), *(w.name for w in added)})
+    stamp_file.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
 
 
 def _precompile(board: BoardRoot, show: bool) -> None:
@@ -380,232 +387,36 @@ def _precompile(board: BoardRoot, show: bool) -> None:
         compileall.compile_dir(str(folder), quiet=2, workers=0 if (os.cpu_count() or 1) > 1 else 1)
 
 
-def _copy_server_script(board: BoardRoot) -> None:
-    board.dir.mkdir(parents=True, exist_ok=True)
-    source = Path(__file__).with_name(SERVER_SCRIPT)
-    if not board.server_script.is_file() or board.server_script.read_bytes() != source.read_bytes():
-        shutil.copyfile(source, board.server_script)
+def _install_package(board: BoardRoot) -> None:
+    """Our tvmdeploy.runtime (the board server and what it runs) into the root's package folder, as the bundle
+    carries it; rewritten when the checkout changed it."""
+    from tvmdeploy.tools.devices.bundle import runtime_members
+
+    wanted = {name: read() for name, read in runtime_members()}
+    files = [p for p in board.package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    present = {p.relative_to(board.package_dir).as_posix(): p for p in files}
+    if set(present) == set(wanted) and all(present[name].read_bytes() == data for name, data in wanted.items()):
+        return
+    shutil.rmtree(board.package_dir, ignore_errors=True)
+    for name, data in wanted.items():
+        target = board.package_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
-# ---------------------------------------------------------------- servers
+def _write_cpuinfo(board: BoardRoot) -> None:
+    """An aarch64 /proc/cpuinfo in the root, which qemu-user's -L prefix serves to the board's programs.
 
-
-def _state_files(arch: str = "aarch64") -> list[Path]:
-    folder = board_dir(arch) / "run"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
-
-
-def _pid_is_board(pid: int) -> bool:
-    """The pid is alive and is still our server (pids are reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return SERVER_SCRIPT.encode() in cmdline
-
-
-def status(arch: str = "aarch64") -> list[BoardServer]:
-    """The board servers started from this machine; dead ones are reported once and their state removed."""
-    servers = []
-    for path in _state_files(arch):
-        try:
-            server = BoardServer(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            path.unlink(missing_ok=True)
-            continue
-        server.alive = _pid_is_board(server.pid)
-        if not server.alive:
-            path.unlink(missing_ok=True)
-        servers.append(server)
-    return servers
-
-
-def board_is_emulated(key: str, arch: str = "aarch64") -> bool:
-    """True when a board server started here under emulation serves `key` (its timings are not the CPU's)."""
-    return any(s.alive and s.emulated and s.key == key for s in status(arch))
-
-
-def _log_tail(path: Path, lines: int = 5) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])
-
-
-def _listening_port(log: Path) -> int | None:
-    try:
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("tvmdeploy-board: listening on "):
-                return int(line.split()[3].rpartition(":")[2])
-    except OSError:
-        pass
-    return None
-
-
-def _registered(tracker: RpcEndpoint, key: str, port: int) -> bool:
-    try:
-        summary = tracker_summary(tracker, timeout_s=5.0)
-    except TvmDeployError:
-        return False
-    return any(s.get("key") == f"server:{key}" and int(s["addr"][1]) == port for s in summary.get("server_info", []))
-
-
-def start(
-    *,
-    arch: str = "aarch64",
-    key: str = DEFAULT_KEY,
-    tracker: RpcEndpoint | None = None,
-    host: str = "127.0.0.1",
-    port: int = 9090,
-    count: int = 1,
-    timeout_s: float = 600.0,
-    progress: bool = True,
-    tracker_wait_s: float = TRACKER_START_WAIT_S,
-) -> list[BoardServer]:
-    """Start `count` RPC servers with `key` on the emulated board; return once each listens (and is registered).
-
-    A tracker that is still starting is waited for (up to `tracker_wait_s`); one that is not there
-    fails now, not after the emulated start.
+    qemu-user before 8.1 passes the host's x86 /proc/cpuinfo through; ONNX Runtime's CPU detection (pytorch
+    cpuinfo) finds no ARM processor in it and crashes at import. One entry per host CPU (the threads the board
+    gets), described as a generic ARMv8-A core: instruction features come from qemu's auxv (HWCAP), not from here.
     """
-    if tracker is not None:
-        wait_for_tracker(tracker, tracker_wait_s)
-    board = ensure_built(arch, progress=progress)
-    board.run_dir.mkdir(parents=True, exist_ok=True)
-    library = board.site / EXTRA_RUNTIME_LIB
-    started: list[tuple[subprocess.Popen, Path, BoardServer]] = []
-    next_port = port
-    for index in range(count):
-        log = board.run_dir / f"{key}-{int(time.time() * 1000)}-{index}.log"
-        # Under qemu-user, bind() on a busy port can succeed and only listen() fails, which defeats
-        # TVM's own port scan: pick a free port natively here and give the server exactly that one.
-        server_port = _first_free_port(host, next_port)
-        next_port = server_port + 1
-        argv = board.command(
-            str(board.server_script),
-            "--host",
-            host,
-            "--port",
-            str(server_port),
-            "--port-end",
-            str(server_port + 1),
-            "--key",
-            key,
-            "--load-library",
-            str(library),
-            "--emulated-by",
-            board.arch.qemu,
-        )
-        if tracker is not None:
-            argv += ["--tracker", f"{tracker.host}:{tracker.port}"]
-        with open(log, "wb") as out:
-            # Own session: `stop` ends the server and the session processes it forked, as one group.
-            proc = subprocess.Popen(
-                argv, env=board.env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        server = BoardServer(
-            pid=proc.pid,
-            key=key,
-            arch=arch,
-            emulator=board.arch.qemu,
-            host=host,
-            port=0,
-            tracker=f"{tracker.host}:{tracker.port}" if tracker else "",
-            log=str(log),
-            started=time.time(),
-        )
-        _write_state(board, server)
-        started.append((proc, log, server))
-    deadline = time.monotonic() + timeout_s
-    try:
-        for proc, log, server in started:
-            _wait_ready(board, proc, log, server, tracker, deadline, timeout_s)
-    except BaseException:
-        for _, _, server in started:
-            _terminate(server.pid)
-            (board.run_dir / f"{server.pid}.json").unlink(missing_ok=True)
-        raise
-    return [server for _, _, server in started]
-
-
-def _first_free_port(host: str, start: int, span: int = 100) -> int:
-    """The first port from `start` on which this machine can listen now."""
-    for candidate in range(start, start + span):
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, candidate))
-                sock.listen(1)
-            except OSError:
-                continue
-            return candidate
-    raise TvmDeployError(f"no free port in {start}-{start + span - 1} on {host} for the board server")
-
-
-def _write_state(board: BoardRoot, server: BoardServer) -> None:
-    data = asdict(server)
-    data.pop("alive")
-    (board.run_dir / f"{server.pid}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _wait_ready(
-    board: BoardRoot,
-    proc: subprocess.Popen,
-    log: Path,
-    server: BoardServer,
-    tracker: RpcEndpoint | None,
-    deadline: float,
-    timeout_s: float,
-) -> None:
-    """Until the server listens and (with a tracker) is registered; an error if it dies or the deadline passes."""
-    while True:
-        code = proc.poll()
-        if code is not None:
-            raise TvmDeployError(f"the board server exited with code {code} before it was ready: {_log_tail(log)}")
-        if not server.port:
-            server.port = _listening_port(log) or 0
-            if server.port:
-                _write_state(board, server)
-        if server.port and (tracker is None or _registered(tracker, server.key, server.port)):
-            return
-        if time.monotonic() > deadline:
-            where = f"register with the tracker {tracker.host}:{tracker.port}" if tracker and server.port else "listen"
-            raise TvmDeployError(f"the board server did not {where} within {timeout_s:.0f} s (log: {log}): {_log_tail(log, 2)}")
-        time.sleep(1.0)
-
-
-def _terminate(pid: int, grace_s: float = 10.0) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    end = time.monotonic() + grace_s
-    while time.monotonic() < end:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it when we are its parent (tests start and stop in one process)
-        if not _pid_is_board(pid) or _is_zombie(pid):
-            break
-        time.sleep(0.2)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    # Session processes forked by the server stay in its process group; none may outlive it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def stop(*, arch: str = "aarch64", key: str | None = None) -> list[BoardServer]:
-    """Stop the board servers started from here (all, or those with `key`); return what was stopped."""
-    stopped = []
-    for server in status(arch):
-        if key is not None and server.key != key:
-            continue
-        if server.alive:
-            _terminate(server.pid)
-        (board_dir(arch) / "run" / f"{server.pid}.json").unlink(missing_ok=True)
-        stopped.append(server)
-    return stopped
+    entry = (
+        "processor\t: {n}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
+        "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n"
+    )
+    text = "\n".join(entry.format(n=n) for n in range(os.cpu_count() or 1)) + "\n"
+    target = board.root / "proc" / "cpuinfo"
+    if not target.is_file() or target.read_text() != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)

@@ -1,4 +1,9 @@
-"""TVM RPC server loop run in-process on a board (stdlib + TVM runtime only: it is copied onto the board)."""
+"""A board's TVM RPC server, run in-process, offering the board's functions (its info, ONNX Runtime there).
+
+    python -m tvmdeploy.runtime.rpc.board_server --tracker HOST:PORT --key KEY   (serve.py of the runtime bundle)
+
+Needs the TVM runtime and the standard library (numpy and onnxruntime only for the ORT functions).
+"""
 
 # Why not `python -m tvm.exec.rpc_server`: it starts its loop through a PopenWorker that re-executes
 # `sys.executable`, and under qemu-user without binfmt_misc that exec fails ("Exec format error").
@@ -7,18 +12,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
-INFO_FUNCTION = "tvmdeploy.board.info"  # remote function the host calls to learn what the board is
+from tvmdeploy.runtime.rpc import board_functions
+
+LISTENING = "tvmdeploy-board: listening on "  # the line the host waits for (tools/devices/board)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = argparse.ArgumentParser(prog="tvmdeploy-board-server", description="A TVM RPC server with tvmdeploy's board functions.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; see --listen-any)")
+    parser.add_argument("--listen-any", action="store_true", help="listen on every interface (the server runs any code it is sent)")
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--port-end", type=int, default=None, help="end of the port range (default: port + 100)")
     parser.add_argument("--tracker", default="", help="HOST:PORT of the tracker to register with")
@@ -31,28 +37,30 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if args.listen_any:
+        args.host = "0.0.0.0" if loopback else args.host
+        print(
+            f"warning: listening on {args.host}, beyond this machine. A TVM RPC server runs any code it is sent: anyone "
+            "who can reach this port can run programs here. Use it only on a trusted network.",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif not loopback:
+        print(f"error: refusing to listen on {args.host} without --listen-any (a TVM RPC server runs any code it is sent)", file=sys.stderr)
+        return 2
     started = time.time()
     import tvm  # noqa: F401  (~45 s under qemu-user: say so in the log)
-    import tvm_ffi
     from tvm.rpc import server
 
     import_s = time.time() - started
     print(f"tvmdeploy-board: import tvm took {import_s:.1f} s", flush=True)
 
-    info = {
-        "arch": platform.machine(),
-        "emulated": bool(args.emulated_by),
-        "emulator": args.emulated_by,
-        "python": platform.python_version(),
-        "tvm": tvm.__version__,
-        "key": args.key,
-        "import_tvm_s": round(import_s, 1),
-    }
-
-    # Registered before the server forks its session processes, so every session sees it.
-    @tvm_ffi.register_global_func(INFO_FUNCTION, override=True)
-    def _board_info() -> str:
-        return json.dumps(info)
+    # Registered before the server forks its session processes, so every session sees them.
+    info = board_functions.board_info(key=args.key, emulator=args.emulated_by, import_tvm_s=import_s)
+    board_functions.register(info)
+    ort = f"onnxruntime {info['onnxruntime']}" if info["onnxruntime"] else f"no ONNX Runtime ({info['onnxruntime_missing']})"
+    print(f"tvmdeploy-board: {ort}", flush=True)
 
     tracker = None
     if args.tracker:
@@ -68,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         custom_addr=args.custom_addr,
     )
     # The host waits for this exact line (and then for the tracker registration).
-    print(f"tvmdeploy-board: listening on {args.host}:{port} key={args.key} pid={os.getpid()}", flush=True)
+    print(f"{LISTENING}{args.host}:{port} key={args.key} pid={os.getpid()}", flush=True)
     server.PopenRPCServerState.current.thread.join()
     return 0
 

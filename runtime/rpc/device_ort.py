@@ -1,0 +1,66 @@
+"""ONNX Runtime on the remote device itself: the model file uploaded there, run and timed by the board's own ORT."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tvmdeploy.runtime import tvm_api
+from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.runtime.rpc.board_functions import ORT_RUN_FUNCTION, ORT_TIME_FUNCTION
+from tvmdeploy.runtime.rpc.session import RemoteSession
+
+
+def device_threads(session: RemoteSession, threads: int | None) -> int:
+    """Threads for ONNX Runtime on the device: `threads`, else the device's CPU count (TVM's pool there has as many)."""
+    return threads or int(session.info().get("cpus") or 0)
+
+
+class DeviceOrt:
+    """ONNX Runtime on the device of `session`, on `onnx_path` (uploaded there), with `threads` intra-op threads.
+
+    Raises TvmDeployError in one line when the device cannot: a server that is not a tvmdeploy board server,
+    a board without ONNX Runtime, an ONNX file its ONNX Runtime refuses (e.g. an opset newer than it knows).
+    """
+
+    def __init__(self, session: RemoteSession, onnx_path: Path, threads: int = 0):
+        info = session.info()
+        if not info:
+            raise TvmDeployError(
+                f"the RPC server {session.server} is not a tvmdeploy board server (`tvmdeploy board up`, or serve.py of the "
+                "runtime bundle): it offers no ONNX Runtime"
+            )
+        if not info.get("onnxruntime"):
+            raise TvmDeployError(f"ONNX Runtime is not on the device: {info.get('onnxruntime_missing') or 'not installed'}")
+        self.session = session
+        self.version = str(info["onnxruntime"])
+        self.threads = threads
+        data = Path(onnx_path).read_bytes()
+        self.remote_name = f"tvmdeploy-{hashlib.sha256(data).hexdigest()[:16]}.onnx"
+        sess = session.tvm
+
+        def _prepare():
+            sess.upload(bytearray(data), target=self.remote_name)
+            return sess.get_function(ORT_RUN_FUNCTION), sess.get_function(ORT_TIME_FUNCTION), sess.cpu(0)
+
+        self._run, self._time, self._device = session.call(f"uploading {Path(onnx_path).name} for ONNX Runtime", _prepare)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """ONNX Runtime's logits for `x`, computed on the device (the first call also loads the model there)."""
+        return self.session.call(
+            "running ONNX Runtime",
+            lambda: tvm_api.to_numpy(self._run(self.remote_name, tvm_api.to_device(x, self._device), self.threads)),
+        )
+
+    def time(self, x: np.ndarray, *, warmup: int = 0, runs: int = 10) -> list[float]:
+        """Seconds per ONNX Runtime call, `runs` samples after `warmup` calls, timed by the device's own clock."""
+        return self.session.call(
+            "timing ONNX Runtime",
+            lambda: [
+                float(s)
+                for s in json.loads(str(self._time(self.remote_name, tvm_api.to_device(x, self._device), self.threads, warmup, runs)))
+            ],
+        )
