@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tvmdeploy
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.tools.devices import board
 
@@ -183,6 +184,14 @@ def test_int8_mobilenetv2_runs_sdot_kernels_on_the_board_bit_exact_with_onnx_run
         logits = module.run(x)
     assert np.abs(logits - expected).max() <= output_step(qdq) / 2
     assert list(np.argsort(-logits[0])[:5]) == list(np.argsort(-expected[0])[:5])
+    # The same flow as fp32 on the board: TVM's int8 and the board's own ONNX Runtime on the QDQ file, both there.
+    # ONNX Runtime's fused int8 kernels round differently per CPU: on this model its aarch64 build is 1 output step
+    # from the unfused QDQ semantics and its x86 build (which TVM matches) 3 steps, so the check on the device holds
+    # to the model's step bound, not to the host's bit-exactness (and top-5 of random weights may differ).
+    bench = tvmdeploy.bench(result.artifact_dir, tracker_address, board_key, runs=2, warmup=0)
+    assert bench.ort_where == "device" and bench.int8_agreement and "on the device" in bench.parity.reference
+    assert bench.parity.max_abs_diff <= bench.parity.steps * bench.parity.step
+    assert all(s.n >= 2 for s in bench.rows.values())
 
 
 @pytest.mark.rpc
