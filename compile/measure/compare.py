@@ -466,7 +466,8 @@ def _open_device_ort(table: _BatchTable, tvm_index: int, module: Any, x: np.ndar
     from tvmdeploy.runtime.rpc import DeviceOrt, device_threads
 
     tvm_row = table.rows[tvm_index]
-    row = CompareRow("ONNX Runtime", "onnxruntime", table.batch, tvm_row.device, tvm_row.emulated, tuning="-")
+    target = tvm_row.label.removeprefix("TVM ").removesuffix(" (tuned)")
+    row = CompareRow(f"ONNX Runtime on {target}", "onnxruntime", table.batch, tvm_row.device, tvm_row.emulated, tuning="-")
     index = table.add(row)
     table.peer[tvm_index] = index
     session = getattr(module, "session", None)
@@ -479,7 +480,7 @@ def _open_device_ort(table: _BatchTable, tvm_index: int, module: Any, x: np.ndar
     except TvmDeployError as exc:
         row.fail(f"no ONNX Runtime on the device: {exc}", "skipped")
         return
-    row.label, row.threads = f"ONNX Runtime {device_ort.version}", device_ort.threads
+    row.label, row.threads = f"ONNX Runtime {device_ort.version} on {target}", device_ort.threads
     row.parity = _parity(out, table.expected, table.atol, table.bounds) if table.expected is not None else "reference"
     tvm_row.parity = _parity(tvm_out, out, table.atol, table.bounds)  # checked on the device, against its own ORT
     samplers[index] = lambda warm, runs: device_ort.time(x, warmup=warm, runs=runs)
