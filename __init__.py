@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from tvmdeploy.runtime.errors import TvmDeployError
     from tvmdeploy.runtime.module import ArtifactModule, Model
     from tvmdeploy.runtime.postprocess import Prediction
+    from tvmdeploy.runtime.rpc import RpcEndpoint
     from tvmdeploy.runtime.timing import LatencyStats
     from tvmdeploy.targets import TargetProfile
 
@@ -113,6 +114,15 @@ def _profile(name_or_profile: str | os.PathLike[str] | TargetProfile) -> TargetP
     if isinstance(name_or_profile, TargetProfile):
         return name_or_profile
     return load_profile(os.fspath(name_or_profile))
+
+
+def _endpoint(rpc_server: str | None, rpc_tracker: str | None, rpc_key: str | None) -> RpcEndpoint | None:
+    """The device the rpc_* arguments name (RpcEndpoint.from_options), or None for this machine."""
+    if not (rpc_server or rpc_tracker or rpc_key):
+        return None
+    from tvmdeploy.runtime.rpc import RpcEndpoint
+
+    return RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
 
 
 def profiles() -> list[TargetProfile]:
@@ -231,11 +241,7 @@ def load(
 
     if threads is not None and threads < 1:
         raise TvmDeployError(f"threads must be >= 1, got {threads}")
-    endpoint = None
-    if rpc_server or rpc_tracker or rpc_key:
-        from tvmdeploy.runtime.rpc import RpcEndpoint
-
-        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
+    endpoint = _endpoint(rpc_server, rpc_tracker, rpc_key)
     return Model(open_module(artifact, endpoint, threads=threads, timeout_s=timeout_s, call_timeout_s=call_timeout_s))
 
 
@@ -261,11 +267,7 @@ def bench(
 
     from tvmdeploy.compile.measure.bench import bench as run_bench
 
-    endpoint = None
-    if rpc_server or rpc_tracker or rpc_key:
-        from tvmdeploy.runtime.rpc import RpcEndpoint
-
-        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
+    endpoint = _endpoint(rpc_server, rpc_tracker, rpc_key)
     if threads is not None and threads < 1:
         from tvmdeploy.runtime.errors import TvmDeployError
 
@@ -382,11 +384,7 @@ def evaluate(
     from tvmdeploy.compile.measure.evaluate import EvalModel, evaluate_model
 
     model = EvalModel.choose(artifact, onnx)  # both or neither is the first error
-    endpoint = None
-    if rpc_server or rpc_tracker or rpc_key:
-        from tvmdeploy.runtime.rpc import RpcEndpoint
-
-        endpoint = RpcEndpoint.from_options(rpc_server, rpc_tracker, rpc_key)
+    endpoint = _endpoint(rpc_server, rpc_tracker, rpc_key)
     return evaluate_model(
         model,
         Path(images),

@@ -185,7 +185,7 @@ def _bench_on_device(
             # The same input both sides, both computed on the device: a cross-compiled library's parity check.
             result.parity = _parity(module, x, device_ort.run(x), onnx_path, f"onnxruntime {device_ort.version} on the device")
         except TvmDeployError as exc:
-            result.ort_note = f"no ONNX Runtime on the device: {exc}"
+            result.ort_note = str(exc)
             log.warning("%s", result.ort_note)
             result.parity = _host_parity(module, x, onnx_path)
         else:

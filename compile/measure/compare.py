@@ -478,7 +478,7 @@ def _open_device_ort(table: _BatchTable, tvm_index: int, module: Any, x: np.ndar
         device_ort = DeviceOrt(session, table.onnx, device_threads(session, None))
         out = device_ort.run(x)
     except TvmDeployError as exc:
-        row.fail(f"no ONNX Runtime on the device: {exc}", "skipped")
+        row.fail(str(exc), "skipped")
         return
     row.label, row.threads = f"ONNX Runtime {device_ort.version} on {target}", device_ort.threads
     row.parity = _parity(out, table.expected, table.atol, table.bounds) if table.expected is not None else "reference"

@@ -179,6 +179,13 @@ def _wheel_members(wheel: Path, packages: Sequence[str]) -> Iterator[Member]:
             yield info.filename, (lambda n=info.filename: archive.read(n))
 
 
+def pip_download(requirement: str, pip_platform: str, python_version: str, dest: Path) -> subprocess.CompletedProcess:
+    """`pip download` of one binary wheel, without its dependencies, for another platform / Python into `dest`."""
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+    command += ["--platform", pip_platform, "--python-version", python_version, "--dest", str(dest), requirement]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def find_wheel(dist: str, platform: str, python_version: str, cache: Path = WHEEL_CACHE, *, download: bool = True) -> Path:
     """The wheel of `dist` (pinned version) for `platform`, from the shared cache, downloading it once if absent."""
     arch, pip_platform = PLATFORMS[platform]
@@ -190,23 +197,7 @@ def find_wheel(dist: str, platform: str, python_version: str, cache: Path = WHEE
     found = sorted(cache.glob(pattern))
     if not found and download:
         cache.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            pip_platform,
-            "--python-version",
-            python_version,
-            "--dest",
-            str(cache),
-            f"{dist}=={version}",
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = pip_download(f"{dist}=={version}", pip_platform, python_version, cache)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise TvmDeployError(f"cannot download {dist}=={version} for {platform} / Python {python_version}: {last}")

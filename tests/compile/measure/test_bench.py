@@ -56,7 +56,7 @@ def test_a_device_without_onnx_runtime_is_timed_alone_and_checked_against_the_ho
     finally:
         service.stop()
     assert list(result.rows) == ["TVM x86-avx2 (device)"] and result.ort_row is None and result.ratio("TVM x86-avx2 (device)") is None
-    assert result.ort_note.startswith("no ONNX Runtime on the device: ONNX Runtime is not on the device")
+    assert result.ort_note.startswith("ONNX Runtime is not on the device: onnxruntime is not installed")
     assert result.parity.passed and "on the host" in result.parity.reference
 
 

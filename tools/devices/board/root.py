@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
+from tvmdeploy.tools.devices.bundle import pip_download, runtime_members
 
 BOARD_DIR_ENV = "TVMDEPLOY_BOARD_DIR"  # overrides where the board is built and its run state kept
 DEFAULT_KEY = "qemu-aarch64"  # the key itself tells every tracker listing that timings are emulated
@@ -221,25 +222,11 @@ def _download_wheels(arch: Arch, folder: Path, show: bool, names: tuple[str, ...
     folder.mkdir(parents=True, exist_ok=True)
     for pin in _progress(_wheel_pins(names), "board: pip download", show=show):
         name = pin.split("==")[0]
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            arch.wheel_platform,
-            "--python-version",
-            PYTHON.removeprefix("python"),
-            "--dest",
-            str(folder),
-        ]
-        result = subprocess.run([*cmd, pin], capture_output=True, text=True)
+        python = PYTHON.removeprefix("python")
+        result = pip_download(pin, arch.wheel_platform, python, folder)
         if result.returncode != 0 and "==" in pin:
             # The host's exact version may have no aarch64 wheel; the newest one that has is next best.
-            result = subprocess.run([*cmd, name], capture_output=True, text=True)
+            result = pip_download(name, arch.wheel_platform, python, folder)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise TvmDeployError(f"pip download of an {arch.name} wheel of {name} failed: {last}")
@@ -390,7 +377,6 @@ def _precompile(board: BoardRoot, show: bool) -> None:
 def _install_package(board: BoardRoot) -> None:
     """Our tvmdeploy.runtime (the board server and what it runs) into the root's package folder, as the bundle
     carries it; rewritten when the checkout changed it."""
-    from tvmdeploy.tools.devices.bundle import runtime_members
 
     wanted = {name: read() for name, read in runtime_members()}
     files = [p for p in board.package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
