@@ -75,7 +75,8 @@ def bench(
     """Time the artifact and ONNX Runtime on the artifact's own model.onnx, alternating whole blocks of runs.
 
     Here (`endpoint` None): both on this machine with `threads` (default: the profile's, else every core).
-    On a device (`endpoint`): both there, each timed by the device's clock, ONNX Runtime being the board's own
+    On a device (`endpoint`): both there with the size of TVM's thread pool there, each timed by the device's
+    clock, ONNX Runtime being the board's own
     (a tvmdeploy board server: `tvmdeploy board up`, or serve.py of the runtime bundle); a device without it is
     measured alone and `ort_note` says why. The parity check runs where the timing does."""
     from tvmdeploy.compile.quantization.agreement import agreement_summary
@@ -83,6 +84,12 @@ def bench(
 
     if runs < 1 or warmup < 0:
         raise TvmDeployError(f"{arg('runs')} must be >= 1 and {arg('warmup')} >= 0", param="runs" if runs < 1 else "warmup")
+    if threads is not None and endpoint is not None:
+        raise TvmDeployError(
+            f"{arg('threads')} is for a run here: on a device, TVM runs on the device's own thread pool and ONNX Runtime "
+            "there gets as many threads",
+            param="threads",
+        )
     module = open_module(
         artifact,
         endpoint,
@@ -108,7 +115,7 @@ def bench(
         if endpoint is None:
             _bench_here(module, result, threads or manifest.threads or os.cpu_count() or 1, **options)
         else:
-            _bench_on_device(module, result, threads, **options)
+            _bench_on_device(module, result, **options)
         return result
     finally:
         module.close()
@@ -165,16 +172,14 @@ def _bench_here(module: Any, result: BenchResult, threads: int, *, runs: int, wa
     result.rows = blocked(competitors, warmup=warmup, min_runs=runs, min_seconds=min_seconds)
 
 
-def _bench_on_device(
-    module: Any, result: BenchResult, threads: int | None, *, runs: int, warmup: int, min_seconds: float, ort: bool
-) -> None:
+def _bench_on_device(module: Any, result: BenchResult, *, runs: int, warmup: int, min_seconds: float, ort: bool) -> None:
     from tvmdeploy.compile.measure.reference import reference_input
     from tvmdeploy.runtime.artifact import verify_onnx
     from tvmdeploy.runtime.rpc import DeviceOrt, device_threads
     from tvmdeploy.runtime.timing import blocked_samples
 
     session = module.session
-    result.threads = device_threads(session, threads)
+    result.threads = device_threads(session)
     x = reference_input(module.manifest.input.shape)
 
     samplers = {f"TVM {result.profile} (device)": module_sampler(module, x)}

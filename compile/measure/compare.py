@@ -475,7 +475,7 @@ def _open_device_ort(table: _BatchTable, tvm_index: int, module: Any, x: np.ndar
         row.fail("no ONNX model to run on the device" if table.onnx is None else "the device offers no ONNX Runtime", "skipped")
         return
     try:
-        device_ort = DeviceOrt(session, table.onnx, device_threads(session, None))
+        device_ort = DeviceOrt(session, table.onnx, device_threads(session))
         out = device_ort.run(x)
     except TvmDeployError as exc:
         row.fail(str(exc), "skipped")

