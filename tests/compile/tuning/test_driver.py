@@ -370,7 +370,7 @@ def test_tuning_starts_from_the_default_schedules_and_stops_at_the_time_budget(t
         measure_baseline=False,
         progress_bar=False,
         quick_measure=True,
-        time_budget_min=0.5,
+        time_budget_min=0.3,
     )
     assert result.out_of_time and not result.interrupted
     records = open_database(folder, readonly=True, quiet=True).get_all_tuning_records()
