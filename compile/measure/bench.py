@@ -76,9 +76,9 @@ def bench(
 
     Here (`endpoint` None): both on this machine with `threads` (default: the profile's, else every core).
     On a device (`endpoint`): both there with the size of TVM's thread pool there, each timed by the device's
-    clock, ONNX Runtime being the board's own
-    (a tvmdeploy board server: `tvmdeploy board up`, or serve.py of the runtime bundle); a device without it is
-    measured alone and `ort_note` says why. The parity check runs where the timing does."""
+    clock, ONNX Runtime being the device's own (any tvmdeploy RPC server: `tvmdeploy board up`, `tvmdeploy rpc
+    server`, serve.py of the runtime bundle); a device without it is measured alone and `ort_note` says why. The
+    parity check runs where the timing does."""
     from tvmdeploy.compile.quantization.agreement import agreement_summary
     from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, open_module
 

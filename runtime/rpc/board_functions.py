@@ -98,6 +98,12 @@ def ort_time(model_file: str, x: Any, threads: int, warmup: int, runs: int) -> s
     return json.dumps(samples)
 
 
+def register_here(key: str = "") -> None:
+    """Register the board functions with this process's own info: how `tvmdeploy rpc server` (TVM's rpc.Server,
+    whose `server_init_callback` this is) offers them too."""
+    register(board_info(key=key))
+
+
 def register(info: dict[str, Any]) -> None:
     """Register the board's functions in this process (the RPC server's; its sessions inherit them)."""
     import tvm_ffi

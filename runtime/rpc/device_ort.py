@@ -31,7 +31,7 @@ def device_threads(session: RemoteSession) -> int:
 class DeviceOrt:
     """ONNX Runtime on the device of `session`, on `onnx_path` (uploaded there), with `threads` intra-op threads.
 
-    Raises TvmDeployError in one line when the device cannot: a server that is not a tvmdeploy board server,
+    Raises TvmDeployError in one line when the device cannot: a server that is not tvmdeploy's,
     a board without ONNX Runtime, an ONNX file its ONNX Runtime refuses (e.g. an opset newer than it knows).
     """
 
@@ -39,8 +39,8 @@ class DeviceOrt:
         info = session.info()
         if not info:
             raise TvmDeployError(
-                f"the RPC server {session.server} is not a tvmdeploy board server (`tvmdeploy board up`, or serve.py of the "
-                "runtime bundle): it offers no ONNX Runtime"
+                f"the RPC server {session.server} is not a tvmdeploy one (`tvmdeploy board up`, `tvmdeploy rpc server`, or "
+                "serve.py of the runtime bundle): it offers no ONNX Runtime"
             )
         if not info.get("onnxruntime"):
             raise TvmDeployError(f"ONNX Runtime is not on the device: {info.get('onnxruntime_missing') or 'not installed'}")

@@ -104,8 +104,13 @@ def start_server(
     load_library: str | None = None,
     port_end: int = 9199,
 ) -> Any:
-    """TVM's RPC server (in a TVM PopenWorker process): the first free port in [port, port_end)."""
+    """TVM's RPC server (in a TVM PopenWorker process): the first free port in [port, port_end), offering the board
+    functions (runtime/rpc/board_functions.py: what it is, ONNX Runtime there) like a board's server does."""
+    import functools
+
     from tvm import rpc  # lazy
+
+    from tvmdeploy.runtime.rpc.board_functions import register_here
 
     try:
         return rpc.Server(
@@ -116,6 +121,8 @@ def start_server(
             tracker_addr=(tracker.host, tracker.port) if tracker else None,
             load_library=load_library,
             silent=True,
+            # Run in TVM's server process before it forks sessions (pickled by reference: a module-level function).
+            server_init_callback=functools.partial(register_here, key),
         )
     except (ValueError, OSError, RuntimeError) as exc:
         raise TvmDeployError(f"cannot start the RPC server on {host}:{port}: {_reason(exc)}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +76,33 @@ def test_a_model_newer_than_the_device_onnx_runtime_is_one_line(with_ort, tiny_m
     assert "\n" not in str(caught.value) and "opset" in str(caught.value).lower()
 
 
-def test_a_plain_tvm_server_offers_no_onnx_runtime(tiny_model):
+def test_tvmdeploy_rpc_server_offers_onnx_runtime_too(tiny_model):
+    """`tvmdeploy rpc server` (TVM's rpc.Server, e.g. on another x86 machine) registers the board functions as well."""
+    from tvmdeploy.compile.measure.reference import OrtModel, reference_input
+
     service = Service("rpc", "server", "--port", str(free_port()))
     try:
         line = service.wait_for("RPC server listening on")
         port = int(line.split()[4].rstrip(",").rpartition(":")[2])
+        x = reference_input([1, 3, 16, 16])
         with connect(RpcEndpoint.server(f"127.0.0.1:{port}"), timeout_s=30) as session:
-            with pytest.raises(TvmDeployError, match="is not a tvmdeploy board server"):
+            assert session.info()["onnxruntime"] and not session.is_emulated
+            logits = DeviceOrt(session, tiny_model, threads=1).run(x)
+        np.testing.assert_allclose(logits, OrtModel(tiny_model, threads=1).run(x), rtol=0, atol=1e-6)
+    finally:
+        service.stop()
+
+
+def test_a_server_without_the_board_functions_offers_no_onnx_runtime(tiny_model):
+    """TVM's own `python -m tvm.exec.rpc_server` knows nothing of tvmdeploy: one line, not a traceback."""
+    port = free_port()
+    service = Service(
+        "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1), command=[sys.executable, "-m", "tvm.exec.rpc_server"]
+    )
+    try:
+        service.wait_for("bind to 127.0.0.1", timeout_s=60)
+        with connect(RpcEndpoint.server(f"127.0.0.1:{port}"), timeout_s=30) as session:
+            with pytest.raises(TvmDeployError, match="is not a tvmdeploy one"):
                 DeviceOrt(session, tiny_model)
     finally:
         service.stop()
