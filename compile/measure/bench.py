@@ -187,13 +187,14 @@ def _bench_on_device(module: Any, result: BenchResult, *, runs: int, warmup: int
         onnx_path = verify_onnx(result.artifact, module.manifest)
         try:
             device_ort = DeviceOrt(session, onnx_path, result.threads)
-            # The same input both sides, both computed on the device: a cross-compiled library's parity check.
-            result.parity = _parity(module, x, device_ort.run(x), onnx_path, f"onnxruntime {device_ort.version} on the device")
+            expected = device_ort.run(x)
         except TvmDeployError as exc:
             result.ort_note = str(exc)
             log.warning("%s", result.ort_note)
             result.parity = _host_parity(module, x, onnx_path)
         else:
+            # The same input both sides, both computed on the device: a cross-compiled library's parity check.
+            result.parity = _parity(module, x, expected, onnx_path, f"onnxruntime {device_ort.version} on the device")
             name = f"ONNX Runtime {device_ort.version} (device)"
             samplers[name] = lambda warm, timed: device_ort.time(x, warmup=warm, runs=timed)
             result.ort_row, result.ort_where = name, "device"
