@@ -75,21 +75,15 @@ def bench(
     """Time the artifact and ONNX Runtime on the artifact's own model.onnx, alternating whole blocks of runs.
 
     Here (`endpoint` None): both on this machine with `threads` (default: the profile's, else every core).
-    On a device (`endpoint`): both there with the size of TVM's thread pool there, each timed by the device's
-    clock, ONNX Runtime being the device's own (any tvmdeploy RPC server: `tvmdeploy board up`, `tvmdeploy rpc
-    server`, serve.py of the runtime bundle); a device without it is measured alone and `ort_note` says why. The
-    parity check runs where the timing does."""
+    On a device (`endpoint`): both there with `threads` (default: the size of TVM's thread pool there, one per
+    core), each timed by the device's clock, ONNX Runtime being the device's own (any tvmdeploy RPC server:
+    `tvmdeploy board up`, `tvmdeploy rpc server`, serve.py of the runtime bundle); a device without it is measured
+    alone and `ort_note` says why. The parity check runs where the timing does."""
     from tvmdeploy.compile.quantization.agreement import agreement_summary
     from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, open_module
 
     if runs < 1 or warmup < 0:
         raise TvmDeployError(f"{arg('runs')} must be >= 1 and {arg('warmup')} >= 0", param="runs" if runs < 1 else "warmup")
-    if threads is not None and endpoint is not None:
-        raise TvmDeployError(
-            f"{arg('threads')} is for a run here: on a device, TVM runs on the device's own thread pool and ONNX Runtime "
-            "there gets as many threads",
-            param="threads",
-        )
     module = open_module(
         artifact,
         endpoint,
@@ -115,7 +109,7 @@ def bench(
         if endpoint is None:
             _bench_here(module, result, threads or manifest.threads or os.cpu_count() or 1, **options)
         else:
-            _bench_on_device(module, result, **options)
+            _bench_on_device(module, result, threads, **options)
         return result
     finally:
         module.close()
@@ -172,13 +166,17 @@ def _bench_here(module: Any, result: BenchResult, threads: int, *, runs: int, wa
     result.rows = blocked(competitors, warmup=warmup, min_runs=runs, min_seconds=min_seconds)
 
 
-def _bench_on_device(module: Any, result: BenchResult, *, runs: int, warmup: int, min_seconds: float, ort: bool) -> None:
+def _bench_on_device(
+    module: Any, result: BenchResult, threads: int | None, *, runs: int, warmup: int, min_seconds: float, ort: bool
+) -> None:
     from tvmdeploy.compile.measure.reference import reference_input
     from tvmdeploy.runtime.artifact import verify_onnx
-    from tvmdeploy.runtime.rpc import DeviceOrt, device_threads
+    from tvmdeploy.runtime.rpc import DeviceOrt, device_threads, set_device_threads
     from tvmdeploy.runtime.timing import blocked_samples
 
     session = module.session
+    if threads is not None:
+        set_device_threads(session, threads)
     result.threads = device_threads(session)
     x = reference_input(module.manifest.input.shape)
 

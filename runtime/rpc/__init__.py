@@ -6,7 +6,7 @@ there; board_functions.py is the board's side of it and board_server.py the boar
 """
 
 from tvmdeploy.runtime.rpc.board_functions import BOARD_INFO_FUNCTION
-from tvmdeploy.runtime.rpc.device_ort import DeviceOrt, device_threads
+from tvmdeploy.runtime.rpc.device_ort import DeviceOrt, device_threads, set_device_threads
 from tvmdeploy.runtime.rpc.endpoint import RpcEndpoint
 from tvmdeploy.runtime.rpc.remote_module import RemoteModule
 from tvmdeploy.runtime.rpc.session import DEFAULT_CALL_TIMEOUT_S, DEFAULT_CONNECT_TIMEOUT_S, RemoteSession, connect
@@ -25,6 +25,7 @@ __all__ = [
     "connect",
     "device_threads",
     "servers_for_key",
+    "set_device_threads",
     "tracker_summary",
     "wait_for_tracker",
 ]

@@ -13,6 +13,18 @@ from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.rpc.board_functions import ORT_RUN_FUNCTION, ORT_TIME_FUNCTION
 from tvmdeploy.runtime.rpc.session import RemoteSession
 
+BIG_CORES = 1  # TVM's threading::ThreadGroup::AffinityMode kBig: the fastest cores first (all, where they are alike)
+
+
+def set_device_threads(session: RemoteSession, threads: int) -> None:
+    """Size TVM's thread pool on the device (`runtime.config_threadpool` there) to `threads` workers, for the
+    remote module's runs from now on in this session."""
+
+    def _configure() -> None:
+        session.tvm.get_function("runtime.config_threadpool")(BIG_CORES, threads)
+
+    session.call(f"setting the device's TVM thread pool to {threads} thread(s)", _configure, timeout_s=min(session.call_timeout_s, 60.0))
+
 
 def device_threads(session: RemoteSession) -> int:
     """The size of TVM's thread pool on the device (`runtime.NumThreads` there), which a remote module runs on:

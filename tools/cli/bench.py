@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=thread_count,
-        help="threads for TVM and ONNX Runtime alike, here (default: the profile's, else all cores; a device uses its own pool)",
+        help="threads for TVM and ONNX Runtime alike (here default: the profile's, else all cores; on a device: TVM's pool there)",
     )
     parser.add_argument("--runs", type=int, default=100, help="timed runs per competitor (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")

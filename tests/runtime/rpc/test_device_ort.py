@@ -11,7 +11,7 @@ import pytest
 from rpc_processes import Service, board_server, free_port
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.rpc import DeviceOrt, RpcEndpoint, connect, device_threads
+from tvmdeploy.runtime.rpc import DeviceOrt, RpcEndpoint, connect, device_threads, set_device_threads
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,8 @@ def test_the_board_runs_and_times_onnx_runtime_on_an_uploaded_model(with_ort, ti
         info = session.info()
         assert info["onnxruntime"] and info["cpus"] >= 1 and not info["emulated"]
         assert 1 <= device_threads(session) <= info["cpus"]  # TVM's pool there: one per physical core
+        set_device_threads(session, 1)
+        assert device_threads(session) == 1
         device = DeviceOrt(session, tiny_model, threads=1)
         logits = device.run(x)
         samples = device.time(x, warmup=1, runs=4)
