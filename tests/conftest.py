@@ -149,3 +149,27 @@ def a72_artifact(exported_onnx, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("board") / "a72"
     build_artifact(exported_onnx("ppcls_mobilenetv2_x0_25"), load_profile("arm-cortex-a72"), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def native_board():
+    """The board's RPC server (runtime/rpc/board_server.py) run natively here, with ONNX Runtime: a device for the
+    tests of ORT on the device, bench and compare over RPC without an emulator. Each test opens its own session."""
+    from rpc_processes import board_server
+
+    service = board_server("native-board")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def native_board_without_ort(tmp_path_factory):
+    """The same server on a Python that cannot import onnxruntime (a package of that name failing first on its path)."""
+    from rpc_processes import board_server
+
+    shadow = tmp_path_factory.mktemp("no-ort")
+    (shadow / "onnxruntime").mkdir()
+    (shadow / "onnxruntime" / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
+    service = board_server("no-ort-board", env={"PYTHONPATH": str(shadow)})
+    yield service
+    service.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rpc_processes import board_server
 
 from tvmdeploy.compile.measure.bench import bench
 from tvmdeploy.runtime.errors import TvmDeployError
@@ -34,30 +33,20 @@ def test_here_both_on_this_machine_with_the_same_threads(artifact):
     assert record["onnxruntime_on"] == "host" and record["results"]["TVM x86-avx2"]["ratio_to_ort"] == result.ratio("TVM x86-avx2")
 
 
-def test_on_a_device_both_run_there_and_parity_is_the_devices(artifact):
-    service = board_server("bench-device")
-    try:
-        endpoint = RpcEndpoint.server(f"127.0.0.1:{service.port}", service.key)
-        result = bench(artifact, endpoint, **FAST)
-        # --threads on a device sizes TVM's pool there (runtime.config_threadpool), and ORT there follows it.
-        assert bench(artifact, endpoint, threads=1, **FAST).threads == 1
-    finally:
-        service.stop()
+def test_on_a_device_both_run_there_and_parity_is_the_devices(artifact, native_board):
+    endpoint = RpcEndpoint.server(f"127.0.0.1:{native_board.port}", native_board.key)
+    result = bench(artifact, endpoint, **FAST)
+    # --threads on a device sizes TVM's pool there (runtime.config_threadpool), and ORT there follows it.
+    assert bench(artifact, endpoint, threads=1, **FAST).threads == 1
     assert result.remote and result.ort_where == "device" and not result.ort_note
     assert list(result.rows) == ["TVM x86-avx2 (device)", result.ort_row] and result.ort_row.endswith("(device)")
     assert result.parity.passed and "on the device" in result.parity.reference
     assert all(s.n >= FAST["runs"] for s in result.rows.values()) and result.ratio("TVM x86-avx2 (device)") > 0
 
 
-def test_a_device_without_onnx_runtime_is_timed_alone_and_checked_against_the_host(artifact, tmp_path):
-    shadow = tmp_path / "onnxruntime"
-    shadow.mkdir()
-    (shadow / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
-    service = board_server("bench-no-ort", env={"PYTHONPATH": str(tmp_path)})
-    try:
-        result = bench(artifact, RpcEndpoint.server(f"127.0.0.1:{service.port}", service.key), **FAST)
-    finally:
-        service.stop()
+def test_a_device_without_onnx_runtime_is_timed_alone_and_checked_against_the_host(artifact, native_board_without_ort):
+    service = native_board_without_ort
+    result = bench(artifact, RpcEndpoint.server(f"127.0.0.1:{service.port}", service.key), **FAST)
     assert list(result.rows) == ["TVM x86-avx2 (device)"] and result.ort_row is None and result.ratio("TVM x86-avx2 (device)") is None
     assert result.ort_note.startswith("ONNX Runtime is not on the device: onnxruntime is not installed")
     assert result.parity.passed and "on the host" in result.parity.reference

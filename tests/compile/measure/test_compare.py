@@ -255,13 +255,11 @@ def test_breakdown_refuses_a_remote_module():
         kernel_breakdown(SimpleNamespace(manifest=None), np.zeros(1))
 
 
-def test_a_remote_target_is_compared_with_onnx_runtime_on_its_own_device(tiny_onnx, tmp_path):
+def test_a_remote_target_is_compared_with_onnx_runtime_on_its_own_device(tiny_onnx, tmp_path, native_board):
     """Per target, the default schedules and the given log, and ONNX Runtime where the target runs: here, or on
     the device (a board server run natively here: its ORT and the TVM module timed there in alternation)."""
-    from rpc_processes import board_server
-
     onnx_path = tiny_onnx()
-    service = board_server("compare-device")
+    service = native_board
     config = CompareConfig(
         targets=["x86-avx2", f"x86-avx2@rpc=127.0.0.1:{service.port},key={service.key}"],
         model=onnx_path,
@@ -273,10 +271,7 @@ def test_a_remote_target_is_compared_with_onnx_runtime_on_its_own_device(tiny_on
         baselines=("onnxruntime",),
         tuning_logs={"x86-avx2": "shipped"},  # no shipped log fits the tiny model: the "tuned" build finds none
     )
-    try:
-        rows = compare(config)
-    finally:
-        service.stop()
+    rows = compare(config)
     assert all(r.status == "ok" for r in rows), [(r.label, r.error) for r in rows]
     labels = [(r.label.removeprefix("TVM ") if r.kind == "tvm" else r.kind, bool(r.device.startswith("remote"))) for r in rows]
     assert labels == [

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from rpc_processes import Service, board_server, free_port
+from rpc_processes import Service, free_port
 
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.rpc import DeviceOrt, RpcEndpoint, connect, device_threads, set_device_threads
@@ -19,33 +19,15 @@ def tiny_model(tmp_path_factory, tiny_classifier_factory) -> Path:
     return tiny_classifier_factory(tmp_path_factory.mktemp("device-ort") / "tiny.onnx")
 
 
-@pytest.fixture(scope="module")
-def with_ort():
-    service = board_server("with-ort")
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def without_ort(tmp_path_factory):
-    """A board whose Python cannot import onnxruntime (a package of that name that fails first on the path)."""
-    shadow = tmp_path_factory.mktemp("no-ort")
-    (shadow / "onnxruntime").mkdir()
-    (shadow / "onnxruntime" / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
-    service = board_server("no-ort", env={"PYTHONPATH": str(shadow)})
-    yield service
-    service.stop()
-
-
 def _session(service):
     return connect(RpcEndpoint.server(f"127.0.0.1:{service.port}", service.key), timeout_s=30)
 
 
-def test_the_board_runs_and_times_onnx_runtime_on_an_uploaded_model(with_ort, tiny_model):
+def test_the_board_runs_and_times_onnx_runtime_on_an_uploaded_model(native_board, tiny_model):
     from tvmdeploy.compile.measure.reference import OrtModel, reference_input
 
     x = reference_input([1, 3, 16, 16])
-    with _session(with_ort) as session:
+    with _session(native_board) as session:
         info = session.info()
         assert info["onnxruntime"] and info["cpus"] >= 1 and not info["emulated"]
         assert 1 <= device_threads(session) <= info["cpus"]  # TVM's pool there: one per physical core
@@ -58,20 +40,20 @@ def test_the_board_runs_and_times_onnx_runtime_on_an_uploaded_model(with_ort, ti
     assert len(samples) == 4 and all(s > 0 for s in samples)
 
 
-def test_a_board_without_onnx_runtime_says_so_in_one_line(without_ort, tiny_model):
-    with _session(without_ort) as session:
+def test_a_board_without_onnx_runtime_says_so_in_one_line(native_board_without_ort, tiny_model):
+    with _session(native_board_without_ort) as session:
         assert session.info()["onnxruntime"] is None
         with pytest.raises(TvmDeployError, match=r"^ONNX Runtime is not on the device: onnxruntime is not installed") as caught:
             DeviceOrt(session, tiny_model)
     assert "\n" not in str(caught.value)
 
 
-def test_a_model_newer_than_the_device_onnx_runtime_is_one_line(with_ort, tiny_model, tmp_path):
+def test_a_model_newer_than_the_device_onnx_runtime_is_one_line(native_board, tiny_model, tmp_path):
     model = onnx.load(str(tiny_model))
     model.opset_import[0].version = 99  # no ONNX Runtime knows this opset yet
     newer = tmp_path / "opset99.onnx"
     onnx.save(model, str(newer))
-    with _session(with_ort) as session:
+    with _session(native_board) as session:
         device = DeviceOrt(session, newer)
         with pytest.raises(TvmDeployError, match=r"running ONNX Runtime on 127\.0\.0\.1:\d+ failed: .*ONNX Runtime cannot load") as caught:
             device.run(np.zeros((1, 3, 16, 16), np.float32))
