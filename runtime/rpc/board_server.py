@@ -17,6 +17,7 @@ import sys
 import time
 
 from tvmdeploy.runtime.rpc import board_functions
+from tvmdeploy.runtime.rpc.endpoint import exposure_warning, is_loopback
 
 LISTENING = "tvmdeploy-board: listening on "  # the line the host waits for (tools/devices/board)
 
@@ -37,15 +38,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    loopback = is_loopback(args.host)
     if args.listen_any:
         args.host = "0.0.0.0" if loopback else args.host
-        print(
-            f"warning: listening on {args.host}, beyond this machine. A TVM RPC server runs any code it is sent: anyone "
-            "who can reach this port can run programs here. Use it only on a trusted network.",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(exposure_warning(args.host), file=sys.stderr, flush=True)
     elif not loopback:
         print(f"error: refusing to listen on {args.host} without --listen-any (a TVM RPC server runs any code it is sent)", file=sys.stderr)
         return 2

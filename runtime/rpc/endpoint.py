@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import getpass
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # the tracker splits on ':' and the handshake on spaces
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` stays on this machine (every server here binds only such an address by default)."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a public interface
+
+
+def exposure_warning(address: str) -> str:
+    """What a server listening on `address` beyond this machine prints: it runs any code it is sent."""
+    return (
+        f"warning: listening on {address}, beyond this machine. A TVM RPC server runs any code it is sent: "
+        f"anyone who can reach it can run programs here as user '{getpass.getuser()}'. "
+        "Use it only on a trusted network."
+    )
 
 
 @dataclass(frozen=True)

@@ -78,19 +78,28 @@ _KEPT_LIBRARIES = (
     "tvm_ffi/core.*.so",
 )
 
-_LAUNCHER = '''"""Run from the unpacked bundle: python3 classify.py ARTIFACT IMAGE [...]; needs only numpy and Pillow."""
-import os
+# The start of both launchers: the bundle's site/ first on sys.path, TVM's runtime-only mode.
+_BOOTSTRAP = """import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "site"))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "site"))
 os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
 os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")  # no torch-extension JIT at import
-from tvmdeploy.runtime.bundle_main import main  # noqa: E402
+"""
+
+_LAUNCHER = (
+    '''"""Run from the unpacked bundle: python3 classify.py ARTIFACT IMAGE [...]; needs only numpy and Pillow."""
+'''
+    + _BOOTSTRAP
+    + """from tvmdeploy.runtime.bundle_main import main  # noqa: E402
 
 sys.exit(main())
-'''
+"""
+)
 
-_SERVE = '''"""Start this board's TVM RPC server from the unpacked bundle (see README of tvmdeploy, "A real board").
+_SERVE = (
+    '''"""Start this board's TVM RPC server from the unpacked bundle (tvmdeploy docs/rpc_and_board.md, "A real board").
 
     python3 serve.py --tracker HOST:PORT --key KEY [--host 127.0.0.1 | --listen-any] [--port 9090]
 
@@ -98,21 +107,17 @@ It registers with the tracker, runs whatever a tvmdeploy host sends (artifacts, 
 carries it), and needs only numpy besides the bundle. The server runs any code it is sent: it listens on
 127.0.0.1 unless --listen-any.
 """
-import os
-import sys
-
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "site"))
-os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
-os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
-from tvmdeploy.runtime.rpc.board_server import main  # noqa: E402
+'''
+    + _BOOTSTRAP
+    + """from tvmdeploy.runtime.rpc.board_server import main  # noqa: E402
 
 argv = sys.argv[1:]
 extra = os.path.join(here, "site", "tvm", "lib", "libtvm_runtime_extra.so")  # what MetaSchedule's measurements call
 if "--load-library" not in argv and os.path.exists(extra):
     argv += ["--load-library", extra]
 sys.exit(main(argv))
-'''
+"""
+)
 
 _ENV_SH = """# source me: puts the bundle's Python packages on PYTHONPATH and selects TVM's runtime-only mode
 _here="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
@@ -211,28 +216,39 @@ def find_wheel(dist: str, platform: str, python_version: str, cache: Path = WHEE
     return found[-1]
 
 
-def _tvm_members(platform: str, python_versions: Sequence[str], cache: Path, download: bool) -> Iterator[Member]:
-    """tvm + tvm_ffi files: the installed packages when they fit the platform, else the platform's wheels.
-
-    Only tvm_ffi's Cython extension depends on the Python version, so extra versions add just that file
-    from their own tvm_ffi wheel; its libtvm_ffi.so is byte-identical across versions.
-    """
+def _package_members(
+    platform: str,
+    python_versions: Sequence[str],
+    cache: Path,
+    download: bool,
+    packages: Sequence[tuple[str, str]],
+    per_python: tuple[str, str, str],
+) -> Iterator[Member]:
+    """Files of `packages` ((distribution, import name) pairs): the installed packages when they fit the platform,
+    else the platform's wheels for the first Python version. Only one file of them depends on the Python version
+    (`per_python`: its distribution, import name and path pattern), so each further version adds just that file
+    from its own wheel."""
     arch = PLATFORMS[platform][0]
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    use_installed = arch == _platform.machine() and here in python_versions
-    if use_installed:
-        yield from _installed_members("tvm")
-        yield from _installed_members("tvm_ffi")
+    if arch == _platform.machine() and here in python_versions:
+        for _, package in packages:
+            yield from _installed_members(package)
         others = [v for v in python_versions if v != here]
     else:
-        yield from _wheel_members(find_wheel(TVM_DIST, platform, python_versions[0], cache, download=download), ["tvm"])
-        yield from _wheel_members(find_wheel(FFI_DIST, platform, python_versions[0], cache, download=download), ["tvm_ffi"])
+        for dist, package in packages:
+            yield from _wheel_members(find_wheel(dist, platform, python_versions[0], cache, download=download), [package])
         others = list(python_versions[1:])
+    dist, package, pattern = per_python
     for version in others:
-        wheel = find_wheel(FFI_DIST, platform, version, cache, download=download)
-        for name, read in _wheel_members(wheel, ["tvm_ffi"]):
-            if fnmatch.fnmatch(name, "tvm_ffi/core.*.so"):
-                yield name, read
+        wheel = find_wheel(dist, platform, version, cache, download=download)
+        yield from ((name, read) for name, read in _wheel_members(wheel, [package]) if fnmatch.fnmatch(name, pattern))
+
+
+def _tvm_members(platform: str, python_versions: Sequence[str], cache: Path, download: bool) -> Iterator[Member]:
+    """tvm + tvm_ffi files. Only tvm_ffi's Cython extension depends on the Python version; its libtvm_ffi.so is
+    byte-identical across versions."""
+    packages = [(TVM_DIST, "tvm"), (FFI_DIST, "tvm_ffi")]
+    yield from _package_members(platform, python_versions, cache, download, packages, (FFI_DIST, "tvm_ffi", "tvm_ffi/core.*.so"))
 
 
 def _pure_python_dependency(module: str) -> Member:
@@ -245,23 +261,11 @@ def _pure_python_dependency(module: str) -> Member:
 
 
 def _ort_members(platform: str, python_versions: Sequence[str], cache: Path, download: bool) -> Iterator[Member]:
-    """onnxruntime's inference files for the device: the installed package when it fits, else the platform's wheels.
-    Only its Python extension depends on the Python version: further versions add just that file."""
-    arch = PLATFORMS[platform][0]
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    wanted = lambda name: not any(fnmatch.fnmatch(name, p) for p in (*_ORT_EXCLUDED, "*/__pycache__/*", "*.pyc"))  # noqa: E731
-    if arch == _platform.machine() and here in python_versions:
-        first: Iterator[Member] = _installed_members("onnxruntime")
-        others = [v for v in python_versions if v != here]
-    else:
-        first = _wheel_members(find_wheel(ORT_DIST, platform, python_versions[0], cache, download=download), ["onnxruntime"])
-        others = list(python_versions[1:])
-    yield from ((name, read) for name, read in first if wanted(name))
-    for version in others:
-        wheel = find_wheel(ORT_DIST, platform, version, cache, download=download)
-        yield from (
-            (n, r) for n, r in _wheel_members(wheel, ["onnxruntime"]) if fnmatch.fnmatch(n, "onnxruntime/capi/*pybind11_state.cpython-*.so")
-        )
+    """onnxruntime's inference files for the device (not its Python tools); its Python extension is per version."""
+    extension = (ORT_DIST, "onnxruntime", "onnxruntime/capi/*pybind11_state.cpython-*.so")
+    for name, read in _package_members(platform, python_versions, cache, download, [(ORT_DIST, "onnxruntime")], extension):
+        if not any(fnmatch.fnmatch(name, p) for p in (*_ORT_EXCLUDED, "*/__pycache__/*", "*.pyc")):
+            yield name, read
 
 
 def runtime_members() -> Iterator[Member]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
-import ipaddress
 import signal
 import sys
 import time
@@ -13,25 +11,7 @@ from typing import Any
 
 from tvmdeploy.runtime.errors import TvmDeployError, arg
 from tvmdeploy.runtime.rpc import RpcEndpoint, servers_for_key
-
-LOOPBACK_NAMES = ("localhost",)
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to a public interface
-
-
-def exposure_warning(address: str) -> str:
-    return (
-        f"warning: listening on {address}, beyond this machine. A TVM RPC server runs any code it is sent: "
-        f"anyone who can reach it can run programs here as user '{getpass.getuser()}'. "
-        "Use it only on a trusted network."
-    )
+from tvmdeploy.runtime.rpc.endpoint import exposure_warning, is_loopback
 
 
 def check_bind(host: str, listen_any: bool, what: str) -> str:

@@ -220,9 +220,9 @@ def _wheel_pins(names: tuple[str, ...] = WHEELS) -> list[str]:
 
 def _download_wheels(arch: Arch, folder: Path, show: bool, names: tuple[str, ...] = WHEELS) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    python = PYTHON.removeprefix("python")
     for pin in _progress(_wheel_pins(names), "board: pip download", show=show):
         name = pin.split("==")[0]
-        python = PYTHON.removeprefix("python")
         result = pip_download(pin, arch.wheel_platform, python, folder)
         if result.returncode != 0 and "==" in pin:
             # The host's exact version may have no aarch64 wheel; the newest one that has is next best.
@@ -346,19 +346,21 @@ def _build(board: BoardRoot, progress: bool) -> None:
 
 
 def _distribution(name: str) -> str:
-    """A distribution's name as wheel files spell it (PEP 427: runs of -_. become _, lower case)."""
-    return re.sub(r"[-_.]+", "_", name).lower()
+    """A distribution's name as wheel files spell it (PEP 427: runs of -_. become _, lower case); a wheel file's
+    name gives its distribution."""
+    return re.sub(r"[-_.]+", "_", name.split("-")[0] if name.endswith(".whl") else name).lower()
 
 
 def _add_missing_wheels(board: BoardRoot, progress: bool) -> None:
     stamp_file = board.dir / BUILD_STAMP
     stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
-    have = {_distribution(name.split("-")[0]) for name in stamp.get("wheels", [])}
+    have = {_distribution(name) for name in stamp.get("wheels", [])}
     missing = tuple(name for name in WHEELS if _distribution(name) not in have)
     if not missing:
         return
     wheels = _download_wheels(board.arch, board.dir / "wheels", progress, missing)
-    added = [w for w in wheels if _distribution(w.name.split("-")[0]) in {_distribution(m) for m in missing}]
+    wanted = {_distribution(name) for name in missing}
+    added = [w for w in wheels if _distribution(w.name) in wanted]
     _unpack_wheels(added, board.site, progress)
     _precompile(board, progress)
     stamp["wheels"] = sorted({*stamp.get("wheels", []), *(w.name for w in added)})

@@ -15,8 +15,8 @@ from pathlib import Path
 from tvmdeploy.runtime.errors import TvmDeployError
 from tvmdeploy.runtime.rpc import TRACKER_START_WAIT_S, RpcEndpoint, tracker_summary, wait_for_tracker
 from tvmdeploy.runtime.rpc.board_server import LISTENING
+from tvmdeploy.runtime.rpc.endpoint import is_loopback
 from tvmdeploy.tools.devices.board.root import DEFAULT_KEY, EXTRA_RUNTIME_LIB, SERVER_MODULE, BoardRoot, board_dir, build_root
-from tvmdeploy.tools.devices.rpc_services import is_loopback
 
 
 @dataclass
