@@ -1,30 +1,17 @@
 """The command line's side of opening an artifact where it runs: --threads and the --rpc* flags.
 
-`open_module(artifact, endpoint, threads=, timeout_s=)` itself lives in runtime/module.py (the public
-`tvmdeploy.load` uses it too); `rpc_endpoint(args)` turns the flags into its `endpoint`, with errors
-that name the flags.
+The verbs pass the flags to the public API (`tvmdeploy.load`, `bench`, `evaluate`), whose one rule
+(`RpcEndpoint.from_options`) checks their combination with errors that name the flags.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, ArtifactModule, open_module
+from tvmdeploy.runtime.module import DEFAULT_RPC_CALL_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S
 
-if TYPE_CHECKING:
-    from tvmdeploy.runtime.rpc import RpcEndpoint
-
-__all__ = [
-    "DEFAULT_RPC_CALL_TIMEOUT_S",
-    "DEFAULT_RPC_TIMEOUT_S",
-    "ArtifactModule",
-    "add_rpc_arguments",
-    "open_module",
-    "rpc_endpoint",
-    "thread_count",
-]
+__all__ = ["DEFAULT_RPC_CALL_TIMEOUT_S", "DEFAULT_RPC_TIMEOUT_S", "add_rpc_arguments", "thread_count"]
 
 
 def thread_count(text: str) -> int:
@@ -62,12 +49,3 @@ def add_rpc_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds one call on the device may take before it counts as hung "
         f"(default {DEFAULT_RPC_CALL_TIMEOUT_S:g}: an emulated board needs seconds per image)",
     )
-
-
-def rpc_endpoint(args: argparse.Namespace) -> RpcEndpoint | None:
-    """The RpcEndpoint the --rpc* arguments name, or None for a local run."""
-    if not (args.rpc or args.rpc_tracker or args.rpc_key):
-        return None
-    from tvmdeploy.runtime.rpc import RpcEndpoint
-
-    return RpcEndpoint.from_options(args.rpc, args.rpc_tracker, args.rpc_key)

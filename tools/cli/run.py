@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tvmdeploy.runtime.errors import TvmDeployError
-from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, rpc_endpoint, thread_count
+from tvmdeploy.tools.cli.module_opener import add_rpc_arguments, thread_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise TvmDeployError(f"--topk must be >= 1, got {args.topk}")
     paths = expand_image_paths(args.images)
-    rpc_endpoint(args)  # the flags' combination, checked with errors that name them
     model = tvmdeploy.load(
         args.artifact,
         args.rpc_tracker,
