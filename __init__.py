@@ -267,14 +267,9 @@ def bench(
 
     from tvmdeploy.compile.measure.bench import bench as run_bench
 
-    endpoint = _endpoint(rpc_server, rpc_tracker, rpc_key)
-    if threads is not None and threads < 1:
-        from tvmdeploy.runtime.errors import TvmDeployError
-
-        raise TvmDeployError(f"threads must be >= 1, got {threads}")
     return run_bench(
         Path(artifact),
-        endpoint,
+        _endpoint(rpc_server, rpc_tracker, rpc_key),
         threads=threads,
         runs=runs,
         warmup=warmup,

@@ -84,6 +84,8 @@ def bench(
 
     if runs < 1 or warmup < 0:
         raise TvmDeployError(f"{arg('runs')} must be >= 1 and {arg('warmup')} >= 0", param="runs" if runs < 1 else "warmup")
+    if threads is not None and threads < 1:
+        raise TvmDeployError(f"{arg('threads')} must be >= 1, got {threads}", param="threads")
     module = open_module(
         artifact,
         endpoint,
